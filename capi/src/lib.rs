@@ -1,0 +1,1 @@
+//! libspread placeholder

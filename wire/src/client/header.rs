@@ -1,0 +1,248 @@
+//! The 48-byte message header and what follows it.
+//!
+//! ```text
+//! 0   type        service/control bits + endian marker   (writer's order)
+//! 4   sender      32-byte name: sender's private group, or the group name
+//! 36  num_groups  number of 32-byte names after the header
+//! 40  hint        (mess_type << 8) & 0x00ffff00 + the writer's marker: never swapped
+//! 44  data_len    body bytes after the names
+//! ```
+
+use super::limits::{MAX_GROUP_NAME, MESSAGE_HEADER_LEN};
+use super::names::GroupName;
+use super::DecodeError;
+use crate::endian::{ByteOrder, ENDIAN_MARKER};
+
+/// Bits a raw hint may carry: the marker and the 16-bit mess_type.
+pub const HINT_ALLOWED_BITS: u32 = 0x80ff_ff80;
+
+/// A message header, with integer fields in host values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageHeader {
+    /// Service and control bits, endian marker removed.
+    pub service_type: u32,
+    pub sender: GroupName,
+    pub num_groups: i32,
+    /// The hint bytes exactly as the original writer wrote them.
+    pub hint: [u8; 4],
+    pub data_len: i32,
+}
+
+impl MessageHeader {
+    pub const LEN: usize = MESSAGE_HEADER_LEN;
+
+    /// Decode and convert to host values; also returns the writer's order.
+    pub fn parse(buf: &[u8]) -> Result<(MessageHeader, ByteOrder), DecodeError> {
+        let b: &[u8; MESSAGE_HEADER_LEN] = buf
+            .get(..MESSAGE_HEADER_LEN)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(DecodeError::Incomplete { needed: MESSAGE_HEADER_LEN })?;
+        let word = |at: usize| [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        let order = ByteOrder::of_type_word(word(0));
+        let mut sender = [0u8; MAX_GROUP_NAME];
+        sender.copy_from_slice(&b[4..36]);
+        let header = MessageHeader {
+            service_type: order.read_u32(word(0)) & !ENDIAN_MARKER,
+            sender: GroupName::from_raw(sender),
+            num_groups: order.read_u32(word(36)) as i32,
+            hint: word(40),
+            data_len: order.read_u32(word(44)) as i32,
+        };
+        Ok((header, order))
+    }
+
+    /// Encode in `order`, setting that order's marker in the type word.
+    pub fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
+        order.put_u32(out, (self.service_type & !ENDIAN_MARKER) | order.marker());
+        out.extend_from_slice(self.sender.raw());
+        order.put_i32(out, self.num_groups);
+        out.extend_from_slice(&self.hint);
+        order.put_i32(out, self.data_len);
+    }
+
+    pub fn emit(&self, order: ByteOrder) -> [u8; MESSAGE_HEADER_LEN] {
+        let mut v = Vec::with_capacity(MESSAGE_HEADER_LEN);
+        self.emit_into(order, &mut v);
+        v.try_into().expect("header is 48 bytes")
+    }
+
+    /// The hint as a raw host word, as the daemon validates it.
+    pub fn raw_hint(&self) -> u32 {
+        u32::from_ne_bytes(self.hint)
+    }
+
+    /// The application's 16-bit message type, read in the hint's own order.
+    pub fn mess_type(&self) -> i16 {
+        mess_type_of_hint(self.hint)
+    }
+
+    /// Whether the hint was written in another order than `reader`.
+    pub fn hint_order(&self) -> ByteOrder {
+        ByteOrder::of_type_word(self.hint)
+    }
+}
+
+/// The hint word a writer of `order` puts for `mess_type`.
+pub fn hint_for(mess_type: i16, order: ByteOrder) -> [u8; 4] {
+    let v = (((mess_type as u16 as u32) << 8) & 0x00ff_ff00) | order.marker();
+    order.u32_bytes(v)
+}
+
+/// The 16-bit message type carried by a hint.
+pub fn mess_type_of_hint(hint: [u8; 4]) -> i16 {
+    let order = ByteOrder::of_type_word(hint);
+    ((order.read_u32(hint) >> 8) & 0xffff) as u16 as i16
+}
+
+/// Decode `count` group names.
+pub fn parse_group_names(buf: &[u8], count: usize) -> Result<Vec<GroupName>, DecodeError> {
+    let needed = count.checked_mul(MAX_GROUP_NAME).ok_or(DecodeError::Invalid {
+        field: "num_groups",
+        offset: 0,
+        reason: "too large",
+    })?;
+    if buf.len() < needed {
+        return Err(DecodeError::Incomplete { needed });
+    }
+    Ok(buf[..needed]
+        .chunks_exact(MAX_GROUP_NAME)
+        .map(|c| GroupName::from_raw(c.try_into().expect("32-byte chunk")))
+        .collect())
+}
+
+pub fn emit_group_names(names: &[GroupName], out: &mut Vec<u8>) {
+    for n in names {
+        out.extend_from_slice(n.raw());
+    }
+}
+
+/// A whole message: header, destination or member names, body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub header: MessageHeader,
+    pub groups: Vec<GroupName>,
+    pub body: Vec<u8>,
+}
+
+impl Message {
+    /// Decode one whole message; returns it, the writer's order and bytes used.
+    pub fn parse(buf: &[u8]) -> Result<(Message, ByteOrder, usize), DecodeError> {
+        let (header, order) = MessageHeader::parse(buf)?;
+        if header.num_groups < 0 {
+            return Err(DecodeError::Invalid { field: "num_groups", offset: 36, reason: "negative" });
+        }
+        if header.data_len < 0 {
+            return Err(DecodeError::Invalid { field: "data_len", offset: 44, reason: "negative" });
+        }
+        let names_len = header.num_groups as usize * MAX_GROUP_NAME;
+        let total = MESSAGE_HEADER_LEN + names_len + header.data_len as usize;
+        if buf.len() < total {
+            return Err(DecodeError::Incomplete { needed: total });
+        }
+        let groups = parse_group_names(&buf[MESSAGE_HEADER_LEN..], header.num_groups as usize)?;
+        let body = buf[MESSAGE_HEADER_LEN + names_len..total].to_vec();
+        Ok((Message { header, groups, body }, order, total))
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        MESSAGE_HEADER_LEN + self.groups.len() * MAX_GROUP_NAME + self.body.len()
+    }
+
+    /// Encode in `order`; `num_groups` and `data_len` are taken from the parts.
+    pub fn emit(&self, order: ByteOrder) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        let header = MessageHeader {
+            num_groups: self.groups.len() as i32,
+            data_len: self.body.len() as i32,
+            ..self.header
+        };
+        header.emit_into(order, &mut out);
+        emit_group_names(&self.groups, &mut out);
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+/// A reject delivery: the header (type REJECT_MESS [| SELF_DISCARD]), a word
+/// with the refused message's type, the names (sender's private group
+/// appended), the body.
+pub fn emit_reject(
+    header: &MessageHeader,
+    old_type: u32,
+    groups: &[GroupName],
+    body: &[u8],
+    order: ByteOrder,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MESSAGE_HEADER_LEN + 4 + groups.len() * MAX_GROUP_NAME + body.len());
+    header.emit_into(order, &mut out);
+    order.put_u32(&mut out, old_type | order.marker());
+    emit_group_names(groups, &mut out);
+    out.extend_from_slice(body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::service::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    #[test]
+    fn join_notice_of_c09() {
+        let mut bytes = hex("80110080");
+        bytes.extend_from_slice(GroupName::new(b"g1").unwrap().raw());
+        bytes.extend_from_slice(&hex("02000000800000803800000000"));
+        let (h, order) = MessageHeader::parse(&bytes).unwrap();
+        assert_eq!(order, ByteOrder::Little);
+        assert_eq!(h.service_type, REG_MEMB_MESS | CAUSED_BY_JOIN);
+        assert_eq!(h.num_groups, 2);
+        assert_eq!(h.data_len, 56);
+        assert_eq!(h.mess_type(), 0);
+        assert_eq!(&h.emit(ByteOrder::Little)[..], &bytes[..48]);
+    }
+
+    #[test]
+    fn hint_carries_signed_mess_type() {
+        assert_eq!(hint_for(-2, ByteOrder::Little), [0x80, 0xfe, 0xff, 0x80]);
+        assert_eq!(hint_for(0x1234, ByteOrder::Little), [0x80, 0x34, 0x12, 0x80]);
+        assert_eq!(mess_type_of_hint([0x80, 0xfe, 0xff, 0x80]), -2);
+        // A big-endian writer's hint for 258, as c27 shows it.
+        assert_eq!(hint_for(258, ByteOrder::Big), [0x00, 0x01, 0x02, 0x00]);
+        assert_eq!(mess_type_of_hint([0x00, 0x01, 0x02, 0x00]), 258);
+    }
+
+    #[test]
+    fn big_endian_header_converts() {
+        let h = MessageHeader {
+            service_type: AGREED_MESS,
+            sender: GroupName::new(b"#b#d").unwrap(),
+            num_groups: 1,
+            hint: hint_for(7, ByteOrder::Big),
+            data_len: 5,
+        };
+        let be = h.emit(ByteOrder::Big);
+        assert_eq!(&be[..4], &[0, 0, 0, 0x10]);
+        assert_eq!(MessageHeader::parse(&be).unwrap(), (h, ByteOrder::Big));
+    }
+
+    #[test]
+    fn message_round_trip() {
+        let m = Message {
+            header: MessageHeader {
+                service_type: SAFE_MESS,
+                sender: GroupName::new(b"#a#b").unwrap(),
+                num_groups: 2,
+                hint: hint_for(1, ByteOrder::Little),
+                data_len: 3,
+            },
+            groups: vec![GroupName::new(b"g1").unwrap(), GroupName::new(b"g2").unwrap()],
+            body: b"abc".to_vec(),
+        };
+        let bytes = m.emit(ByteOrder::Little);
+        assert_eq!(Message::parse(&bytes).unwrap(), (m, ByteOrder::Little, bytes.len()));
+        assert!(matches!(Message::parse(&bytes[..100]), Err(DecodeError::Incomplete { .. })));
+    }
+}

@@ -1,0 +1,164 @@
+//! Bodies of membership notices (daemon -> client).
+//!
+//! Regular membership (`REG_MEMB_MESS | CAUSED_BY_*`):
+//! ```text
+//! 0   group_id: memb_id.proc_id, memb_id.time, index   (3 x int32)
+//! 12  num_vs_sets
+//! 16  my_vs_set_offset   byte offset of the receiver's set, counted from byte 20
+//! 20  per set: member count, then count x 32-byte names
+//! ```
+//! Transitional (`TRANSITION_MESS`): just the 12-byte group id.
+//! All integers in the daemon's order (that of the header).
+
+use super::limits::MAX_GROUP_NAME;
+use super::names::GroupName;
+use super::DecodeError;
+use crate::endian::ByteOrder;
+
+/// A ring membership id: the leader's IP and the time the ring formed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MembId {
+    pub proc_id: i32,
+    pub time: i32,
+}
+
+/// A group's view id: the ring id it was created in and a change counter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupId {
+    pub memb_id: MembId,
+    pub index: i32,
+}
+
+impl GroupId {
+    pub const LEN: usize = 12;
+
+    pub fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
+        order.put_i32(out, self.memb_id.proc_id);
+        order.put_i32(out, self.memb_id.time);
+        order.put_i32(out, self.index);
+    }
+
+    pub fn parse(buf: &[u8], order: ByteOrder) -> Result<GroupId, DecodeError> {
+        if buf.len() < Self::LEN {
+            return Err(DecodeError::Incomplete { needed: Self::LEN });
+        }
+        let w = |at: usize| order.read_u32(buf[at..at + 4].try_into().expect("4 bytes")) as i32;
+        Ok(GroupId { memb_id: MembId { proc_id: w(0), time: w(4) }, index: w(8) })
+    }
+}
+
+/// The body of a regular membership notice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipBody {
+    pub group_id: GroupId,
+    /// Sets of members that moved together (one set holding the changed
+    /// member for join/leave/disconnect).
+    pub vs_sets: Vec<Vec<GroupName>>,
+    /// Which set is the receiver's.
+    pub my_vs_set: usize,
+}
+
+impl MembershipBody {
+    /// Offset of set `i`, counted from byte 20 as `my_vs_set_offset` is.
+    pub fn vs_set_offset(&self, i: usize) -> usize {
+        self.vs_sets[..i].iter().map(|s| 4 + s.len() * MAX_GROUP_NAME).sum()
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        20 + self.vs_set_offset(self.vs_sets.len())
+    }
+
+    pub fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
+        self.group_id.emit_into(order, out);
+        order.put_u32(out, self.vs_sets.len() as u32);
+        let offset = if self.vs_sets.is_empty() { 0 } else { self.vs_set_offset(self.my_vs_set) };
+        order.put_u32(out, offset as u32);
+        for set in &self.vs_sets {
+            order.put_u32(out, set.len() as u32);
+            for m in set {
+                out.extend_from_slice(m.raw());
+            }
+        }
+    }
+
+    pub fn emit(&self, order: ByteOrder) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.emit_into(order, &mut out);
+        out
+    }
+
+    pub fn parse(buf: &[u8], order: ByteOrder) -> Result<MembershipBody, DecodeError> {
+        let group_id = GroupId::parse(buf, order)?;
+        if buf.len() < 20 {
+            return Err(DecodeError::Incomplete { needed: 20 });
+        }
+        let word = |at: usize| order.read_u32(buf[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let num_sets = word(12);
+        let my_offset = word(16);
+        let mut vs_sets = Vec::new();
+        let mut pos = 20;
+        let mut my_vs_set = None;
+        for _ in 0..num_sets {
+            if pos - 20 == my_offset {
+                my_vs_set = Some(vs_sets.len());
+            }
+            if buf.len() < pos + 4 {
+                return Err(DecodeError::Incomplete { needed: pos + 4 });
+            }
+            let count = word(pos);
+            pos += 4;
+            let names = super::header::parse_group_names(&buf[pos..], count).map_err(|e| match e {
+                DecodeError::Incomplete { needed } => DecodeError::Incomplete { needed: pos + needed },
+                other => other,
+            })?;
+            pos += count * MAX_GROUP_NAME;
+            vs_sets.push(names);
+        }
+        let my_vs_set = match (num_sets, my_vs_set) {
+            (0, _) => 0,
+            (_, Some(i)) => i,
+            (_, None) => {
+                return Err(DecodeError::Invalid {
+                    field: "my_vs_set_offset",
+                    offset: 16,
+                    reason: "does not point at a vs set",
+                })
+            }
+        };
+        Ok(MembershipBody { group_id, vs_sets, my_vs_set })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    #[test]
+    fn join_body_of_c09() {
+        let mut bytes = hex("0100007ff4e5036b02000000010000000000000001000000");
+        bytes.extend_from_slice(GroupName::new(b"#bob#localhost").unwrap().raw());
+        let body = MembershipBody::parse(&bytes, ByteOrder::Little).unwrap();
+        assert_eq!(body.group_id.memb_id.proc_id, 0x7f00_0001);
+        assert_eq!(body.group_id.index, 2);
+        assert_eq!(body.vs_sets, vec![vec![GroupName::new(b"#bob#localhost").unwrap()]]);
+        assert_eq!(body.emit(ByteOrder::Little), bytes);
+    }
+
+    #[test]
+    fn offset_points_at_receivers_set() {
+        let a = GroupName::new(b"#alice#d1").unwrap();
+        let d = GroupName::new(b"#dave#d3").unwrap();
+        let body = MembershipBody {
+            group_id: GroupId::default(),
+            vs_sets: vec![vec![a], vec![d]],
+            my_vs_set: 1,
+        };
+        let bytes = body.emit(ByteOrder::Big);
+        assert_eq!(&bytes[16..20], &[0, 0, 0, 0x24]);
+        assert_eq!(MembershipBody::parse(&bytes, ByteOrder::Big).unwrap(), body);
+    }
+}
