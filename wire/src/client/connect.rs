@@ -25,7 +25,11 @@ pub struct Version {
 
 impl Version {
     /// What this implementation announces: the 4.4.0 protocol.
-    pub const SPREAD_4_4_0: Version = Version { major: 4, minor: 4, patch: 0 };
+    pub const SPREAD_4_4_0: Version = Version {
+        major: 4,
+        minor: 4,
+        patch: 0,
+    };
 
     pub fn new(major: i8, minor: i8, patch: i8) -> Version {
         Version { major, minor, patch }
@@ -103,11 +107,18 @@ impl std::fmt::Display for ConnectRequestError {
                 write!(f, "connect request truncated: {got} of at least {needed} bytes")
             }
             ConnectRequestError::UnsupportedVersion(v) => {
-                write!(f, "library version {}.{}.{} is not supported", v.major, v.minor, v.patch)
+                write!(
+                    f,
+                    "library version {}.{}.{} is not supported",
+                    v.major, v.minor, v.patch
+                )
             }
             ConnectRequestError::NameLength(n) => write!(f, "private name length {n} is out of 0..=10"),
             ConnectRequestError::NameCount { announced, received } => {
-                write!(f, "private name announced {announced} bytes but {received} arrived")
+                write!(
+                    f,
+                    "private name announced {announced} bytes but {received} arrived"
+                )
             }
             ConnectRequestError::IllegalNameByte(b) => write!(f, "private name has illegal byte 0x{b:02x}"),
         }
@@ -154,7 +165,10 @@ impl ConnectRequest {
     /// match the announced length exactly; returns the request and the number
     /// of bytes consumed (the rest belongs to the next unit).
     pub fn parse(buf: &[u8]) -> Result<(ConnectRequest, usize), ConnectRequestError> {
-        let truncated = |needed| ConnectRequestError::Truncated { needed, got: buf.len() };
+        let truncated = |needed| ConnectRequestError::Truncated {
+            needed,
+            got: buf.len(),
+        };
         if buf.len() < 2 {
             return Err(truncated(2));
         }
@@ -222,9 +236,15 @@ impl AuthMethodList {
         let len = *buf.first().ok_or(DecodeError::Incomplete { needed: 1 })? as usize;
         if (len as i8) < 0 {
             // A negative first byte is a reject code, not a list length.
-            return Err(DecodeError::Invalid { field: "auth list length", offset: 0, reason: "reject code" });
+            return Err(DecodeError::Invalid {
+                field: "auth list length",
+                offset: 0,
+                reason: "reject code",
+            });
         }
-        let body = buf.get(1..1 + len).ok_or(DecodeError::Incomplete { needed: 1 + len })?;
+        let body = buf
+            .get(1..1 + len)
+            .ok_or(DecodeError::Incomplete { needed: 1 + len })?;
         let methods = body
             .split(|&b| b == b' ')
             .filter(|m| !m.is_empty())
@@ -269,7 +289,9 @@ impl AuthChoice {
 
     pub fn parse(buf: &[u8]) -> Result<AuthChoice, DecodeError> {
         if buf.len() < AUTH_CHOICE_LEN {
-            return Err(DecodeError::Incomplete { needed: AUTH_CHOICE_LEN });
+            return Err(DecodeError::Incomplete {
+                needed: AUTH_CHOICE_LEN,
+            });
         }
         let mut slots = [[0u8; MAX_AUTH_NAME]; MAX_AUTH_METHODS];
         for (i, slot) in slots.iter_mut().enumerate() {
@@ -283,7 +305,10 @@ impl AuthChoice {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionReply {
     /// `ACCEPT_SESSION`, the daemon version, the private group name.
-    Accept { daemon_version: Version, private_group: GroupName },
+    Accept {
+        daemon_version: Version,
+        private_group: GroupName,
+    },
     /// A negative code, sent alone; the daemon then closes.
     Reject(i8),
 }
@@ -293,7 +318,10 @@ impl SessionReply {
     pub fn emit(&self, patch_byte: bool) -> Vec<u8> {
         match self {
             SessionReply::Reject(code) => vec![*code as u8],
-            SessionReply::Accept { daemon_version, private_group } => {
+            SessionReply::Accept {
+                daemon_version,
+                private_group,
+            } => {
                 let name = private_group.as_bytes();
                 let mut out = Vec::with_capacity(5 + name.len());
                 out.push(super::code::ACCEPT_SESSION as u8);
@@ -319,15 +347,27 @@ impl SessionReply {
         if buf.len() < head {
             return Err(DecodeError::Incomplete { needed: head });
         }
-        let daemon_version = Version::new(buf[1] as i8, buf[2] as i8, if patch_byte { buf[3] as i8 } else { 0 });
+        let daemon_version = Version::new(
+            buf[1] as i8,
+            buf[2] as i8,
+            if patch_byte { buf[3] as i8 } else { 0 },
+        );
         let len = buf[head - 1] as usize;
-        let name = buf.get(head..head + len).ok_or(DecodeError::Incomplete { needed: head + len })?;
+        let name = buf
+            .get(head..head + len)
+            .ok_or(DecodeError::Incomplete { needed: head + len })?;
         let private_group = GroupName::new(name).ok_or(DecodeError::Invalid {
             field: "private group name",
             offset: head,
             reason: "longer than 31 bytes or contains NUL",
         })?;
-        Ok((SessionReply::Accept { daemon_version, private_group }, head + len))
+        Ok((
+            SessionReply::Accept {
+                daemon_version,
+                private_group,
+            },
+            head + len,
+        ))
     }
 }
 
@@ -361,17 +401,32 @@ mod tests {
             ConnectRequest::parse(&[0, 0, 0, 0, 0]),
             Err(ConnectRequestError::UnsupportedVersion(Version::new(0, 0, 0)))
         );
-        assert!(matches!(ConnectRequest::parse(b"GET / HTTP/1.0"), Err(ConnectRequestError::NameLength(47))));
-        assert!(matches!(ConnectRequest::parse(&[4, 4]), Err(ConnectRequestError::Truncated { .. })));
+        assert!(matches!(
+            ConnectRequest::parse(b"GET / HTTP/1.0"),
+            Err(ConnectRequestError::NameLength(47))
+        ));
+        assert!(matches!(
+            ConnectRequest::parse(&[4, 4]),
+            Err(ConnectRequestError::Truncated { .. })
+        ));
         let mut long = vec![4, 4, 0, 1, 15];
         long.extend_from_slice(b"abcdefghijklmno");
-        assert_eq!(ConnectRequest::parse(&long), Err(ConnectRequestError::NameLength(15)));
+        assert_eq!(
+            ConnectRequest::parse(&long),
+            Err(ConnectRequestError::NameLength(15))
+        );
         let bad = [4, 4, 0, 1, 8, b'b', b'a', b'd', b'#', b'n', b'a', b'm', b'e'];
-        assert_eq!(ConnectRequest::parse(&bad), Err(ConnectRequestError::IllegalNameByte(b'#')));
+        assert_eq!(
+            ConnectRequest::parse(&bad),
+            Err(ConnectRequestError::IllegalNameByte(b'#'))
+        );
         let extra = [4, 4, 0, 1, 2, b'a', b'b', b'c'];
         assert_eq!(
             ConnectRequest::parse(&extra),
-            Err(ConnectRequestError::NameCount { announced: 2, received: 3 })
+            Err(ConnectRequestError::NameCount {
+                announced: 2,
+                received: 3
+            })
         );
     }
 
@@ -388,12 +443,17 @@ mod tests {
 
     #[test]
     fn auth_units() {
-        let list = AuthMethodList { methods: vec!["NULL".into()] };
+        let list = AuthMethodList {
+            methods: vec!["NULL".into()],
+        };
         assert_eq!(list.emit(), b"\x05NULL ");
         assert_eq!(AuthMethodList::parse(b"\x05NULL ").unwrap().0, list);
         let choice = AuthChoice::new(&["NULL"]);
         let bytes = choice.emit();
         assert_eq!(bytes.len(), 90);
-        assert_eq!(AuthChoice::parse(&bytes).unwrap().methods(), vec!["NULL".to_string()]);
+        assert_eq!(
+            AuthChoice::parse(&bytes).unwrap().methods(),
+            vec!["NULL".to_string()]
+        );
     }
 }

@@ -36,7 +36,9 @@ impl MessageHeader {
         let b: &[u8; MESSAGE_HEADER_LEN] = buf
             .get(..MESSAGE_HEADER_LEN)
             .and_then(|s| s.try_into().ok())
-            .ok_or(DecodeError::Incomplete { needed: MESSAGE_HEADER_LEN })?;
+            .ok_or(DecodeError::Incomplete {
+                needed: MESSAGE_HEADER_LEN,
+            })?;
         let word = |at: usize| [b[at], b[at + 1], b[at + 2], b[at + 3]];
         let order = ByteOrder::of_type_word(word(0));
         let mut sender = [0u8; MAX_GROUP_NAME];
@@ -129,10 +131,18 @@ impl Message {
     pub fn parse(buf: &[u8]) -> Result<(Message, ByteOrder, usize), DecodeError> {
         let (header, order) = MessageHeader::parse(buf)?;
         if header.num_groups < 0 {
-            return Err(DecodeError::Invalid { field: "num_groups", offset: 36, reason: "negative" });
+            return Err(DecodeError::Invalid {
+                field: "num_groups",
+                offset: 36,
+                reason: "negative",
+            });
         }
         if header.data_len < 0 {
-            return Err(DecodeError::Invalid { field: "data_len", offset: 44, reason: "negative" });
+            return Err(DecodeError::Invalid {
+                field: "data_len",
+                offset: 44,
+                reason: "negative",
+            });
         }
         let names_len = header.num_groups as usize * MAX_GROUP_NAME;
         let total = MESSAGE_HEADER_LEN + names_len + header.data_len as usize;
@@ -187,7 +197,10 @@ mod tests {
     use crate::client::service::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -242,7 +255,13 @@ mod tests {
             body: b"abc".to_vec(),
         };
         let bytes = m.emit(ByteOrder::Little);
-        assert_eq!(Message::parse(&bytes).unwrap(), (m, ByteOrder::Little, bytes.len()));
-        assert!(matches!(Message::parse(&bytes[..100]), Err(DecodeError::Incomplete { .. })));
+        assert_eq!(
+            Message::parse(&bytes).unwrap(),
+            (m, ByteOrder::Little, bytes.len())
+        );
+        assert!(matches!(
+            Message::parse(&bytes[..100]),
+            Err(DecodeError::Incomplete { .. })
+        ));
     }
 }

@@ -43,7 +43,13 @@ impl GroupId {
             return Err(DecodeError::Incomplete { needed: Self::LEN });
         }
         let w = |at: usize| order.read_u32(buf[at..at + 4].try_into().expect("4 bytes")) as i32;
-        Ok(GroupId { memb_id: MembId { proc_id: w(0), time: w(4) }, index: w(8) })
+        Ok(GroupId {
+            memb_id: MembId {
+                proc_id: w(0),
+                time: w(4),
+            },
+            index: w(8),
+        })
     }
 }
 
@@ -61,7 +67,10 @@ pub struct MembershipBody {
 impl MembershipBody {
     /// Offset of set `i`, counted from byte 20 as `my_vs_set_offset` is.
     pub fn vs_set_offset(&self, i: usize) -> usize {
-        self.vs_sets[..i].iter().map(|s| 4 + s.len() * MAX_GROUP_NAME).sum()
+        self.vs_sets[..i]
+            .iter()
+            .map(|s| 4 + s.len() * MAX_GROUP_NAME)
+            .sum()
     }
 
     pub fn encoded_len(&self) -> usize {
@@ -71,7 +80,11 @@ impl MembershipBody {
     pub fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
         self.group_id.emit_into(order, out);
         order.put_u32(out, self.vs_sets.len() as u32);
-        let offset = if self.vs_sets.is_empty() { 0 } else { self.vs_set_offset(self.my_vs_set) };
+        let offset = if self.vs_sets.is_empty() {
+            0
+        } else {
+            self.vs_set_offset(self.my_vs_set)
+        };
         order.put_u32(out, offset as u32);
         for set in &self.vs_sets {
             order.put_u32(out, set.len() as u32);
@@ -125,7 +138,11 @@ impl MembershipBody {
                 })
             }
         };
-        Ok(MembershipBody { group_id, vs_sets, my_vs_set })
+        Ok(MembershipBody {
+            group_id,
+            vs_sets,
+            my_vs_set,
+        })
     }
 }
 
@@ -134,7 +151,10 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -144,7 +164,10 @@ mod tests {
         let body = MembershipBody::parse(&bytes, ByteOrder::Little).unwrap();
         assert_eq!(body.group_id.memb_id.proc_id, 0x7f00_0001);
         assert_eq!(body.group_id.index, 2);
-        assert_eq!(body.vs_sets, vec![vec![GroupName::new(b"#bob#localhost").unwrap()]]);
+        assert_eq!(
+            body.vs_sets,
+            vec![vec![GroupName::new(b"#bob#localhost").unwrap()]]
+        );
         assert_eq!(body.emit(ByteOrder::Little), bytes);
     }
 

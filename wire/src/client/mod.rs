@@ -104,14 +104,22 @@ pub enum DecodeError {
     /// More bytes are needed: at least `needed` in all.
     Incomplete { needed: usize },
     /// A field holds a value the protocol does not allow.
-    Invalid { field: &'static str, offset: usize, reason: &'static str },
+    Invalid {
+        field: &'static str,
+        offset: usize,
+        reason: &'static str,
+    },
 }
 
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DecodeError::Incomplete { needed } => write!(f, "incomplete: {needed} bytes needed"),
-            DecodeError::Invalid { field, offset, reason } => {
+            DecodeError::Invalid {
+                field,
+                offset,
+                reason,
+            } => {
                 write!(f, "invalid {field} at offset {offset}: {reason}")
             }
         }

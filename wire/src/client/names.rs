@@ -14,7 +14,9 @@ pub struct GroupName {
 }
 
 impl GroupName {
-    pub const EMPTY: GroupName = GroupName { raw: [0; MAX_GROUP_NAME] };
+    pub const EMPTY: GroupName = GroupName {
+        raw: [0; MAX_GROUP_NAME],
+    };
 
     /// The field exactly as read.
     pub fn from_raw(raw: [u8; MAX_GROUP_NAME]) -> GroupName {
@@ -33,7 +35,11 @@ impl GroupName {
 
     /// A clean field from a name, cut at 31 bytes (daemon-built names).
     pub fn truncated(name: &[u8]) -> GroupName {
-        let len = name.iter().position(|&b| b == 0).unwrap_or(name.len()).min(MAX_GROUP_NAME - 1);
+        let len = name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(name.len())
+            .min(MAX_GROUP_NAME - 1);
         let mut raw = [0u8; MAX_GROUP_NAME];
         raw[..len].copy_from_slice(&name[..len]);
         GroupName { raw }
