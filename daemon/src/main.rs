@@ -1,1 +1,183 @@
-fn main() {}
+//! `spread`: the daemon binary. Same flags as the original:
+//! `spread [-l y|n] [-n <proc name>] [-c <config file>]`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use log::{error, info, warn};
+
+use spread_daemon::auth::{AuthPolicy, IpAccessList};
+use spread_daemon::configuration::Configuration;
+use spread_daemon::engine::{Engine, EngineConfig};
+use spread_daemon::logging;
+use spread_daemon::shell::{self, Listen, Shell};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "spread",
+    version,
+    about = "Spread group communication daemon (spread-rs, wire-compatible with Spread 4.4)",
+    after_help = "Without -c, spread.conf is looked for where Spread 4.4 looks; if none is found, one daemon \
+                  runs on 127.0.0.1:4803 from a built-in configuration.\nLogging: DebugFlags in the \
+                  configuration, or RUST_LOG (e.g. RUST_LOG=spread::session=debug)."
+)]
+struct Cli {
+    /// Force this daemon's name (its entry in the configuration).
+    #[arg(short = 'n', value_name = "proc name")]
+    proc_name: Option<String>,
+    /// Configuration file.
+    #[arg(short = 'c', value_name = "file name")]
+    config: Option<PathBuf>,
+    /// Print the status log (y/n).
+    #[arg(short = 'l', value_name = "y/n", value_parser = ["y", "n"])]
+    log: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(name) = &cli.proc_name {
+        if name.len() > 19 {
+            eprintln!("spread: proc name {name} too long (at most 19 characters)");
+            return ExitCode::from(1);
+        }
+    }
+    let (config, source) = match load_configuration(cli.config.as_ref()) {
+        Ok(found) => found,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = logging::init(&config) {
+        eprintln!("spread: {e}");
+        return ExitCode::from(1);
+    }
+    match run(cli, config, source) {
+        Ok(()) => {
+            info!("Spread daemon exiting normally");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            error!("{message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load_configuration(explicit: Option<&PathBuf>) -> Result<(Configuration, String), String> {
+    if let Some(path) = explicit {
+        return Configuration::load(path)
+            .map(|c| (c, path.display().to_string()))
+            .map_err(|e| e.to_string());
+    }
+    match Configuration::search_paths().into_iter().find(|p| p.is_file()) {
+        Some(path) => Configuration::load(&path)
+            .map(|c| (c, path.display().to_string()))
+            .map_err(|e| e.to_string()),
+        None => Ok((
+            Configuration::embedded_default(),
+            String::from("built-in default"),
+        )),
+    }
+}
+
+fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
+    let host_addrs = shell::host_ipv4_addrs();
+    let me = config
+        .find_daemon(cli.proc_name.as_deref(), &host_addrs)
+        .map_err(|e| e.to_string())?;
+    let entry = config.daemon(me).ok_or("own daemon entry vanished")?.clone();
+    let port = config.daemon_port(me);
+    if source == "built-in default" {
+        info!(
+            "no spread.conf found: running one daemon '{}' on {}:{} from the built-in configuration",
+            entry.name, entry.ip, port
+        );
+    } else {
+        info!(
+            "configuration {source}: this daemon is '{}' ({}:{})",
+            entry.name, entry.ip, port
+        );
+    }
+    info!(
+        "configuration hash {} over {} daemons",
+        config.hash(),
+        config.num_daemons()
+    );
+
+    let ip_access = match IpAccessList::load_default(None) {
+        Some(Ok(list)) => Some(list),
+        Some(Err(e)) => return Err(format!("IP access file: {e}")),
+        None => {
+            if config.allowed_auth_methods.iter().any(|m| m == "IP") {
+                warn!("IP authentication is allowed but no spread.access_ip was found: IP will admit nobody");
+            }
+            None
+        }
+    };
+    let unix_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0);
+    let rank = config.daemon_refs().position(|(r, _)| r == me).unwrap_or(0) as u32;
+    let engine_config = EngineConfig {
+        daemon_name: entry.name.as_bytes().to_vec(),
+        daemon_ip: entry.ip,
+        daemon_rank: rank,
+        auth: AuthPolicy {
+            allowed: config.allowed_auth_methods.clone(),
+            required: config.required_auth_methods.clone(),
+            ip_access,
+        },
+        max_session_messages: config.max_session_messages,
+        max_message_body: config.max_message_body,
+        max_sessions: spread_daemon::engine::MAX_SESSIONS,
+        seed: unix_secs as u64 ^ ((std::process::id() as u64) << 32),
+    };
+    let engine = Engine::new(engine_config, unix_secs);
+    let mut tcp: Vec<SocketAddr> = entry
+        .interfaces
+        .iter()
+        .filter(|i| i.kinds.serves_clients())
+        .map(|i| SocketAddr::from((i.ip, port)))
+        .collect();
+    if tcp.is_empty() {
+        tcp.push(SocketAddr::from((entry.ip, port)));
+    }
+    tcp.dedup();
+    let listen = Listen {
+        tcp,
+        unix: Some(PathBuf::from(format!("/tmp/{port}"))),
+    };
+    let mut shell = Shell::new(engine, &listen).map_err(|e| e.to_string())?;
+    info!("Membership id is ({}, {})", entry.ip, unix_secs);
+
+    drop_privileges(&config);
+    shell.run().map_err(|e| e.to_string())
+}
+
+/// When started as root: chroot into RuntimeDir and become DaemonUser /
+/// DaemonGroup. Explicitly configured values must work; the built-in
+/// defaults are skipped with a warning when the user or directory is missing.
+fn drop_privileges(config: &Configuration) {
+    let explicit =
+        config.daemon_user.is_some() || config.daemon_group.is_some() || config.runtime_dir.is_some();
+    let result = shell::drop_privileges(
+        config.daemon_user_or_default(),
+        config.daemon_group_or_default(),
+        config.runtime_dir_or_default(),
+    );
+    match result {
+        Ok(()) => {}
+        Err(e) if explicit => {
+            error!("{e}");
+            std::process::exit(1);
+        }
+        Err(e) => warn!(
+            "still running as root: {e} (set DaemonUser, DaemonGroup and RuntimeDir to drop privileges)"
+        ),
+    }
+}

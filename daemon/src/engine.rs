@@ -1,0 +1,597 @@
+//! The daemon's sans-IO engine: client sessions and process groups over an
+//! ordering layer.
+//!
+//! The I/O shell feeds it accepted connections, bytes read, closed sockets
+//! and the clock; it answers with bytes to write ([`Engine::output_chunks`])
+//! and [`Output`] requests. Client messages pass through the ordering layer
+//! before they take effect, the way they pass through the ring in a
+//! multi-daemon configuration: joins, leaves and disconnects are applied at
+//! their place in the total order, and every receiver sees one order.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use log::{debug, info, warn};
+use spread_wire::client::limits::{DEFAULT_MAX_MESSAGE_BODY, MAX_GROUPS_PER_MESSAGE, MESSAGE_HEADER_LEN};
+use spread_wire::client::service::*;
+use spread_wire::client::{
+    code, emit_group_names, emit_reject, hint_for, AuthMethodList, GroupId, GroupName, MembId,
+    MembershipBody, MessageHeader, SessionReply, Version,
+};
+use spread_wire::endian::ByteOrder;
+
+use crate::auth::AuthPolicy;
+use crate::groups::{Cause, Change, Groups, Member, MAX_LOCAL_GROUP_MEMBERS};
+use crate::session::{ClientMessage, ConnId, Peer, Phase, Session};
+
+/// Sessions one daemon serves, as the original's descriptor budget allows.
+pub const MAX_SESSIONS: usize = (2000 - 5) / 2;
+
+/// What the engine needs to know about its daemon.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub daemon_name: Vec<u8>,
+    pub daemon_ip: Ipv4Addr,
+    /// This daemon's place in the configuration (orders members in notices).
+    pub daemon_rank: u32,
+    pub auth: AuthPolicy,
+    /// Messages queued to a client that stops reading before it is dropped.
+    pub max_session_messages: usize,
+    /// Largest client message: header + names + body.
+    pub max_message_body: usize,
+    pub max_sessions: usize,
+    /// Seeds the invented private names.
+    pub seed: u64,
+}
+
+impl EngineConfig {
+    pub fn new(daemon_name: &str, daemon_ip: Ipv4Addr) -> EngineConfig {
+        EngineConfig {
+            daemon_name: daemon_name.as_bytes().to_vec(),
+            daemon_ip,
+            daemon_rank: 0,
+            auth: AuthPolicy::default(),
+            max_session_messages: 1000,
+            max_message_body: DEFAULT_MAX_MESSAGE_BODY,
+            max_sessions: MAX_SESSIONS,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// Requests to the I/O shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The session has bytes to write.
+    Wake(ConnId),
+    /// Write `last_words` if the socket takes them at once, then close.
+    Close { conn: ConnId, last_words: Vec<u8> },
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    sessions: HashMap<ConnId, Session>,
+    /// Sessions by private group name, reserved from the connect request on.
+    by_private: HashMap<GroupName, ConnId>,
+    groups: Groups,
+    /// The current ring's membership id (group ids are made from it).
+    memb_id: MembId,
+    /// Messages handed to the ordering layer and not yet delivered.
+    ordered: VecDeque<ClientMessage>,
+    outputs: VecDeque<Output>,
+    delivery_stamp: u64,
+    rng: u64,
+    /// Scratch list of a delivery's receivers.
+    receivers: Vec<ConnId>,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, unix_secs: u32) -> Engine {
+        let memb_id = MembId { proc_id: u32::from(cfg.daemon_ip) as i32, time: unix_secs as i32 };
+        let rng = cfg.seed | 1;
+        Engine {
+            cfg,
+            sessions: HashMap::new(),
+            by_private: HashMap::new(),
+            groups: Groups::new(),
+            memb_id,
+            ordered: VecDeque::new(),
+            outputs: VecDeque::new(),
+            delivery_stamp: 0,
+            rng,
+            receivers: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    pub fn membership_id(&self) -> MembId {
+        self.memb_id
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    // ----- events from the shell -----
+
+    /// A client connected.
+    pub fn handle_accept(&mut self, conn: ConnId, peer: Peer, fd: i32, now: Instant) {
+        if self.sessions.len() >= self.cfg.max_sessions {
+            warn!(target: "spread::session", "rejecting connection {conn} from {peer:?}: {} sessions (quota)", self.sessions.len());
+            self.outputs.push_back(Output::Close { conn, last_words: vec![code::REJECT_QUOTA as u8] });
+            return;
+        }
+        debug!(target: "spread::session", "accepted connection {conn} from {peer:?}");
+        self.sessions.insert(conn, Session::new(conn, peer, fd, now));
+    }
+
+    /// Bytes arrived from a client.
+    pub fn handle_client_data(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+        let Some(session) = self.sessions.get_mut(&conn) else { return };
+        session.receive(bytes);
+        self.process_input(conn, now);
+        self.run_ordering();
+    }
+
+    /// The client closed its side, or the socket failed.
+    pub fn handle_client_closed(&mut self, conn: ConnId, _now: Instant) {
+        let Some(session) = self.sessions.get(&conn) else { return };
+        match session.phase {
+            // The original's one read of the auth choice comes back short.
+            Phase::AwaitAuth => self.deny(conn, "connection closed before the auth choice"),
+            Phase::Operational => self.kill_session(conn, "connection closed"),
+            _ => self.drop_session(conn, Vec::new()),
+        }
+        self.run_ordering();
+    }
+
+    /// Time passed: connections that sent no connect request in 1 s go.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<ConnId> = self
+            .sessions
+            .values()
+            .filter(|s| matches!(s.phase, Phase::AwaitConnect { deadline } if deadline <= now))
+            .map(|s| s.conn)
+            .collect();
+        for conn in expired {
+            self.process_connect(conn);
+        }
+        self.run_ordering();
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sessions
+            .values()
+            .filter_map(|s| match s.phase {
+                Phase::AwaitConnect { deadline } => Some(deadline),
+                _ => None,
+            })
+            .min()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Unwritten bytes of a session, oldest first.
+    pub fn output_chunks(&self, conn: ConnId) -> impl Iterator<Item = &[u8]> {
+        self.sessions.get(&conn).into_iter().flat_map(|s| s.output_chunks())
+    }
+
+    /// `n` bytes of the session's output were written.
+    pub fn consume_output(&mut self, conn: ConnId, n: usize) {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.consume_output(n);
+        }
+    }
+
+    pub fn has_output(&self, conn: ConnId) -> bool {
+        self.sessions.get(&conn).is_some_and(|s| s.has_output())
+    }
+
+    // ----- the handshake -----
+
+    fn process_input(&mut self, conn: ConnId, now: Instant) {
+        loop {
+            let Some(session) = self.sessions.get(&conn) else { return };
+            match session.phase {
+                Phase::AwaitConnect { .. } => {
+                    if !self.process_connect(conn) {
+                        return;
+                    }
+                }
+                Phase::AwaitAuth => {
+                    if session.input_len() == 0 || !self.process_auth(conn) {
+                        return;
+                    }
+                }
+                Phase::Operational => return self.process_messages(conn, now),
+                Phase::Closed => return,
+            }
+        }
+    }
+
+    /// Read the connect request from what arrived; true if the session moved on.
+    fn process_connect(&mut self, conn: ConnId) -> bool {
+        let Some(session) = self.sessions.get_mut(&conn) else { return false };
+        let request = match session.take_connect_request() {
+            Ok(request) => request,
+            Err(e) => {
+                info!(target: "spread::session", "connection {conn}: {e}");
+                let last_words = e.reject_code().map(|c| vec![c as u8]).unwrap_or_default();
+                self.drop_session(conn, last_words);
+                return false;
+            }
+        };
+        let name = if request.name.is_empty() {
+            self.invent_name(session_fd(&self.sessions, conn))
+        } else {
+            request.name.clone()
+        };
+        let private_group = GroupName::private_group(&name, &self.cfg.daemon_name);
+        if self.by_private.contains_key(&private_group) {
+            info!(target: "spread::session", "connection {conn}: private name {:?} is in use", String::from_utf8_lossy(&name));
+            self.drop_session(conn, vec![code::REJECT_NOT_UNIQUE as u8]);
+            return false;
+        }
+        self.by_private.insert(private_group, conn);
+        let session = self.sessions.get_mut(&conn).expect("present");
+        session.version = request.version;
+        session.wants_membership = request.wants_membership();
+        session.priority = request.priority();
+        session.name = name;
+        session.private_group = private_group;
+        if !request.version.does_auth_exchange() {
+            let peer = session.peer;
+            match self.cfg.auth.authorize_old_library(peer) {
+                Ok(()) => self.authorize(conn),
+                Err(e) => self.deny(conn, &e.to_string()),
+            }
+            return true;
+        }
+        let list = AuthMethodList { methods: self.cfg.auth.offered() }.emit();
+        if self.cfg.auth.offered().is_empty() {
+            self.deny(conn, "no AllowedAuthMethods configured");
+            return false;
+        }
+        let session = self.sessions.get_mut(&conn).expect("present");
+        session.queue(list.into());
+        session.phase = Phase::AwaitAuth;
+        self.wake(conn);
+        true
+    }
+
+    /// `r<0..9998>-<fd>`, unique among the sessions, as the original invents.
+    fn invent_name(&mut self, fd: i32) -> Vec<u8> {
+        loop {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let mut name = format!("r{}-{}", self.rng % 9999, fd).into_bytes();
+            name.truncate(9);
+            if !self.by_private.contains_key(&GroupName::private_group(&name, &self.cfg.daemon_name)) {
+                return name;
+            }
+        }
+    }
+
+    fn process_auth(&mut self, conn: ConnId) -> bool {
+        let session = self.sessions.get_mut(&conn).expect("present");
+        let Some(choice) = session.take_auth_choice() else {
+            // One read must bring all 90 bytes, as in the original.
+            self.deny(conn, "short auth choice");
+            return false;
+        };
+        let peer = session.peer;
+        match self.cfg.auth.authorize(&choice.methods(), peer) {
+            Ok(()) => {
+                self.authorize(conn);
+                true
+            }
+            Err(e) => {
+                self.deny(conn, &e.to_string());
+                false
+            }
+        }
+    }
+
+    fn authorize(&mut self, conn: ConnId) {
+        let session = self.sessions.get_mut(&conn).expect("present");
+        let reply = SessionReply::Accept {
+            daemon_version: Version::SPREAD_4_4_0,
+            private_group: session.private_group,
+        };
+        session.queue(reply.emit(session.version.expects_patch_in_accept()).into());
+        session.phase = Phase::Operational;
+        info!(target: "spread::session", "session {} connected (connection {conn}, {:?}, membership {})",
+            session.private_group, session.peer, if session.wants_membership { "on" } else { "off" });
+        self.wake(conn);
+    }
+
+    fn deny(&mut self, conn: ConnId, why: &str) {
+        info!(target: "spread::session", "connection {conn}: session denied: {why}");
+        self.drop_session(conn, vec![code::REJECT_AUTH as u8]);
+    }
+
+    // ----- operational sessions -----
+
+    fn process_messages(&mut self, conn: ConnId, _now: Instant) {
+        loop {
+            let session = self.sessions.get_mut(&conn).expect("present");
+            match session.next_message(&self.cfg.daemon_name, self.cfg.max_message_body) {
+                Ok(Some(msg)) => self.handle_client_message(conn, msg),
+                Ok(None) => return,
+                Err(e) => {
+                    let name = session.private_group;
+                    self.kill_session(conn, &format!("invalid message header from {name}: {e}"));
+                    return;
+                }
+            }
+            if !self.sessions.get(&conn).is_some_and(|s| s.is_operational()) {
+                return;
+            }
+        }
+    }
+
+    fn handle_client_message(&mut self, conn: ConnId, msg: ClientMessage) {
+        let t = msg.header.service_type;
+        if t & KILL_MESS != 0 {
+            self.kill_session(conn, "disconnect requested");
+            return;
+        }
+        if t & (JOIN_MESS | LEAVE_MESS) != 0 && msg.header.num_groups < 1 {
+            warn!(target: "spread::session", "{}: join/leave without a group ignored", msg.header.sender.clean());
+            return;
+        }
+        if t & JOIN_MESS != 0 {
+            let group = msg.first_group().expect("num_groups checked").clean();
+            let local = self.groups.get(&group).map_or(0, |g| g.members_on(self.cfg.daemon_rank).count());
+            if local >= MAX_LOCAL_GROUP_MEMBERS {
+                warn!(target: "spread::session", "{} may not join {group}: {local} local members already", msg.header.sender.clean());
+                let old_type = (t & !JOIN_MESS) | CAUSED_BY_JOIN;
+                self.deliver_reject(conn, &msg, old_type);
+                return;
+            }
+        }
+        self.ordered.push_back(msg);
+    }
+
+    /// Send a refused message back to its sender as a REJECT_MESS.
+    fn deliver_reject(&mut self, conn: ConnId, msg: &ClientMessage, old_type: u32) {
+        let mut groups: Vec<GroupName> = msg.groups().collect();
+        let me = msg.header.sender.clean();
+        if groups.len() >= MAX_GROUPS_PER_MESSAGE {
+            groups[MAX_GROUPS_PER_MESSAGE - 1] = me;
+        } else {
+            groups.push(me);
+        }
+        let header = MessageHeader {
+            service_type: REJECT_MESS | (msg.header.service_type & SELF_DISCARD),
+            num_groups: groups.len() as i32,
+            ..msg.header
+        };
+        let body_at = MESSAGE_HEADER_LEN + msg.header.num_groups as usize * 32;
+        let bytes = emit_reject(&header, old_type, &groups, &msg.bytes[body_at..], ByteOrder::NATIVE);
+        self.queue_to(conn, bytes.into());
+    }
+
+    /// Drop a session that was operational: its departure is ordered like
+    /// any message, so members see the disconnect at one place in the order.
+    fn kill_session(&mut self, conn: ConnId, why: &str) {
+        let Some(session) = self.sessions.get(&conn) else { return };
+        let me = session.private_group;
+        info!(target: "spread::session", "session {me} (connection {conn}) leaves: {why}");
+        if session.is_operational() {
+            let header = MessageHeader {
+                service_type: KILL_MESS,
+                sender: me,
+                num_groups: 1,
+                hint: hint_for(0, ByteOrder::NATIVE),
+                data_len: 0,
+            };
+            let mut bytes = Vec::with_capacity(MESSAGE_HEADER_LEN + 32);
+            header.emit_into(ByteOrder::NATIVE, &mut bytes);
+            emit_group_names(&[me], &mut bytes);
+            self.ordered.push_back(ClientMessage { header, bytes: bytes.into() });
+        }
+        self.drop_session(conn, Vec::new());
+    }
+
+    /// Forget a session and ask the shell to close its socket.
+    fn drop_session(&mut self, conn: ConnId, mut last_words: Vec<u8>) {
+        let Some(mut session) = self.sessions.remove(&conn) else { return };
+        if !session.private_group.is_empty() && self.by_private.get(&session.private_group) == Some(&conn) {
+            self.by_private.remove(&session.private_group);
+        }
+        if !last_words.is_empty() {
+            // Anything still queued (the auth list) goes first.
+            let mut pending: Vec<u8> = session.output_chunks().flatten().copied().collect();
+            pending.append(&mut last_words);
+            last_words = pending;
+        }
+        session.phase = Phase::Closed;
+        session.drop_output();
+        self.outputs.push_back(Output::Close { conn, last_words });
+    }
+
+    fn wake(&mut self, conn: ConnId) {
+        self.outputs.push_back(Output::Wake(conn));
+    }
+
+    /// Queue bytes to one session, dropping it if it stopped reading.
+    fn queue_to(&mut self, conn: ConnId, bytes: Arc<[u8]>) {
+        let Some(session) = self.sessions.get_mut(&conn) else { return };
+        if session.queued_messages() >= self.cfg.max_session_messages {
+            let n = session.queued_messages();
+            self.kill_session(conn, &format!("not reading: {n} messages queued"));
+            return;
+        }
+        let was_idle = !session.has_output();
+        session.queue(bytes);
+        if was_idle {
+            self.wake(conn);
+        }
+    }
+
+    // ----- delivery in order -----
+
+    fn run_ordering(&mut self) {
+        while let Some(msg) = self.ordered.pop_front() {
+            self.deliver(msg);
+        }
+    }
+
+    fn deliver(&mut self, msg: ClientMessage) {
+        let t = msg.header.service_type;
+        let sender = msg.header.sender.clean();
+        if t & JOIN_MESS != 0 {
+            let group = msg.first_group().expect("checked on receipt").clean();
+            let member = Member { daemon_rank: self.daemon_rank_of(&sender), name: sender };
+            match self.groups.join(group, member, self.memb_id) {
+                Some(change) => self.notify(&change),
+                None => debug!(target: "spread::groups", "{sender} is already in {group}"),
+            }
+        } else if t & LEAVE_MESS != 0 {
+            let group = msg.first_group().expect("checked on receipt").clean();
+            match self.groups.leave(&group, &sender) {
+                Some(change) => self.notify(&change),
+                None => debug!(target: "spread::groups", "{sender} left {group} without being in it"),
+            }
+        } else if t & KILL_MESS != 0 {
+            for change in self.groups.disconnect(&sender) {
+                self.notify(&change);
+            }
+        } else {
+            self.deliver_data(msg);
+        }
+    }
+
+    fn daemon_rank_of(&self, _member: &GroupName) -> u32 {
+        self.cfg.daemon_rank
+    }
+
+    fn session_of(&self, member: &GroupName) -> Option<ConnId> {
+        self.by_private.get(member).copied().filter(|c| self.sessions.get(c).is_some_and(|s| s.is_operational()))
+    }
+
+    fn deliver_data(&mut self, msg: ClientMessage) {
+        self.delivery_stamp += 1;
+        let stamp = self.delivery_stamp;
+        let discard = (msg.header.service_type & SELF_DISCARD != 0).then(|| msg.header.sender.clean());
+        let mut receivers = std::mem::take(&mut self.receivers);
+        receivers.clear();
+        let rank = self.cfg.daemon_rank;
+        for dest in msg.groups() {
+            if dest.is_private() {
+                if let Some(conn) = self.session_of(&dest) {
+                    receivers.push(conn);
+                }
+            } else if let Some(group) = self.groups.get(&dest) {
+                receivers.extend(group.members_on(rank).filter_map(|m| self.session_of(&m.name)));
+            }
+        }
+        for &conn in &receivers {
+            let Some(session) = self.sessions.get_mut(&conn) else { continue };
+            if session.last_delivery == stamp || discard == Some(session.private_group) {
+                continue;
+            }
+            session.last_delivery = stamp;
+            self.queue_to(conn, msg.bytes.clone());
+        }
+        self.receivers = receivers;
+    }
+
+    /// Membership notices of one group change to its local members.
+    fn notify(&mut self, change: &Change) {
+        let cause = match change.cause {
+            Cause::Join => CAUSED_BY_JOIN,
+            Cause::Leave => CAUSED_BY_LEAVE,
+            Cause::Disconnect => CAUSED_BY_DISCONNECT,
+        };
+        info!(target: "spread::groups", "{} {} group {} ({} members, id index {})", change.changed.name,
+            match change.cause { Cause::Join => "joined", Cause::Leave => "left", Cause::Disconnect => "disconnected from" },
+            change.group, change.members.len(), change.id.index);
+        if change.cause == Cause::Leave {
+            if let Some(conn) = self.session_of(&change.changed.name) {
+                if self.sessions[&conn].wants_membership {
+                    self.queue_to(conn, self_leave_notice(&change.group));
+                }
+            }
+        }
+        if change.members.is_empty() {
+            return;
+        }
+        let notice = membership_notice(change, cause);
+        let rank = self.cfg.daemon_rank;
+        let local: Vec<ConnId> = change
+            .members
+            .iter()
+            .filter(|m| m.daemon_rank == rank)
+            .filter_map(|m| self.session_of(&m.name))
+            .filter(|c| self.sessions[c].wants_membership)
+            .collect();
+        for conn in local {
+            self.queue_to(conn, notice.clone());
+        }
+    }
+}
+
+fn session_fd(sessions: &HashMap<ConnId, Session>, conn: ConnId) -> i32 {
+    sessions.get(&conn).map_or(0, |s| s.fd)
+}
+
+/// A join, leave or disconnect notice: all members as the names, one vs
+/// set holding only the member that changed.
+pub fn membership_notice(change: &Change, cause: u32) -> Arc<[u8]> {
+    let body = MembershipBody { group_id: change.id, vs_sets: vec![vec![change.changed.name]], my_vs_set: 0 };
+    let header = MessageHeader {
+        service_type: REG_MEMB_MESS | cause,
+        sender: change.group,
+        num_groups: change.members.len() as i32,
+        hint: hint_for(0, ByteOrder::NATIVE),
+        data_len: body.encoded_len() as i32,
+    };
+    let mut out = Vec::with_capacity(MESSAGE_HEADER_LEN + 32 * change.members.len() + body.encoded_len());
+    header.emit_into(ByteOrder::NATIVE, &mut out);
+    for m in &change.members {
+        out.extend_from_slice(m.name.raw());
+    }
+    body.emit_into(ByteOrder::NATIVE, &mut out);
+    out.into()
+}
+
+/// The notice a leaving member gets: CAUSED_BY_LEAVE alone, no body.
+pub fn self_leave_notice(group: &GroupName) -> Arc<[u8]> {
+    let header = MessageHeader {
+        service_type: CAUSED_BY_LEAVE,
+        sender: *group,
+        num_groups: 0,
+        hint: hint_for(0, ByteOrder::NATIVE),
+        data_len: 0,
+    };
+    header.emit(ByteOrder::NATIVE).to_vec().into()
+}
+
+/// A transitional notice: the group's (old) id as the whole body.
+pub fn transitional_notice(group: &GroupName, id: GroupId) -> Arc<[u8]> {
+    let header = MessageHeader {
+        service_type: TRANSITION_MESS,
+        sender: *group,
+        num_groups: 0,
+        hint: hint_for(0, ByteOrder::NATIVE),
+        data_len: GroupId::LEN as i32,
+    };
+    let mut out = Vec::with_capacity(MESSAGE_HEADER_LEN + GroupId::LEN);
+    header.emit_into(ByteOrder::NATIVE, &mut out);
+    id.emit_into(ByteOrder::NATIVE, &mut out);
+    out.into()
+}

@@ -1,0 +1,371 @@
+//! Client sessions: the handshake, framing of client messages, and the
+//! queue of bytes waiting to be written to the client.
+//!
+//! A session is fed the bytes its socket produced and answers with what it
+//! decoded; it never touches the socket itself.
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use spread_wire::client::limits::{AUTH_CHOICE_LEN, MAX_GROUP_NAME, MAX_GROUPS_PER_MESSAGE, MESSAGE_HEADER_LEN};
+use spread_wire::client::service::*;
+use spread_wire::client::{ConnectRequest, GroupName, MessageHeader, Version, HINT_ALLOWED_BITS};
+use spread_wire::endian::ByteOrder;
+
+/// Identifies a client connection; chosen by the I/O shell.
+pub type ConnId = usize;
+
+/// Where a client connected from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Tcp(Ipv4Addr),
+    Unix,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepted; the connect request must arrive in one piece within 1 s.
+    AwaitConnect { deadline: Instant },
+    /// Auth methods offered; waiting for the client's 90-byte choice.
+    AwaitAuth,
+    /// Handshake done: client messages flow.
+    Operational,
+    /// Dropped: the shell will close the socket.
+    Closed,
+}
+
+/// A complete message read from an operational client, already converted
+/// to the daemon's byte order: `bytes` = header + names + body, exactly as
+/// it will be delivered to receivers.
+#[derive(Clone, Debug)]
+pub struct ClientMessage {
+    pub header: MessageHeader,
+    pub bytes: Arc<[u8]>,
+}
+
+impl ClientMessage {
+    pub fn groups(&self) -> impl Iterator<Item = GroupName> + '_ {
+        let n = self.header.num_groups.max(0) as usize;
+        self.bytes[MESSAGE_HEADER_LEN..MESSAGE_HEADER_LEN + n * MAX_GROUP_NAME]
+            .chunks_exact(MAX_GROUP_NAME)
+            .map(|c| GroupName::from_raw(c.try_into().expect("32-byte chunk")))
+    }
+
+    pub fn first_group(&self) -> Option<GroupName> {
+        self.groups().next()
+    }
+}
+
+/// Why a client's message header is refused (the session is then dropped
+/// without an answer, as the original does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderError {
+    ServiceBits(u32),
+    SenderName(GroupName),
+    NotThisDaemon(GroupName),
+    NotThisSession(GroupName),
+    NumGroups(i32),
+    Hint(u32),
+    DataLen(i32),
+    TooLarge { data_len: i32, num_groups: i32, max: usize },
+}
+
+impl std::fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderError::ServiceBits(t) => write!(f, "illegal service type 0x{t:08x}"),
+            HeaderError::SenderName(n) => write!(f, "sender field {n:?} is not a private group name"),
+            HeaderError::NotThisDaemon(n) => write!(f, "sender {n:?} names another daemon"),
+            HeaderError::NotThisSession(n) => write!(f, "sender {n:?} names another session"),
+            HeaderError::NumGroups(n) => write!(f, "num_groups {n} outside 0..=100"),
+            HeaderError::Hint(h) => write!(f, "hint 0x{h:08x} has bits outside 0x80ffff80"),
+            HeaderError::DataLen(n) => write!(f, "data_len {n} is negative or too large"),
+            HeaderError::TooLarge { data_len, num_groups, max } => write!(
+                f,
+                "data_len {data_len} + 32 x {num_groups} groups exceeds {} bytes",
+                max - MESSAGE_HEADER_LEN
+            ),
+        }
+    }
+}
+
+/// Check a client's header (already in host values) as the daemon must.
+pub fn validate_header(
+    header: &MessageHeader,
+    session_name: &[u8],
+    daemon_name: &[u8],
+    max_body: usize,
+) -> Result<(), HeaderError> {
+    let t = header.service_type;
+    let service_bits = (t & REGULAR_MESS).count_ones();
+    let control_bits = (t & CONTROL_MESS).count_ones();
+    if service_bits > 1 || control_bits > 1 || service_bits + control_bits != 1 {
+        return Err(HeaderError::ServiceBits(t));
+    }
+    // Stricter than the original, which passes other bits on: daemon-internal
+    // bits (GROUPS_MESS, membership causes, REJECT_MESS) from a client could
+    // only corrupt other daemons' state. No client library sets them.
+    if t & !(REGULAR_MESS | SELF_DISCARD | CONTROL_MESS) != 0 {
+        return Err(HeaderError::ServiceBits(t));
+    }
+    // The original cuts the field at 31 bytes before splitting it.
+    let sender = header.sender.clean();
+    let legal = |s: &[u8]| s.iter().all(|&b| (36..=126).contains(&b));
+    let (private, daemon) = sender.private_parts().ok_or(HeaderError::SenderName(sender))?;
+    if private.is_empty()
+        || private.len() > 10
+        || daemon.is_empty()
+        || daemon.len() >= 20
+        || !legal(private)
+        || !legal(daemon)
+    {
+        return Err(HeaderError::SenderName(sender));
+    }
+    if daemon != daemon_name {
+        return Err(HeaderError::NotThisDaemon(sender));
+    }
+    if private != session_name {
+        return Err(HeaderError::NotThisSession(sender));
+    }
+    if !(0..=MAX_GROUPS_PER_MESSAGE as i32).contains(&header.num_groups) {
+        return Err(HeaderError::NumGroups(header.num_groups));
+    }
+    if header.raw_hint() & !HINT_ALLOWED_BITS != 0 {
+        return Err(HeaderError::Hint(header.raw_hint()));
+    }
+    if header.data_len < 0 || header.data_len as usize > max_body {
+        return Err(HeaderError::DataLen(header.data_len));
+    }
+    let total = header.data_len as usize + MAX_GROUP_NAME * header.num_groups as usize;
+    if total > max_body - MESSAGE_HEADER_LEN {
+        return Err(HeaderError::TooLarge { data_len: header.data_len, num_groups: header.num_groups, max: max_body });
+    }
+    Ok(())
+}
+
+/// Bytes queued for the client, shared between all receivers of a message.
+struct Pending {
+    bytes: Arc<[u8]>,
+    written: usize,
+}
+
+/// One client connection.
+pub struct Session {
+    pub conn: ConnId,
+    pub peer: Peer,
+    /// The socket's descriptor number (the original puts it in invented names).
+    pub fd: i32,
+    pub phase: Phase,
+    pub version: Version,
+    pub wants_membership: bool,
+    pub priority: i32,
+    /// The private name; empty until the connect request is accepted.
+    pub name: Vec<u8>,
+    pub private_group: GroupName,
+    /// Bytes received and not yet consumed.
+    input: Vec<u8>,
+    /// The header of a message whose names and body are still arriving.
+    reading: Option<(MessageHeader, usize)>,
+    out: VecDeque<Pending>,
+    /// Stamp of the last delivery queued here, so a message reaches a
+    /// session once however many of its groups the session is in.
+    pub last_delivery: u64,
+}
+
+impl Session {
+    pub fn new(conn: ConnId, peer: Peer, fd: i32, now: Instant) -> Session {
+        Session {
+            conn,
+            peer,
+            fd,
+            phase: Phase::AwaitConnect { deadline: now + std::time::Duration::from_secs(1) },
+            version: Version::SPREAD_4_4_0,
+            wants_membership: false,
+            priority: 0,
+            name: Vec::new(),
+            private_group: GroupName::EMPTY,
+            input: Vec::new(),
+            reading: None,
+            out: VecDeque::new(),
+            last_delivery: 0,
+        }
+    }
+
+    pub fn is_operational(&self) -> bool {
+        self.phase == Phase::Operational
+    }
+
+    pub fn receive(&mut self, bytes: &[u8]) {
+        self.input.extend_from_slice(bytes);
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.input.len()
+    }
+
+    /// Decode the connect request from what has arrived.
+    pub fn take_connect_request(&mut self) -> Result<ConnectRequest, spread_wire::client::ConnectRequestError> {
+        let result = ConnectRequest::parse(&self.input);
+        if let Ok((_, used)) = &result {
+            self.input.drain(..*used);
+        }
+        result.map(|(req, _)| req)
+    }
+
+    /// The auth choice: one read of 90 bytes; `None` if fewer arrived.
+    pub fn take_auth_choice(&mut self) -> Option<spread_wire::client::AuthChoice> {
+        if self.input.len() < AUTH_CHOICE_LEN {
+            return None;
+        }
+        let choice = spread_wire::client::AuthChoice::parse(&self.input[..AUTH_CHOICE_LEN]).ok();
+        self.input.drain(..AUTH_CHOICE_LEN);
+        choice
+    }
+
+    /// The next complete client message, if one has arrived.
+    ///
+    /// The header is validated as soon as it is whole, so a bad header is
+    /// refused before its announced body is awaited.
+    pub fn next_message(
+        &mut self,
+        daemon_name: &[u8],
+        max_body: usize,
+    ) -> Result<Option<ClientMessage>, HeaderError> {
+        if self.reading.is_none() {
+            if self.input.len() < MESSAGE_HEADER_LEN {
+                return Ok(None);
+            }
+            let (header, _order) = MessageHeader::parse(&self.input).expect("48 bytes are present");
+            validate_header(&header, &self.name, daemon_name, max_body)?;
+            let rest = header.num_groups as usize * MAX_GROUP_NAME + header.data_len as usize;
+            self.reading = Some((header, rest));
+        }
+        let (header, rest) = self.reading.expect("set above");
+        let total = MESSAGE_HEADER_LEN + rest;
+        if self.input.len() < total {
+            return Ok(None);
+        }
+        self.reading = None;
+        let mut bytes = Vec::with_capacity(total);
+        header.emit_into(ByteOrder::NATIVE, &mut bytes);
+        bytes.extend_from_slice(&self.input[MESSAGE_HEADER_LEN..total]);
+        self.input.drain(..total);
+        let header = MessageHeader { service_type: header.service_type, ..header };
+        Ok(Some(ClientMessage { header, bytes: bytes.into() }))
+    }
+
+    /// Queue bytes for the client.
+    pub fn queue(&mut self, bytes: Arc<[u8]>) {
+        self.out.push_back(Pending { bytes, written: 0 });
+    }
+
+    /// Messages queued and not yet fully written.
+    pub fn queued_messages(&self) -> usize {
+        self.out.len()
+    }
+
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Unwritten bytes, oldest first, for a vectored write.
+    pub fn output_chunks(&self) -> impl Iterator<Item = &[u8]> {
+        self.out.iter().map(|p| &p.bytes[p.written..])
+    }
+
+    /// `n` bytes were written to the socket.
+    pub fn consume_output(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.out.front_mut() else { return };
+            let left = front.bytes.len() - front.written;
+            if n >= left {
+                n -= left;
+                self.out.pop_front();
+            } else {
+                front.written += n;
+                n = 0;
+            }
+        }
+    }
+
+    pub fn drop_output(&mut self) {
+        self.out.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spread_wire::client::hint_for;
+
+    fn header(t: u32, sender: &str, num_groups: i32, data_len: i32) -> MessageHeader {
+        MessageHeader {
+            service_type: t,
+            sender: GroupName::new(sender.as_bytes()).unwrap(),
+            num_groups,
+            hint: hint_for(0, ByteOrder::Little),
+            data_len,
+        }
+    }
+
+    const MAX: usize = 144_000;
+
+    #[test]
+    fn header_rules_of_c21() {
+        let ok = |h: MessageHeader| validate_header(&h, b"mallory", b"localhost", MAX);
+        assert_eq!(ok(header(AGREED_MESS, "#mallory#localhost", 1, 10)), Ok(()));
+        assert_eq!(ok(header(AGREED_MESS | SELF_DISCARD, "#mallory#localhost", 1, 10)), Ok(()));
+        assert!(ok(header(AGREED_MESS | SAFE_MESS, "#mallory#localhost", 1, 0)).is_err());
+        assert!(ok(header(JOIN_MESS | AGREED_MESS, "#mallory#localhost", 1, 0)).is_err());
+        assert!(ok(header(0, "#mallory#localhost", 1, 0)).is_err());
+        assert!(ok(header(AGREED_MESS | GROUPS_MESS, "#mallory#localhost", 1, 0)).is_err());
+        assert!(ok(header(AGREED_MESS, "#alice#localhost", 1, 0)).is_err());
+        assert!(ok(header(AGREED_MESS, "#mallory#other", 1, 0)).is_err());
+        assert!(ok(header(AGREED_MESS, "mallory", 1, 0)).is_err());
+        assert!(ok(header(AGREED_MESS, "#mallory#localhost", 101, 0)).is_err());
+        assert!(ok(header(AGREED_MESS, "#mallory#localhost", -1, 0)).is_err());
+        assert!(ok(header(AGREED_MESS, "#mallory#localhost", 0, 144_001)).is_err());
+        assert!(ok(header(AGREED_MESS, "#mallory#localhost", 1, 143_921)).is_err());
+        assert_eq!(ok(header(AGREED_MESS, "#mallory#localhost", 1, 143_920)), Ok(()));
+        let mut h = header(AGREED_MESS, "#mallory#localhost", 1, 0);
+        h.hint = 0x8100_0080u32.to_le_bytes();
+        assert!(ok(h).is_err());
+    }
+
+    #[test]
+    fn messages_are_framed_across_reads() {
+        let now = Instant::now();
+        let mut s = Session::new(1, Peer::Unix, 7, now);
+        s.name = b"a".to_vec();
+        let msg = spread_wire::client::Message {
+            header: header(FIFO_MESS, "#a#d", 1, 3),
+            groups: vec![GroupName::new(b"g").unwrap()],
+            body: b"xyz".to_vec(),
+        }
+        .emit(ByteOrder::Big);
+        s.receive(&msg[..50]);
+        assert!(s.next_message(b"d", MAX).unwrap().is_none());
+        s.receive(&msg[50..]);
+        let m = s.next_message(b"d", MAX).unwrap().unwrap();
+        assert_eq!(m.header.service_type, FIFO_MESS);
+        assert_eq!(&m.bytes[..4], &ByteOrder::NATIVE.u32_bytes(FIFO_MESS | ByteOrder::NATIVE.marker()));
+        assert_eq!(m.first_group(), GroupName::new(b"g"));
+        assert_eq!(&m.bytes[m.bytes.len() - 3..], b"xyz");
+        assert_eq!(s.input_len(), 0);
+    }
+
+    #[test]
+    fn output_is_consumed_in_order() {
+        let mut s = Session::new(1, Peer::Unix, 7, Instant::now());
+        s.queue(Arc::from(&b"abc"[..]));
+        s.queue(Arc::from(&b"de"[..]));
+        s.consume_output(2);
+        assert_eq!(s.output_chunks().collect::<Vec<_>>(), vec![&b"c"[..], &b"de"[..]]);
+        s.consume_output(2);
+        assert_eq!(s.queued_messages(), 1);
+        s.consume_output(1);
+        assert!(!s.has_output());
+    }
+}

@@ -1,0 +1,462 @@
+//! The I/O shell: a mio event loop that carries bytes between sockets and
+//! the [`Engine`], and nothing else.
+//!
+//! Listeners: TCP on the daemon's port for each client interface, and the
+//! Unix stream socket `/tmp/<port>` (mode 0666, like the original).
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, warn};
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::engine::{Engine, Output};
+use crate::session::{ConnId, Peer};
+
+const SIGNAL: Token = Token(0);
+const UNIX_LISTENER: Token = Token(1);
+const FIRST_TCP_LISTENER: usize = 2;
+const FIRST_CONN: usize = 64;
+/// Bytes read from one client per wakeup before others get a turn.
+const READ_BUDGET: usize = 256 * 1024;
+/// Slices handed to one vectored write.
+const WRITE_SLICES: usize = 64;
+
+/// Where the daemon listens for clients.
+#[derive(Clone, Debug)]
+pub struct Listen {
+    pub tcp: Vec<SocketAddr>,
+    /// The Unix socket path, e.g. `/tmp/4803`; `None` to skip it.
+    pub unix: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub enum ShellError {
+    Bind { what: String, source: io::Error },
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ShellError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShellError::Bind { what, source } => write!(f, "cannot listen on {what}: {source}"),
+            ShellError::Io(e) => write!(f, "event loop failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ShellError {}
+
+impl From<io::Error> for ShellError {
+    fn from(e: io::Error) -> Self {
+        ShellError::Io(e)
+    }
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+
+    fn raw_fd(&self) -> i32 {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Connection {
+    stream: Stream,
+    /// Registered for writability (output is waiting on a full socket).
+    want_write: bool,
+}
+
+/// Write end of the signal pipe, for the signal handler.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = 1u8;
+        // SAFETY: write(2) is async-signal-safe; `fd` is the pipe's write end,
+        // which stays open for the life of the process, and `byte` is a valid
+        // one-byte buffer on this stack frame.
+        unsafe {
+            libc::write(fd, (&byte as *const u8).cast(), 1);
+        }
+    }
+}
+
+pub struct Shell {
+    poll: Poll,
+    engine: Engine,
+    tcp_listeners: Vec<TcpListener>,
+    unix_listener: Option<(UnixListener, PathBuf)>,
+    _signal_rx: mio::unix::pipe::Receiver,
+    _signal_tx: mio::unix::pipe::Sender,
+    conns: HashMap<ConnId, Connection>,
+    next_conn: ConnId,
+    /// Clients with unread bytes left after their read budget.
+    read_again: VecDeque<ConnId>,
+    read_buf: Vec<u8>,
+}
+
+impl Shell {
+    pub fn new(engine: Engine, listen: &Listen) -> Result<Shell, ShellError> {
+        let poll = Poll::new()?;
+        let (signal_tx, mut signal_rx) = mio::unix::pipe::new()?;
+        poll.registry().register(&mut signal_rx, SIGNAL, Interest::READABLE)?;
+        SIGNAL_PIPE.store(signal_tx.as_raw_fd(), Ordering::Relaxed);
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: installs a handler that only calls write(2) on a pipe;
+            // `on_signal` has the C signature signal(2) expects.
+            unsafe {
+                libc::signal(sig, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+            }
+        }
+        // SAFETY: ignoring SIGPIPE makes writes to closed sockets return EPIPE
+        // instead of killing the daemon; no handler code runs.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+
+        let mut tcp_listeners = Vec::new();
+        for (i, addr) in listen.tcp.iter().enumerate() {
+            let mut l = bind_tcp(*addr).map_err(|source| ShellError::Bind { what: format!("TCP {addr}"), source })?;
+            poll.registry().register(&mut l, Token(FIRST_TCP_LISTENER + i), Interest::READABLE)?;
+            info!(target: "spread::session", "listening for clients on TCP {addr}");
+            tcp_listeners.push(l);
+        }
+        let unix_listener = match &listen.unix {
+            None => None,
+            Some(path) => {
+                // A stale socket of a previous run is replaced, as the original does.
+                let _ = std::fs::remove_file(path);
+                let mut l = UnixListener::bind(path)
+                    .map_err(|source| ShellError::Bind { what: format!("Unix socket {}", path.display()), source })?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+                poll.registry().register(&mut l, UNIX_LISTENER, Interest::READABLE)?;
+                info!(target: "spread::session", "listening for clients on Unix socket {}", path.display());
+                Some((l, path.clone()))
+            }
+        };
+        Ok(Shell {
+            poll,
+            engine,
+            tcp_listeners,
+            unix_listener,
+            _signal_rx: signal_rx,
+            _signal_tx: signal_tx,
+            conns: HashMap::new(),
+            next_conn: FIRST_CONN,
+            read_again: VecDeque::new(),
+            read_buf: vec![0; 64 * 1024],
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Run until SIGINT or SIGTERM.
+    pub fn run(&mut self) -> Result<(), ShellError> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let timeout = if !self.read_again.is_empty() {
+                Some(Duration::ZERO)
+            } else {
+                self.engine.poll_timeout().map(|t| t.saturating_duration_since(now))
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e.into());
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    SIGNAL => {
+                        info!("signal received: shutting down");
+                        self.shutdown();
+                        return Ok(());
+                    }
+                    UNIX_LISTENER => self.accept_unix(now),
+                    Token(t) if t < FIRST_CONN => self.accept_tcp(t - FIRST_TCP_LISTENER, now),
+                    Token(conn) => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read_client(conn, now);
+                        }
+                        if event.is_writable() {
+                            self.flush(conn);
+                        }
+                    }
+                }
+                self.apply_outputs();
+            }
+            for _ in 0..self.read_again.len() {
+                if let Some(conn) = self.read_again.pop_front() {
+                    self.read_client(conn, now);
+                    self.apply_outputs();
+                }
+            }
+            if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+                self.engine.handle_timeout(now);
+                self.apply_outputs();
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        if let Some((_, path)) = &self.unix_listener {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    fn accept_tcp(&mut self, index: usize, now: Instant) {
+        loop {
+            let Some(listener) = self.tcp_listeners.get(index) else { return };
+            match listener.accept() {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    let _ = socket2::SockRef::from(&stream).set_keepalive(true);
+                    let ip = match addr {
+                        SocketAddr::V4(a) => *a.ip(),
+                        SocketAddr::V6(a) => a.ip().to_ipv4().unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    };
+                    self.add_conn(Stream::Tcp(stream), Peer::Tcp(ip), now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!(target: "spread::session", "accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn accept_unix(&mut self, now: Instant) {
+        loop {
+            let Some((listener, _)) = &self.unix_listener else { return };
+            match listener.accept() {
+                Ok((stream, _)) => self.add_conn(Stream::Unix(stream), Peer::Unix, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!(target: "spread::session", "accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, mut stream: Stream, peer: Peer, now: Instant) {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        if let Err(e) = self.poll.registry().register(stream.source(), Token(conn), Interest::READABLE) {
+            error!(target: "spread::session", "cannot watch a new connection: {e}");
+            return;
+        }
+        let fd = stream.raw_fd();
+        self.conns.insert(conn, Connection { stream, want_write: false });
+        self.engine.handle_accept(conn, peer, fd, now);
+        self.apply_outputs();
+    }
+
+    fn read_client(&mut self, conn: ConnId, now: Instant) {
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else { return };
+            match c.stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    debug!(target: "spread::session", "connection {conn}: end of stream");
+                    self.engine.handle_client_closed(conn, now);
+                    return;
+                }
+                Ok(n) => {
+                    self.engine.handle_client_data(conn, &self.read_buf[..n], now);
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        self.read_again.push_back(conn);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!(target: "spread::session", "connection {conn}: read failed: {e}");
+                    self.engine.handle_client_closed(conn, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn apply_outputs(&mut self) {
+        while let Some(out) = self.engine.poll_output() {
+            match out {
+                Output::Wake(conn) => self.flush(conn),
+                Output::Close { conn, last_words } => self.close(conn, &last_words),
+            }
+        }
+    }
+
+    /// Write what the engine holds for `conn` until the socket is full.
+    fn flush(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        loop {
+            let slices: Vec<IoSlice<'_>> =
+                self.engine.output_chunks(conn).take(WRITE_SLICES).map(IoSlice::new).collect();
+            if slices.is_empty() {
+                break;
+            }
+            match c.stream.write_vectored(&slices) {
+                Ok(n) => {
+                    drop(slices);
+                    self.engine.consume_output(conn, n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    drop(slices);
+                    debug!(target: "spread::session", "connection {conn}: write failed: {e}");
+                    self.engine.handle_client_closed(conn, Instant::now());
+                    return;
+                }
+            }
+        }
+        let pending = self.engine.has_output(conn);
+        if pending != c.want_write {
+            let interest = if pending { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+            if self.poll.registry().reregister(c.stream.source(), Token(conn), interest).is_ok() {
+                c.want_write = pending;
+            }
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, last_words: &[u8]) {
+        let Some(mut c) = self.conns.remove(&conn) else { return };
+        if !last_words.is_empty() {
+            let _ = c.stream.write(last_words);
+        }
+        let _ = self.poll.registry().deregister(c.stream.source());
+        debug!(target: "spread::session", "connection {conn} closed");
+    }
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// The IPv4 addresses of this host's interfaces (to find our own entry in
+/// the configuration when no `-n` is given).
+pub fn host_ipv4_addrs() -> Vec<Ipv4Addr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list it allocates; we
+    // free it with freeifaddrs below and read it only in between.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return out;
+    }
+    let mut cursor = list;
+    while !cursor.is_null() {
+        // SAFETY: `cursor` is a non-null node of the list getifaddrs returned,
+        // valid until freeifaddrs; ifa_addr is null or points at a sockaddr
+        // whose family says how to read it.
+        unsafe {
+            let ifa = &*cursor;
+            if !ifa.ifa_addr.is_null() && (*ifa.ifa_addr).sa_family as i32 == libc::AF_INET {
+                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                out.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+            }
+            cursor = ifa.ifa_next;
+        }
+    }
+    // SAFETY: `list` came from a successful getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    out
+}
+
+/// Give up root as the original does: chroot into the runtime directory,
+/// then take on the configured group and user.
+pub fn drop_privileges(user: &str, group: &str, runtime_dir: &std::path::Path) -> Result<(), String> {
+    use std::ffi::CString;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let c_user = CString::new(user).map_err(|_| format!("bad user name {user:?}"))?;
+    let c_group = CString::new(group).map_err(|_| format!("bad group name {group:?}"))?;
+    // SAFETY: both arguments are valid NUL-terminated strings; the returned
+    // records are read at once, before any other call could overwrite them.
+    let (uid, gid) = unsafe {
+        let pw = libc::getpwnam(c_user.as_ptr());
+        let gr = libc::getgrnam(c_group.as_ptr());
+        if pw.is_null() || gr.is_null() {
+            return Err(format!("no such user/group {user}/{group}"));
+        }
+        ((*pw).pw_uid, (*gr).gr_gid)
+    };
+    let dir = CString::new(runtime_dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("bad runtime directory {}", runtime_dir.display()))?;
+    // SAFETY: plain system calls on valid NUL-terminated paths and ids.
+    unsafe {
+        if libc::chdir(dir.as_ptr()) != 0 || libc::chroot(dir.as_ptr()) != 0 {
+            return Err(format!("chroot to {} failed: {}", runtime_dir.display(), io::Error::last_os_error()));
+        }
+        if libc::setgroups(1, &gid) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+            return Err(format!("privilege drop to {user}/{group} failed: {}", io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
