@@ -51,12 +51,24 @@ impl IpAccessList {
                 rules.push((127 << 24, 8));
                 continue;
             }
-            let err = |message: String| AccessFileError { path: path.to_owned(), line: i + 1, message };
+            let err = |message: String| AccessFileError {
+                path: path.to_owned(),
+                line: i + 1,
+                message,
+            };
             let (addr, prefix) = match line.split_once('/') {
-                Some((a, p)) => (a, p.trim().parse::<u8>().map_err(|_| err(format!("bad prefix in {line:?}")))?),
+                Some((a, p)) => (
+                    a,
+                    p.trim()
+                        .parse::<u8>()
+                        .map_err(|_| err(format!("bad prefix in {line:?}")))?,
+                ),
                 None => (line, 32),
             };
-            let addr: Ipv4Addr = addr.trim().parse().map_err(|_| err(format!("not an address: {line:?}")))?;
+            let addr: Ipv4Addr = addr
+                .trim()
+                .parse()
+                .map_err(|_| err(format!("not an address: {line:?}")))?;
             if prefix > 32 {
                 return Err(err(format!("prefix {prefix} is longer than 32")));
             }
@@ -76,7 +88,11 @@ impl IpAccessList {
         let path = candidates.into_iter().find(|p| p.is_file())?;
         Some(match std::fs::read_to_string(&path) {
             Ok(text) => IpAccessList::parse(&text, &path),
-            Err(e) => Err(AccessFileError { path, line: 0, message: e.to_string() }),
+            Err(e) => Err(AccessFileError {
+                path,
+                line: 0,
+                message: e.to_string(),
+            }),
         })
     }
 
@@ -86,7 +102,11 @@ impl IpAccessList {
             Peer::Tcp(ip) => u32::from(ip),
         };
         self.rules.iter().any(|&(net, prefix)| {
-            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix as u32) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix as u32)
+            };
             ip & mask == net & mask
         })
     }
@@ -103,7 +123,11 @@ pub struct AuthPolicy {
 
 impl Default for AuthPolicy {
     fn default() -> Self {
-        AuthPolicy { allowed: vec!["NULL".into()], required: Vec::new(), ip_access: None }
+        AuthPolicy {
+            allowed: vec!["NULL".into()],
+            required: Vec::new(),
+            ip_access: None,
+        }
     }
 }
 
@@ -166,7 +190,11 @@ impl AuthPolicy {
     /// Libraries older than 3.16 skip the exchange: IP if allowed, else NULL.
     pub fn authorize_old_library(&self, peer: Peer) -> Result<(), AuthDenied> {
         if self.is_allowed("IP") {
-            return if self.check("IP", peer) { Ok(()) } else { Err(AuthDenied::Refused("IP".into())) };
+            return if self.check("IP", peer) {
+                Ok(())
+            } else {
+                Err(AuthDenied::Refused("IP".into()))
+            };
         }
         if self.is_allowed("NULL") {
             Ok(())
@@ -182,7 +210,8 @@ mod tests {
 
     #[test]
     fn access_file_rules() {
-        let list = IpAccessList::parse("# c\nunix\nlocal\n192.168.1.0/24\n10.0.0.7\n", Path::new("f")).unwrap();
+        let list =
+            IpAccessList::parse("# c\nunix\nlocal\n192.168.1.0/24\n10.0.0.7\n", Path::new("f")).unwrap();
         assert!(list.allows(Peer::Unix));
         assert!(list.allows(Peer::Tcp(Ipv4Addr::new(127, 0, 0, 2))));
         assert!(list.allows(Peer::Tcp(Ipv4Addr::new(192, 168, 1, 200))));
@@ -199,9 +228,21 @@ mod tests {
             required: vec!["IP".into()],
             ip_access: Some(IpAccessList::parse("local\n", Path::new("f")).unwrap()),
         };
-        assert_eq!(policy.authorize(&["NULL".into()], Peer::Tcp(Ipv4Addr::LOCALHOST)), Ok(()));
-        assert_eq!(policy.authorize(&["NULL".into()], Peer::Unix), Err(AuthDenied::Refused("IP".into())));
-        assert_eq!(policy.authorize(&["FOO".into()], Peer::Unix), Err(AuthDenied::NotAllowed("FOO".into())));
-        assert_eq!(AuthPolicy::default().authorize(&[], Peer::Unix), Err(AuthDenied::NoMethods));
+        assert_eq!(
+            policy.authorize(&["NULL".into()], Peer::Tcp(Ipv4Addr::LOCALHOST)),
+            Ok(())
+        );
+        assert_eq!(
+            policy.authorize(&["NULL".into()], Peer::Unix),
+            Err(AuthDenied::Refused("IP".into()))
+        );
+        assert_eq!(
+            policy.authorize(&["FOO".into()], Peer::Unix),
+            Err(AuthDenied::NotAllowed("FOO".into()))
+        );
+        assert_eq!(
+            AuthPolicy::default().authorize(&[], Peer::Unix),
+            Err(AuthDenied::NoMethods)
+        );
     }
 }

@@ -24,7 +24,7 @@ use spread_wire::endian::ByteOrder;
 
 use crate::auth::AuthPolicy;
 use crate::groups::{Cause, Change, Groups, Member, MAX_LOCAL_GROUP_MEMBERS};
-use crate::session::{ClientMessage, ConnId, Peer, Phase, Session};
+use crate::session::{Bytes, ClientMessage, ConnId, Peer, Phase, Session};
 
 /// Sessions one daemon serves, as the original's descriptor budget allows.
 pub const MAX_SESSIONS: usize = (2000 - 5) / 2;
@@ -36,6 +36,8 @@ pub struct EngineConfig {
     pub daemon_ip: Ipv4Addr,
     /// This daemon's place in the configuration (orders members in notices).
     pub daemon_rank: u32,
+    /// Names of all configured daemons, in configuration order.
+    pub daemon_names: Vec<Vec<u8>>,
     pub auth: AuthPolicy,
     /// Messages queued to a client that stops reading before it is dropped.
     pub max_session_messages: usize,
@@ -52,6 +54,7 @@ impl EngineConfig {
             daemon_name: daemon_name.as_bytes().to_vec(),
             daemon_ip,
             daemon_rank: 0,
+            daemon_names: vec![daemon_name.as_bytes().to_vec()],
             auth: AuthPolicy::default(),
             max_session_messages: 1000,
             max_message_body: DEFAULT_MAX_MESSAGE_BODY,
@@ -89,7 +92,10 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: EngineConfig, unix_secs: u32) -> Engine {
-        let memb_id = MembId { proc_id: u32::from(cfg.daemon_ip) as i32, time: unix_secs as i32 };
+        let memb_id = MembId {
+            proc_id: u32::from(cfg.daemon_ip) as i32,
+            time: unix_secs as i32,
+        };
         let rng = cfg.seed | 1;
         Engine {
             cfg,
@@ -127,7 +133,10 @@ impl Engine {
     pub fn handle_accept(&mut self, conn: ConnId, peer: Peer, fd: i32, now: Instant) {
         if self.sessions.len() >= self.cfg.max_sessions {
             warn!(target: "spread::session", "rejecting connection {conn} from {peer:?}: {} sessions (quota)", self.sessions.len());
-            self.outputs.push_back(Output::Close { conn, last_words: vec![code::REJECT_QUOTA as u8] });
+            self.outputs.push_back(Output::Close {
+                conn,
+                last_words: vec![code::REJECT_QUOTA as u8],
+            });
             return;
         }
         debug!(target: "spread::session", "accepted connection {conn} from {peer:?}");
@@ -136,7 +145,9 @@ impl Engine {
 
     /// Bytes arrived from a client.
     pub fn handle_client_data(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
-        let Some(session) = self.sessions.get_mut(&conn) else { return };
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
         session.receive(bytes);
         self.process_input(conn, now);
         self.run_ordering();
@@ -144,7 +155,9 @@ impl Engine {
 
     /// The client closed its side, or the socket failed.
     pub fn handle_client_closed(&mut self, conn: ConnId, _now: Instant) {
-        let Some(session) = self.sessions.get(&conn) else { return };
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
         match session.phase {
             // The original's one read of the auth choice comes back short.
             Phase::AwaitAuth => self.deny(conn, "connection closed before the auth choice"),
@@ -184,7 +197,10 @@ impl Engine {
 
     /// Unwritten bytes of a session, oldest first.
     pub fn output_chunks(&self, conn: ConnId) -> impl Iterator<Item = &[u8]> {
-        self.sessions.get(&conn).into_iter().flat_map(|s| s.output_chunks())
+        self.sessions
+            .get(&conn)
+            .into_iter()
+            .flat_map(|s| s.output_chunks())
     }
 
     /// `n` bytes of the session's output were written.
@@ -202,7 +218,9 @@ impl Engine {
 
     fn process_input(&mut self, conn: ConnId, now: Instant) {
         loop {
-            let Some(session) = self.sessions.get(&conn) else { return };
+            let Some(session) = self.sessions.get(&conn) else {
+                return;
+            };
             match session.phase {
                 Phase::AwaitConnect { .. } => {
                     if !self.process_connect(conn) {
@@ -222,7 +240,9 @@ impl Engine {
 
     /// Read the connect request from what arrived; true if the session moved on.
     fn process_connect(&mut self, conn: ConnId) -> bool {
-        let Some(session) = self.sessions.get_mut(&conn) else { return false };
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return false;
+        };
         let request = match session.take_connect_request() {
             Ok(request) => request,
             Err(e) => {
@@ -258,13 +278,16 @@ impl Engine {
             }
             return true;
         }
-        let list = AuthMethodList { methods: self.cfg.auth.offered() }.emit();
+        let list = AuthMethodList {
+            methods: self.cfg.auth.offered(),
+        }
+        .emit();
         if self.cfg.auth.offered().is_empty() {
             self.deny(conn, "no AllowedAuthMethods configured");
             return false;
         }
         let session = self.sessions.get_mut(&conn).expect("present");
-        session.queue(list.into());
+        session.queue(Arc::new(list));
         session.phase = Phase::AwaitAuth;
         self.wake(conn);
         true
@@ -278,7 +301,10 @@ impl Engine {
             self.rng ^= self.rng << 17;
             let mut name = format!("r{}-{}", self.rng % 9999, fd).into_bytes();
             name.truncate(9);
-            if !self.by_private.contains_key(&GroupName::private_group(&name, &self.cfg.daemon_name)) {
+            if !self
+                .by_private
+                .contains_key(&GroupName::private_group(&name, &self.cfg.daemon_name))
+            {
                 return name;
             }
         }
@@ -310,7 +336,7 @@ impl Engine {
             daemon_version: Version::SPREAD_4_4_0,
             private_group: session.private_group,
         };
-        session.queue(reply.emit(session.version.expects_patch_in_accept()).into());
+        session.queue(Arc::new(reply.emit(session.version.expects_patch_in_accept())));
         session.phase = Phase::Operational;
         info!(target: "spread::session", "session {} connected (connection {conn}, {:?}, membership {})",
             session.private_group, session.peer, if session.wants_membership { "on" } else { "off" });
@@ -354,7 +380,10 @@ impl Engine {
         }
         if t & JOIN_MESS != 0 {
             let group = msg.first_group().expect("num_groups checked").clean();
-            let local = self.groups.get(&group).map_or(0, |g| g.members_on(self.cfg.daemon_rank).count());
+            let local = self
+                .groups
+                .get(&group)
+                .map_or(0, |g| g.members_on(self.cfg.daemon_rank).count());
             if local >= MAX_LOCAL_GROUP_MEMBERS {
                 warn!(target: "spread::session", "{} may not join {group}: {local} local members already", msg.header.sender.clean());
                 let old_type = (t & !JOIN_MESS) | CAUSED_BY_JOIN;
@@ -380,14 +409,22 @@ impl Engine {
             ..msg.header
         };
         let body_at = MESSAGE_HEADER_LEN + msg.header.num_groups as usize * 32;
-        let bytes = emit_reject(&header, old_type, &groups, &msg.bytes[body_at..], ByteOrder::NATIVE);
-        self.queue_to(conn, bytes.into());
+        let bytes = emit_reject(
+            &header,
+            old_type,
+            &groups,
+            &msg.bytes[body_at..],
+            ByteOrder::NATIVE,
+        );
+        self.queue_to(conn, Arc::new(bytes));
     }
 
     /// Drop a session that was operational: its departure is ordered like
     /// any message, so members see the disconnect at one place in the order.
     fn kill_session(&mut self, conn: ConnId, why: &str) {
-        let Some(session) = self.sessions.get(&conn) else { return };
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
         let me = session.private_group;
         info!(target: "spread::session", "session {me} (connection {conn}) leaves: {why}");
         if session.is_operational() {
@@ -401,14 +438,19 @@ impl Engine {
             let mut bytes = Vec::with_capacity(MESSAGE_HEADER_LEN + 32);
             header.emit_into(ByteOrder::NATIVE, &mut bytes);
             emit_group_names(&[me], &mut bytes);
-            self.ordered.push_back(ClientMessage { header, bytes: bytes.into() });
+            self.ordered.push_back(ClientMessage {
+                header,
+                bytes: Arc::new(bytes),
+            });
         }
         self.drop_session(conn, Vec::new());
     }
 
     /// Forget a session and ask the shell to close its socket.
     fn drop_session(&mut self, conn: ConnId, mut last_words: Vec<u8>) {
-        let Some(mut session) = self.sessions.remove(&conn) else { return };
+        let Some(mut session) = self.sessions.remove(&conn) else {
+            return;
+        };
         if !session.private_group.is_empty() && self.by_private.get(&session.private_group) == Some(&conn) {
             self.by_private.remove(&session.private_group);
         }
@@ -428,8 +470,10 @@ impl Engine {
     }
 
     /// Queue bytes to one session, dropping it if it stopped reading.
-    fn queue_to(&mut self, conn: ConnId, bytes: Arc<[u8]>) {
-        let Some(session) = self.sessions.get_mut(&conn) else { return };
+    fn queue_to(&mut self, conn: ConnId, bytes: Bytes) {
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
         if session.queued_messages() >= self.cfg.max_session_messages {
             let n = session.queued_messages();
             self.kill_session(conn, &format!("not reading: {n} messages queued"));
@@ -455,7 +499,10 @@ impl Engine {
         let sender = msg.header.sender.clean();
         if t & JOIN_MESS != 0 {
             let group = msg.first_group().expect("checked on receipt").clean();
-            let member = Member { daemon_rank: self.daemon_rank_of(&sender), name: sender };
+            let member = Member {
+                daemon_rank: self.daemon_rank_of(&sender),
+                name: sender,
+            };
             match self.groups.join(group, member, self.memb_id) {
                 Some(change) => self.notify(&change),
                 None => debug!(target: "spread::groups", "{sender} is already in {group}"),
@@ -475,12 +522,27 @@ impl Engine {
         }
     }
 
-    fn daemon_rank_of(&self, _member: &GroupName) -> u32 {
-        self.cfg.daemon_rank
+    /// The configuration rank of a member's daemon (members of unknown
+    /// daemons sort last).
+    fn daemon_rank_of(&self, member: &GroupName) -> u32 {
+        let Some((_, daemon)) = member.private_parts() else {
+            return u32::MAX;
+        };
+        if daemon == self.cfg.daemon_name.as_slice() {
+            return self.cfg.daemon_rank;
+        }
+        self.cfg
+            .daemon_names
+            .iter()
+            .position(|n| n.as_slice() == daemon)
+            .map_or(u32::MAX, |i| i as u32)
     }
 
     fn session_of(&self, member: &GroupName) -> Option<ConnId> {
-        self.by_private.get(member).copied().filter(|c| self.sessions.get(c).is_some_and(|s| s.is_operational()))
+        self.by_private
+            .get(member)
+            .copied()
+            .filter(|c| self.sessions.get(c).is_some_and(|s| s.is_operational()))
     }
 
     fn deliver_data(&mut self, msg: ClientMessage) {
@@ -500,7 +562,9 @@ impl Engine {
             }
         }
         for &conn in &receivers {
-            let Some(session) = self.sessions.get_mut(&conn) else { continue };
+            let Some(session) = self.sessions.get_mut(&conn) else {
+                continue;
+            };
             if session.last_delivery == stamp || discard == Some(session.private_group) {
                 continue;
             }
@@ -551,8 +615,12 @@ fn session_fd(sessions: &HashMap<ConnId, Session>, conn: ConnId) -> i32 {
 
 /// A join, leave or disconnect notice: all members as the names, one vs
 /// set holding only the member that changed.
-pub fn membership_notice(change: &Change, cause: u32) -> Arc<[u8]> {
-    let body = MembershipBody { group_id: change.id, vs_sets: vec![vec![change.changed.name]], my_vs_set: 0 };
+pub fn membership_notice(change: &Change, cause: u32) -> Bytes {
+    let body = MembershipBody {
+        group_id: change.id,
+        vs_sets: vec![vec![change.changed.name]],
+        my_vs_set: 0,
+    };
     let header = MessageHeader {
         service_type: REG_MEMB_MESS | cause,
         sender: change.group,
@@ -566,11 +634,11 @@ pub fn membership_notice(change: &Change, cause: u32) -> Arc<[u8]> {
         out.extend_from_slice(m.name.raw());
     }
     body.emit_into(ByteOrder::NATIVE, &mut out);
-    out.into()
+    Arc::new(out)
 }
 
 /// The notice a leaving member gets: CAUSED_BY_LEAVE alone, no body.
-pub fn self_leave_notice(group: &GroupName) -> Arc<[u8]> {
+pub fn self_leave_notice(group: &GroupName) -> Bytes {
     let header = MessageHeader {
         service_type: CAUSED_BY_LEAVE,
         sender: *group,
@@ -578,11 +646,11 @@ pub fn self_leave_notice(group: &GroupName) -> Arc<[u8]> {
         hint: hint_for(0, ByteOrder::NATIVE),
         data_len: 0,
     };
-    header.emit(ByteOrder::NATIVE).to_vec().into()
+    Arc::new(header.emit(ByteOrder::NATIVE).to_vec())
 }
 
 /// A transitional notice: the group's (old) id as the whole body.
-pub fn transitional_notice(group: &GroupName, id: GroupId) -> Arc<[u8]> {
+pub fn transitional_notice(group: &GroupName, id: GroupId) -> Bytes {
     let header = MessageHeader {
         service_type: TRANSITION_MESS,
         sender: *group,
@@ -593,5 +661,5 @@ pub fn transitional_notice(group: &GroupName, id: GroupId) -> Arc<[u8]> {
     let mut out = Vec::with_capacity(MESSAGE_HEADER_LEN + GroupId::LEN);
     header.emit_into(ByteOrder::NATIVE, &mut out);
     id.emit_into(ByteOrder::NATIVE, &mut out);
-    out.into()
+    Arc::new(out)
 }

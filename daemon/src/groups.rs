@@ -36,8 +36,13 @@ impl Group {
 
     /// Members on one daemon (a contiguous range of the member order).
     pub fn members_on(&self, daemon_rank: u32) -> impl Iterator<Item = &Member> + '_ {
-        let from = Member { daemon_rank, name: GroupName::EMPTY };
-        self.members.range(from..).take_while(move |m| m.daemon_rank == daemon_rank)
+        let from = Member {
+            daemon_rank,
+            name: GroupName::EMPTY,
+        };
+        self.members
+            .range(from..)
+            .take_while(move |m| m.daemon_rank == daemon_rank)
     }
 
     pub fn len(&self) -> usize {
@@ -104,7 +109,10 @@ impl Groups {
 
     /// Groups `member` belongs to, in name order.
     pub fn groups_of(&self, member: &GroupName) -> impl Iterator<Item = &GroupName> {
-        self.memberships.get(member).into_iter().flat_map(|(_, groups)| groups.iter())
+        self.memberships
+            .get(member)
+            .into_iter()
+            .flat_map(|(_, groups)| groups.iter())
     }
 
     /// Add `member` to `group`; a new group starts its ids in ring `memb_id`.
@@ -120,7 +128,11 @@ impl Groups {
             return None;
         }
         entry.id.index += 1;
-        self.memberships.entry(member.name).or_insert_with(|| (member.daemon_rank, BTreeSet::new())).1.insert(group);
+        self.memberships
+            .entry(member.name)
+            .or_insert_with(|| (member.daemon_rank, BTreeSet::new()))
+            .1
+            .insert(group);
         Some(Change {
             group,
             cause: Cause::Join,
@@ -138,12 +150,18 @@ impl Groups {
     /// Remove `member` from every group it is in, in group-name order.
     pub fn disconnect(&mut self, member: &GroupName) -> Vec<Change> {
         let groups: Vec<GroupName> = self.groups_of(member).copied().collect();
-        groups.iter().filter_map(|g| self.remove(g, member, Cause::Disconnect)).collect()
+        groups
+            .iter()
+            .filter_map(|g| self.remove(g, member, Cause::Disconnect))
+            .collect()
     }
 
     fn remove(&mut self, group: &GroupName, member_name: &GroupName, cause: Cause) -> Option<Change> {
         let (daemon_rank, _) = self.memberships.get(member_name)?;
-        let member = Member { daemon_rank: *daemon_rank, name: member_name.clean() };
+        let member = Member {
+            daemon_rank: *daemon_rank,
+            name: member_name.clean(),
+        };
         let g = self.groups.get_mut(group)?;
         if !g.members.remove(&member) {
             return None;
@@ -178,10 +196,16 @@ mod tests {
     }
 
     fn m(rank: u32, s: &str) -> Member {
-        Member { daemon_rank: rank, name: name(s) }
+        Member {
+            daemon_rank: rank,
+            name: name(s),
+        }
     }
 
-    const RING: MembId = MembId { proc_id: 0x7f00_0001, time: 1000 };
+    const RING: MembId = MembId {
+        proc_id: 0x7f00_0001,
+        time: 1000,
+    };
 
     #[test]
     fn join_counts_index_and_orders_members() {
@@ -189,7 +213,13 @@ mod tests {
         let c1 = groups.join(name("g"), m(0, "#little#d"), RING).unwrap();
         assert_eq!(c1.id.index, 1);
         let c2 = groups.join(name("g"), m(0, "#bigend#d"), RING).unwrap();
-        assert_eq!(c2.id, GroupId { memb_id: RING, index: 2 });
+        assert_eq!(
+            c2.id,
+            GroupId {
+                memb_id: RING,
+                index: 2
+            }
+        );
         assert_eq!(c2.members, vec![m(0, "#bigend#d"), m(0, "#little#d")]);
         assert!(groups.join(name("g"), m(0, "#bigend#d"), RING).is_none());
         let c3 = groups.join(name("g"), m(1, "#aaa#e"), RING).unwrap();
@@ -219,7 +249,9 @@ mod tests {
         let changes = groups.disconnect(&name("#a#d"));
         let order: Vec<_> = changes.iter().map(|c| c.group.to_string()).collect();
         assert_eq!(order, ["g1", "g2", "g3"]);
-        assert!(changes.iter().all(|c| c.cause == Cause::Disconnect && c.id.index == 3));
+        assert!(changes
+            .iter()
+            .all(|c| c.cause == Cause::Disconnect && c.id.index == 3));
         assert_eq!(groups.groups_of(&name("#a#d")).count(), 0);
     }
 }

@@ -12,6 +12,8 @@ pub mod engine;
 pub mod groups;
 pub mod logging;
 #[cfg(not(spread_lead_only))] // TEMP while helpers work
+pub mod membership;
+#[cfg(not(spread_lead_only))] // TEMP while helpers work
 pub mod ring;
 pub mod session;
 pub mod shell;

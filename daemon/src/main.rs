@@ -127,6 +127,10 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
         daemon_name: entry.name.as_bytes().to_vec(),
         daemon_ip: entry.ip,
         daemon_rank: rank,
+        daemon_names: config
+            .daemon_refs()
+            .map(|(_, d)| d.name.as_bytes().to_vec())
+            .collect(),
         auth: AuthPolicy {
             allowed: config.allowed_auth_methods.clone(),
             required: config.required_auth_methods.clone(),
@@ -155,17 +159,17 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
     let mut shell = Shell::new(engine, &listen).map_err(|e| e.to_string())?;
     info!("Membership id is ({}, {})", entry.ip, unix_secs);
 
-    drop_privileges(&config);
+    drop_privileges(&config, &mut shell);
     shell.run().map_err(|e| e.to_string())
 }
 
 /// When started as root: chroot into RuntimeDir and become DaemonUser /
 /// DaemonGroup. Explicitly configured values must work; the built-in
 /// defaults are skipped with a warning when the user or directory is missing.
-fn drop_privileges(config: &Configuration) {
+fn drop_privileges(config: &Configuration, shell: &mut Shell) {
     let explicit =
         config.daemon_user.is_some() || config.daemon_group.is_some() || config.runtime_dir.is_some();
-    let result = shell::drop_privileges(
+    let result = shell.drop_privileges(
         config.daemon_user_or_default(),
         config.daemon_group_or_default(),
         config.runtime_dir_or_default(),

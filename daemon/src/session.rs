@@ -9,10 +9,15 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use spread_wire::client::limits::{AUTH_CHOICE_LEN, MAX_GROUP_NAME, MAX_GROUPS_PER_MESSAGE, MESSAGE_HEADER_LEN};
+use spread_wire::client::limits::{
+    AUTH_CHOICE_LEN, MAX_GROUPS_PER_MESSAGE, MAX_GROUP_NAME, MESSAGE_HEADER_LEN,
+};
 use spread_wire::client::service::*;
 use spread_wire::client::{ConnectRequest, GroupName, MessageHeader, Version, HINT_ALLOWED_BITS};
 use spread_wire::endian::ByteOrder;
+
+/// Bytes shared by every receiver of a message (built once, never copied).
+pub type Bytes = Arc<Vec<u8>>;
 
 /// Identifies a client connection; chosen by the I/O shell.
 pub type ConnId = usize;
@@ -42,7 +47,7 @@ pub enum Phase {
 #[derive(Clone, Debug)]
 pub struct ClientMessage {
     pub header: MessageHeader,
-    pub bytes: Arc<[u8]>,
+    pub bytes: Bytes,
 }
 
 impl ClientMessage {
@@ -69,7 +74,11 @@ pub enum HeaderError {
     NumGroups(i32),
     Hint(u32),
     DataLen(i32),
-    TooLarge { data_len: i32, num_groups: i32, max: usize },
+    TooLarge {
+        data_len: i32,
+        num_groups: i32,
+        max: usize,
+    },
 }
 
 impl std::fmt::Display for HeaderError {
@@ -82,7 +91,11 @@ impl std::fmt::Display for HeaderError {
             HeaderError::NumGroups(n) => write!(f, "num_groups {n} outside 0..=100"),
             HeaderError::Hint(h) => write!(f, "hint 0x{h:08x} has bits outside 0x80ffff80"),
             HeaderError::DataLen(n) => write!(f, "data_len {n} is negative or too large"),
-            HeaderError::TooLarge { data_len, num_groups, max } => write!(
+            HeaderError::TooLarge {
+                data_len,
+                num_groups,
+                max,
+            } => write!(
                 f,
                 "data_len {data_len} + 32 x {num_groups} groups exceeds {} bytes",
                 max - MESSAGE_HEADER_LEN
@@ -140,14 +153,55 @@ pub fn validate_header(
     }
     let total = header.data_len as usize + MAX_GROUP_NAME * header.num_groups as usize;
     if total > max_body - MESSAGE_HEADER_LEN {
-        return Err(HeaderError::TooLarge { data_len: header.data_len, num_groups: header.num_groups, max: max_body });
+        return Err(HeaderError::TooLarge {
+            data_len: header.data_len,
+            num_groups: header.num_groups,
+            max: max_body,
+        });
     }
     Ok(())
 }
 
+/// Received bytes with a read cursor, so consuming a message does not
+/// shift the rest of the buffer.
+#[derive(Default)]
+struct InputBuffer {
+    data: Vec<u8>,
+    start: usize,
+}
+
+impl InputBuffer {
+    fn bytes(&self) -> &[u8] {
+        &self.data[self.start..]
+    }
+
+    fn len(&self) -> usize {
+        self.data.len() - self.start
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        if self.start == self.data.len() {
+            self.data.clear();
+            self.start = 0;
+        } else if self.start >= 64 * 1024 {
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+        self.data.extend_from_slice(bytes);
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.data.len() {
+            self.data.clear();
+            self.start = 0;
+        }
+    }
+}
+
 /// Bytes queued for the client, shared between all receivers of a message.
 struct Pending {
-    bytes: Arc<[u8]>,
+    bytes: Bytes,
     written: usize,
 }
 
@@ -165,7 +219,7 @@ pub struct Session {
     pub name: Vec<u8>,
     pub private_group: GroupName,
     /// Bytes received and not yet consumed.
-    input: Vec<u8>,
+    input: InputBuffer,
     /// The header of a message whose names and body are still arriving.
     reading: Option<(MessageHeader, usize)>,
     out: VecDeque<Pending>,
@@ -180,13 +234,15 @@ impl Session {
             conn,
             peer,
             fd,
-            phase: Phase::AwaitConnect { deadline: now + std::time::Duration::from_secs(1) },
+            phase: Phase::AwaitConnect {
+                deadline: now + std::time::Duration::from_secs(1),
+            },
             version: Version::SPREAD_4_4_0,
             wants_membership: false,
             priority: 0,
             name: Vec::new(),
             private_group: GroupName::EMPTY,
-            input: Vec::new(),
+            input: InputBuffer::default(),
             reading: None,
             out: VecDeque::new(),
             last_delivery: 0,
@@ -198,7 +254,7 @@ impl Session {
     }
 
     pub fn receive(&mut self, bytes: &[u8]) {
-        self.input.extend_from_slice(bytes);
+        self.input.extend(bytes);
     }
 
     pub fn input_len(&self) -> usize {
@@ -206,10 +262,12 @@ impl Session {
     }
 
     /// Decode the connect request from what has arrived.
-    pub fn take_connect_request(&mut self) -> Result<ConnectRequest, spread_wire::client::ConnectRequestError> {
-        let result = ConnectRequest::parse(&self.input);
+    pub fn take_connect_request(
+        &mut self,
+    ) -> Result<ConnectRequest, spread_wire::client::ConnectRequestError> {
+        let result = ConnectRequest::parse(self.input.bytes());
         if let Ok((_, used)) = &result {
-            self.input.drain(..*used);
+            self.input.consume(*used);
         }
         result.map(|(req, _)| req)
     }
@@ -219,8 +277,8 @@ impl Session {
         if self.input.len() < AUTH_CHOICE_LEN {
             return None;
         }
-        let choice = spread_wire::client::AuthChoice::parse(&self.input[..AUTH_CHOICE_LEN]).ok();
-        self.input.drain(..AUTH_CHOICE_LEN);
+        let choice = spread_wire::client::AuthChoice::parse(&self.input.bytes()[..AUTH_CHOICE_LEN]).ok();
+        self.input.consume(AUTH_CHOICE_LEN);
         choice
     }
 
@@ -237,7 +295,7 @@ impl Session {
             if self.input.len() < MESSAGE_HEADER_LEN {
                 return Ok(None);
             }
-            let (header, _order) = MessageHeader::parse(&self.input).expect("48 bytes are present");
+            let (header, _order) = MessageHeader::parse(self.input.bytes()).expect("48 bytes are present");
             validate_header(&header, &self.name, daemon_name, max_body)?;
             let rest = header.num_groups as usize * MAX_GROUP_NAME + header.data_len as usize;
             self.reading = Some((header, rest));
@@ -250,14 +308,20 @@ impl Session {
         self.reading = None;
         let mut bytes = Vec::with_capacity(total);
         header.emit_into(ByteOrder::NATIVE, &mut bytes);
-        bytes.extend_from_slice(&self.input[MESSAGE_HEADER_LEN..total]);
-        self.input.drain(..total);
-        let header = MessageHeader { service_type: header.service_type, ..header };
-        Ok(Some(ClientMessage { header, bytes: bytes.into() }))
+        bytes.extend_from_slice(&self.input.bytes()[MESSAGE_HEADER_LEN..total]);
+        self.input.consume(total);
+        let header = MessageHeader {
+            service_type: header.service_type,
+            ..header
+        };
+        Ok(Some(ClientMessage {
+            header,
+            bytes: Arc::new(bytes),
+        }))
     }
 
     /// Queue bytes for the client.
-    pub fn queue(&mut self, bytes: Arc<[u8]>) {
+    pub fn queue(&mut self, bytes: Bytes) {
         self.out.push_back(Pending { bytes, written: 0 });
     }
 
@@ -316,7 +380,10 @@ mod tests {
     fn header_rules_of_c21() {
         let ok = |h: MessageHeader| validate_header(&h, b"mallory", b"localhost", MAX);
         assert_eq!(ok(header(AGREED_MESS, "#mallory#localhost", 1, 10)), Ok(()));
-        assert_eq!(ok(header(AGREED_MESS | SELF_DISCARD, "#mallory#localhost", 1, 10)), Ok(()));
+        assert_eq!(
+            ok(header(AGREED_MESS | SELF_DISCARD, "#mallory#localhost", 1, 10)),
+            Ok(())
+        );
         assert!(ok(header(AGREED_MESS | SAFE_MESS, "#mallory#localhost", 1, 0)).is_err());
         assert!(ok(header(JOIN_MESS | AGREED_MESS, "#mallory#localhost", 1, 0)).is_err());
         assert!(ok(header(0, "#mallory#localhost", 1, 0)).is_err());
@@ -350,7 +417,10 @@ mod tests {
         s.receive(&msg[50..]);
         let m = s.next_message(b"d", MAX).unwrap().unwrap();
         assert_eq!(m.header.service_type, FIFO_MESS);
-        assert_eq!(&m.bytes[..4], &ByteOrder::NATIVE.u32_bytes(FIFO_MESS | ByteOrder::NATIVE.marker()));
+        assert_eq!(
+            &m.bytes[..4],
+            &ByteOrder::NATIVE.u32_bytes(FIFO_MESS | ByteOrder::NATIVE.marker())
+        );
         assert_eq!(m.first_group(), GroupName::new(b"g"));
         assert_eq!(&m.bytes[m.bytes.len() - 3..], b"xyz");
         assert_eq!(s.input_len(), 0);
@@ -359,8 +429,8 @@ mod tests {
     #[test]
     fn output_is_consumed_in_order() {
         let mut s = Session::new(1, Peer::Unix, 7, Instant::now());
-        s.queue(Arc::from(&b"abc"[..]));
-        s.queue(Arc::from(&b"de"[..]));
+        s.queue(Arc::new(b"abc".to_vec()));
+        s.queue(Arc::new(b"de".to_vec()));
         s.consume_output(2);
         assert_eq!(s.output_chunks().collect::<Vec<_>>(), vec![&b"c"[..], &b"de"[..]]);
         s.consume_output(2);

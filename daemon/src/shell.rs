@@ -136,12 +136,18 @@ pub struct Shell {
     engine: Engine,
     tcp_listeners: Vec<TcpListener>,
     unix_listener: Option<(UnixListener, PathBuf)>,
+    /// The Unix socket's directory, kept open so the socket can be removed
+    /// at shutdown even after a chroot.
+    unix_dir: Option<std::fs::File>,
     _signal_rx: mio::unix::pipe::Receiver,
     _signal_tx: mio::unix::pipe::Sender,
     conns: HashMap<ConnId, Connection>,
     next_conn: ConnId,
     /// Clients with unread bytes left after their read budget.
     read_again: VecDeque<ConnId>,
+    /// Sessions with new output, written once per loop turn so that the
+    /// messages of one read leave in one vectored write.
+    to_flush: Vec<ConnId>,
     read_buf: Vec<u8>,
 }
 
@@ -149,7 +155,8 @@ impl Shell {
     pub fn new(engine: Engine, listen: &Listen) -> Result<Shell, ShellError> {
         let poll = Poll::new()?;
         let (signal_tx, mut signal_rx) = mio::unix::pipe::new()?;
-        poll.registry().register(&mut signal_rx, SIGNAL, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut signal_rx, SIGNAL, Interest::READABLE)?;
         SIGNAL_PIPE.store(signal_tx.as_raw_fd(), Ordering::Relaxed);
         for sig in [libc::SIGINT, libc::SIGTERM] {
             // SAFETY: installs a handler that only calls write(2) on a pipe;
@@ -166,8 +173,12 @@ impl Shell {
 
         let mut tcp_listeners = Vec::new();
         for (i, addr) in listen.tcp.iter().enumerate() {
-            let mut l = bind_tcp(*addr).map_err(|source| ShellError::Bind { what: format!("TCP {addr}"), source })?;
-            poll.registry().register(&mut l, Token(FIRST_TCP_LISTENER + i), Interest::READABLE)?;
+            let mut l = bind_tcp(*addr).map_err(|source| ShellError::Bind {
+                what: format!("TCP {addr}"),
+                source,
+            })?;
+            poll.registry()
+                .register(&mut l, Token(FIRST_TCP_LISTENER + i), Interest::READABLE)?;
             info!(target: "spread::session", "listening for clients on TCP {addr}");
             tcp_listeners.push(l);
         }
@@ -176,16 +187,25 @@ impl Shell {
             Some(path) => {
                 // A stale socket of a previous run is replaced, as the original does.
                 let _ = std::fs::remove_file(path);
-                let mut l = UnixListener::bind(path)
-                    .map_err(|source| ShellError::Bind { what: format!("Unix socket {}", path.display()), source })?;
+                let mut l = UnixListener::bind(path).map_err(|source| ShellError::Bind {
+                    what: format!("Unix socket {}", path.display()),
+                    source,
+                })?;
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-                poll.registry().register(&mut l, UNIX_LISTENER, Interest::READABLE)?;
+                poll.registry()
+                    .register(&mut l, UNIX_LISTENER, Interest::READABLE)?;
                 info!(target: "spread::session", "listening for clients on Unix socket {}", path.display());
                 Some((l, path.clone()))
             }
         };
+        let unix_dir = listen
+            .unix
+            .as_ref()
+            .and_then(|p| p.parent())
+            .and_then(|d| std::fs::File::open(d).ok());
         Ok(Shell {
+            unix_dir,
             poll,
             engine,
             tcp_listeners,
@@ -195,6 +215,7 @@ impl Shell {
             conns: HashMap::new(),
             next_conn: FIRST_CONN,
             read_again: VecDeque::new(),
+            to_flush: Vec::new(),
             read_buf: vec![0; 64 * 1024],
         })
     }
@@ -211,7 +232,9 @@ impl Shell {
             let timeout = if !self.read_again.is_empty() {
                 Some(Duration::ZERO)
             } else {
-                self.engine.poll_timeout().map(|t| t.saturating_duration_since(now))
+                self.engine
+                    .poll_timeout()
+                    .map(|t| t.saturating_duration_since(now))
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -250,18 +273,44 @@ impl Shell {
                 self.engine.handle_timeout(now);
                 self.apply_outputs();
             }
+            self.flush_woken();
         }
     }
 
     fn shutdown(&mut self) {
-        if let Some((_, path)) = &self.unix_listener {
-            let _ = std::fs::remove_file(path);
+        let (Some((_, path)), Some(dir)) = (&self.unix_listener, &self.unix_dir) else {
+            return;
+        };
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| std::ffi::CString::new(n.as_encoded_bytes()).ok())
+        else {
+            return;
+        };
+        // SAFETY: `dir` is an open directory descriptor owned by this shell and
+        // `name` a valid NUL-terminated file name inside it.
+        if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
+            warn!(target: "spread::session", "cannot remove {}: {}", path.display(), io::Error::last_os_error());
         }
+    }
+
+    /// Drop root (see [`drop_privileges`]), handing the Unix socket to the
+    /// new user first so it can still remove it at shutdown.
+    pub fn drop_privileges(
+        &mut self,
+        user: &str,
+        group: &str,
+        runtime_dir: &std::path::Path,
+    ) -> Result<(), String> {
+        let socket = self.unix_listener.as_ref().map(|(_, p)| p.as_path());
+        drop_privileges(user, group, runtime_dir, socket)
     }
 
     fn accept_tcp(&mut self, index: usize, now: Instant) {
         loop {
-            let Some(listener) = self.tcp_listeners.get(index) else { return };
+            let Some(listener) = self.tcp_listeners.get(index) else {
+                return;
+            };
             match listener.accept() {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
@@ -283,7 +332,9 @@ impl Shell {
 
     fn accept_unix(&mut self, now: Instant) {
         loop {
-            let Some((listener, _)) = &self.unix_listener else { return };
+            let Some((listener, _)) = &self.unix_listener else {
+                return;
+            };
             match listener.accept() {
                 Ok((stream, _)) => self.add_conn(Stream::Unix(stream), Peer::Unix, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -298,12 +349,22 @@ impl Shell {
     fn add_conn(&mut self, mut stream: Stream, peer: Peer, now: Instant) {
         let conn = self.next_conn;
         self.next_conn += 1;
-        if let Err(e) = self.poll.registry().register(stream.source(), Token(conn), Interest::READABLE) {
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(stream.source(), Token(conn), Interest::READABLE)
+        {
             error!(target: "spread::session", "cannot watch a new connection: {e}");
             return;
         }
         let fd = stream.raw_fd();
-        self.conns.insert(conn, Connection { stream, want_write: false });
+        self.conns.insert(
+            conn,
+            Connection {
+                stream,
+                want_write: false,
+            },
+        );
         self.engine.handle_accept(conn, peer, fd, now);
         self.apply_outputs();
     }
@@ -311,7 +372,9 @@ impl Shell {
     fn read_client(&mut self, conn: ConnId, now: Instant) {
         let mut budget = READ_BUDGET;
         loop {
-            let Some(c) = self.conns.get_mut(&conn) else { return };
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
             match c.stream.read(&mut self.read_buf) {
                 Ok(0) => {
                     debug!(target: "spread::session", "connection {conn}: end of stream");
@@ -340,18 +403,35 @@ impl Shell {
     fn apply_outputs(&mut self) {
         while let Some(out) = self.engine.poll_output() {
             match out {
-                Output::Wake(conn) => self.flush(conn),
+                Output::Wake(conn) => self.to_flush.push(conn),
                 Output::Close { conn, last_words } => self.close(conn, &last_words),
             }
         }
     }
 
+    fn flush_woken(&mut self) {
+        while !self.to_flush.is_empty() {
+            let woken = std::mem::take(&mut self.to_flush);
+            for conn in woken {
+                self.flush(conn);
+            }
+            // A failed write may have dropped a session and woken others.
+            self.apply_outputs();
+        }
+    }
+
     /// Write what the engine holds for `conn` until the socket is full.
     fn flush(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         loop {
-            let slices: Vec<IoSlice<'_>> =
-                self.engine.output_chunks(conn).take(WRITE_SLICES).map(IoSlice::new).collect();
+            let slices: Vec<IoSlice<'_>> = self
+                .engine
+                .output_chunks(conn)
+                .take(WRITE_SLICES)
+                .map(IoSlice::new)
+                .collect();
             if slices.is_empty() {
                 break;
             }
@@ -372,15 +452,26 @@ impl Shell {
         }
         let pending = self.engine.has_output(conn);
         if pending != c.want_write {
-            let interest = if pending { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
-            if self.poll.registry().reregister(c.stream.source(), Token(conn), interest).is_ok() {
+            let interest = if pending {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .poll
+                .registry()
+                .reregister(c.stream.source(), Token(conn), interest)
+                .is_ok()
+            {
                 c.want_write = pending;
             }
         }
     }
 
     fn close(&mut self, conn: ConnId, last_words: &[u8]) {
-        let Some(mut c) = self.conns.remove(&conn) else { return };
+        let Some(mut c) = self.conns.remove(&conn) else {
+            return;
+        };
         if !last_words.is_empty() {
             let _ = c.stream.write(last_words);
         }
@@ -429,7 +520,12 @@ pub fn host_ipv4_addrs() -> Vec<Ipv4Addr> {
 
 /// Give up root as the original does: chroot into the runtime directory,
 /// then take on the configured group and user.
-pub fn drop_privileges(user: &str, group: &str, runtime_dir: &std::path::Path) -> Result<(), String> {
+pub fn drop_privileges(
+    user: &str,
+    group: &str,
+    runtime_dir: &std::path::Path,
+    unix_socket: Option<&std::path::Path>,
+) -> Result<(), String> {
     use std::ffi::CString;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -447,15 +543,25 @@ pub fn drop_privileges(user: &str, group: &str, runtime_dir: &std::path::Path) -
         }
         ((*pw).pw_uid, (*gr).gr_gid)
     };
+    if let Some(path) = unix_socket {
+        let _ = std::os::unix::fs::lchown(path, Some(uid), Some(gid));
+    }
     let dir = CString::new(runtime_dir.as_os_str().as_encoded_bytes())
         .map_err(|_| format!("bad runtime directory {}", runtime_dir.display()))?;
     // SAFETY: plain system calls on valid NUL-terminated paths and ids.
     unsafe {
         if libc::chdir(dir.as_ptr()) != 0 || libc::chroot(dir.as_ptr()) != 0 {
-            return Err(format!("chroot to {} failed: {}", runtime_dir.display(), io::Error::last_os_error()));
+            return Err(format!(
+                "chroot to {} failed: {}",
+                runtime_dir.display(),
+                io::Error::last_os_error()
+            ));
         }
         if libc::setgroups(1, &gid) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
-            return Err(format!("privilege drop to {user}/{group} failed: {}", io::Error::last_os_error()));
+            return Err(format!(
+                "privilege drop to {user}/{group} failed: {}",
+                io::Error::last_os_error()
+            ));
         }
     }
     Ok(())

@@ -1,0 +1,267 @@
+//! `spbench`: a flooder-style benchmark for any Spread 4 daemon.
+//!
+//! Throughput: one client joins a group and sends AGREED messages to it,
+//! receiving its own copies; printed as messages/s and MB/s for each size.
+//! Latency: two clients bounce a 100-byte message between their private
+//! groups; printed as round-trip p50/p99.
+//!
+//! ```text
+//! spbench --daemon 4803@127.0.0.1 [--count 20000] [--rounds 2000]
+//! spbench --spawn target/release/spread      # start our daemon on a free port
+//! ```
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use spread_wire::client::service::{AGREED_MESS, JOIN_MESS};
+use spread_wire::client::{
+    hint_for, AuthChoice, AuthMethodList, ConnectRequest, GroupName, MessageHeader, SessionReply,
+};
+use spread_wire::endian::ByteOrder;
+
+#[derive(Parser)]
+#[command(about = "Throughput and latency of a Spread 4 daemon")]
+struct Args {
+    /// Daemon to test: <port>@<host>.
+    #[arg(long, default_value = "4803@127.0.0.1")]
+    daemon: String,
+    /// Start this daemon binary on a free loopback port instead.
+    #[arg(long)]
+    spawn: Option<String>,
+    /// Messages per size in the throughput test (100 KB messages: a tenth).
+    #[arg(long, default_value_t = 20_000)]
+    count: usize,
+    /// Round trips in the latency test.
+    #[arg(long, default_value_t = 2_000)]
+    rounds: usize,
+    /// Messages in flight before the sender waits for its own copies.
+    #[arg(long, default_value_t = 200)]
+    window: u64,
+}
+
+struct Client {
+    stream: TcpStream,
+    private_group: GroupName,
+}
+
+impl Client {
+    fn connect(addr: &str, name: &str) -> std::io::Result<Client> {
+        let mut stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.write_all(&ConnectRequest::new(name.as_bytes(), true, 0).emit())?;
+        let mut len = [0u8; 1];
+        stream.read_exact(&mut len)?;
+        if (len[0] as i8) < 0 {
+            return Err(std::io::Error::other(format!(
+                "connect rejected: {}",
+                len[0] as i8
+            )));
+        }
+        let mut list = vec![0u8; len[0] as usize];
+        stream.read_exact(&mut list)?;
+        let mut unit = len.to_vec();
+        unit.extend_from_slice(&list);
+        AuthMethodList::parse(&unit).map_err(|e| std::io::Error::other(e.to_string()))?;
+        stream.write_all(&AuthChoice::new(&["NULL"]).emit())?;
+        let mut head = [0u8; 5];
+        stream.read_exact(&mut head)?;
+        let mut reply = head.to_vec();
+        let mut name_bytes = vec![0u8; head[4] as usize];
+        stream.read_exact(&mut name_bytes)?;
+        reply.extend_from_slice(&name_bytes);
+        match SessionReply::parse(&reply, true) {
+            Ok((SessionReply::Accept { private_group, .. }, _)) => Ok(Client {
+                stream,
+                private_group,
+            }),
+            Ok((SessionReply::Reject(code), _)) => Err(std::io::Error::other(format!("rejected: {code}"))),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        }
+    }
+
+    fn encode(&self, service: u32, groups: &[GroupName], body: &[u8]) -> Vec<u8> {
+        spread_wire::client::Message {
+            header: MessageHeader {
+                service_type: service,
+                sender: self.private_group,
+                num_groups: groups.len() as i32,
+                hint: hint_for(0, ByteOrder::NATIVE),
+                data_len: body.len() as i32,
+            },
+            groups: groups.to_vec(),
+            body: body.to_vec(),
+        }
+        .emit(ByteOrder::NATIVE)
+    }
+
+    fn join(&mut self, group: GroupName) -> std::io::Result<()> {
+        let bytes = self.encode(JOIN_MESS, &[group], &[]);
+        self.stream.write_all(&bytes)
+    }
+}
+
+/// Read one message; returns (service type, body length).
+fn read_message(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<(u32, usize)> {
+    let mut head = [0u8; 48];
+    stream.read_exact(&mut head)?;
+    let (h, _) = MessageHeader::parse(&head).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let rest = h.num_groups.max(0) as usize * 32 + h.data_len.max(0) as usize;
+    buf.resize(rest, 0);
+    stream.read_exact(buf)?;
+    Ok((h.service_type, h.data_len.max(0) as usize))
+}
+
+fn throughput(addr: &str, size: usize, count: usize, window: u64) -> std::io::Result<(f64, f64)> {
+    let mut client = Client::connect(addr, &format!("tp{}", size % 100_000))?;
+    let group = GroupName::new(format!("bench{size}").as_bytes()).expect("short name");
+    client.join(group)?;
+    let mut reader = client.stream.try_clone()?;
+    let mut buf = Vec::new();
+    // Our own join notice.
+    read_message(&mut reader, &mut buf)?;
+    let received = Arc::new(AtomicU64::new(0));
+    let seen = received.clone();
+    let receiver = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        for _ in 0..count {
+            read_message(&mut reader, &mut buf)?;
+            seen.fetch_add(1, Ordering::Release);
+        }
+        Ok(())
+    });
+    let message = client.encode(AGREED_MESS, &[group], &vec![0xabu8; size]);
+    let start = Instant::now();
+    for sent in 0..count as u64 {
+        while sent - received.load(Ordering::Acquire) >= window {
+            std::hint::spin_loop();
+            std::thread::yield_now();
+        }
+        client.stream.write_all(&message)?;
+    }
+    receiver.join().expect("receiver thread")?;
+    let secs = start.elapsed().as_secs_f64();
+    let rate = count as f64 / secs;
+    Ok((rate, rate * size as f64 / 1e6))
+}
+
+fn latency(addr: &str, rounds: usize) -> std::io::Result<(Duration, Duration)> {
+    let mut a = Client::connect(addr, "lat-a")?;
+    let mut b = Client::connect(addr, "lat-b")?;
+    let (a_name, b_name) = (a.private_group, b.private_group);
+    let ping = a.encode(AGREED_MESS, &[b_name], &[7u8; 100]);
+    let pong = b.encode(AGREED_MESS, &[a_name], &[8u8; 100]);
+    let mut b_stream = b.stream.try_clone()?;
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        for _ in 0..rounds {
+            read_message(&mut b_stream, &mut buf)?;
+            b.stream.write_all(&pong)?;
+        }
+        Ok(())
+    });
+    let mut samples = Vec::with_capacity(rounds);
+    let mut buf = Vec::new();
+    let mut reader = a.stream.try_clone()?;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        a.stream.write_all(&ping)?;
+        read_message(&mut reader, &mut buf)?;
+        samples.push(t.elapsed());
+    }
+    echo.join().expect("echo thread")?;
+    samples.sort();
+    Ok((samples[samples.len() / 2], samples[samples.len() * 99 / 100]))
+}
+
+struct Spawned(std::process::Child, u16);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_file(format!("/tmp/{}", self.1));
+    }
+}
+
+fn spawn(binary: &str) -> std::io::Result<(Spawned, String)> {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let dir = std::env::temp_dir().join(format!("spbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let conf = dir.join("spread.conf");
+    std::fs::write(
+        &conf,
+        format!("Spread_Segment 127.0.0.255:{port} {{\n  localhost 127.0.0.1\n}}\n"),
+    )?;
+    let child = std::process::Command::new(binary)
+        .args(["-n", "localhost", "-c"])
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let guard = Spawned(child, port);
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(&addr).is_err() {
+        if Instant::now() > deadline {
+            return Err(std::io::Error::other("spawned daemon did not listen within 5 s"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((guard, addr))
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let (_guard, addr) = match &args.spawn {
+        Some(binary) => match spawn(binary) {
+            Ok((g, a)) => (Some(g), a),
+            Err(e) => {
+                eprintln!("spbench: {e}");
+                return std::process::ExitCode::from(1);
+            }
+        },
+        None => match args.daemon.split_once('@') {
+            Some((port, host)) => (None, format!("{host}:{port}")),
+            None => (None, format!("127.0.0.1:{}", args.daemon)),
+        },
+    };
+    println!("spbench against {addr}");
+    println!("{:>10} {:>12} {:>10}", "size", "msgs/s", "MB/s");
+    for size in [100usize, 1_000, 10_000, 100_000] {
+        let count = if size >= 100_000 {
+            (args.count / 10).max(1)
+        } else {
+            args.count
+        };
+        match throughput(&addr, size, count, args.window) {
+            Ok((rate, mbps)) => println!("{size:>10} {rate:>12.0} {mbps:>10.1}"),
+            Err(e) => {
+                eprintln!("spbench: throughput at {size} bytes failed: {e}");
+                return std::process::ExitCode::from(1);
+            }
+        }
+    }
+    match latency(&addr, args.rounds) {
+        Ok((p50, p99)) => println!(
+            "round trip (100 B, AGREED): p50 {:.1} us, p99 {:.1} us",
+            us(p50),
+            us(p99)
+        ),
+        Err(e) => {
+            eprintln!("spbench: latency failed: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the whole spread-rs test suite on a fresh machine: installs what it
+# needs, builds, checks formatting and lints, runs the Rust tests (unit,
+# golden captures, simulator, end-to-end against the real binary), the C
+# compatibility tests and the Python binding tests.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+step "toolchain and system packages"
+need_apt=()
+command -v cc >/dev/null || need_apt+=(gcc)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+command -v ip >/dev/null || need_apt+=(iproute2)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+fi
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy || true
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "build"
+cargo build --workspace --all-targets --quiet
+
+step "Rust tests (unit, captures, simulator, end-to-end)"
+cargo test --workspace --no-fail-fast 2>&1 | tee target/rust-tests.log
+grep -q "test result: FAILED" target/rust-tests.log && exit 1
+
+if [ -x bindings/python/run_tests.sh ]; then
+  step "Python binding tests"
+  cargo build --quiet -p spread-daemon --bin spread -p spread-capi
+  SPREAD_LIBRARY="$PWD/target/debug/libspread.so" SPREAD_DAEMON="$PWD/target/debug/spread" \
+    bindings/python/run_tests.sh
+fi
+
+step "all test suites passed"
