@@ -11,6 +11,7 @@ pub mod configuration;
 pub mod engine;
 pub mod groups;
 pub mod logging;
+pub mod network;
 #[cfg(not(spread_lead_only))] // TEMP while helpers work
 pub mod membership;
 #[cfg(not(spread_lead_only))] // TEMP while helpers work

@@ -63,11 +63,11 @@ pub fn init(config: &Configuration) -> Result<(), String> {
         (Some(_), false) => builder.format_timestamp_secs(),
         (Some(_), true) => builder.format_timestamp_micros(),
     };
-    if let Some(path) = &config.event_log_file {
+    if let Some(path) = config.event_log_path(&crate::shell::host_name()) {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path)
+            .open(&path)
             .map_err(|e| format!("cannot open EventLogFile {}: {e}", path.display()))?;
         builder.target(env_logger::Target::Pipe(Box::new(file)));
     }

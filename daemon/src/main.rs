@@ -1,7 +1,7 @@
 //! `spread`: the daemon binary. Same flags as the original:
 //! `spread [-l y|n] [-n <proc name>] [-c <config file>]`.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,7 +10,7 @@ use clap::Parser;
 use log::{error, info, warn};
 
 use spread_daemon::auth::{AuthPolicy, IpAccessList};
-use spread_daemon::configuration::Configuration;
+use spread_daemon::configuration::{Configuration, InterfaceKinds};
 use spread_daemon::engine::{Engine, EngineConfig};
 use spread_daemon::logging;
 use spread_daemon::shell::{self, Listen, Shell};
@@ -69,20 +69,24 @@ fn main() -> ExitCode {
 
 fn load_configuration(explicit: Option<&PathBuf>) -> Result<(Configuration, String), String> {
     if let Some(path) = explicit {
-        return Configuration::load(path)
-            .map(|c| (c, path.display().to_string()))
-            .map_err(|e| e.to_string());
+        if !path.is_file() {
+            // The original then falls back to the usual places; say so.
+            eprintln!(
+                "spread: configuration file {} not found; looking in the usual places",
+                path.display()
+            );
+        }
     }
-    match Configuration::search_paths().into_iter().find(|p| p.is_file()) {
-        Some(path) => Configuration::load(&path)
+    match Configuration::locate(explicit.map(PathBuf::as_path)) {
+        Ok(path) => Configuration::load(&path)
             .map(|c| (c, path.display().to_string()))
             .map_err(|e| e.to_string()),
-        None => Ok((
-            Configuration::embedded_default(),
-            String::from("built-in default"),
-        )),
+        Err(e) if explicit.is_some() => Err(e.to_string()),
+        Err(_) => Ok((Configuration::embedded_default(), String::from(BUILT_IN))),
     }
 }
+
+const BUILT_IN: &str = "built-in default";
 
 fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
     let host_addrs = shell::host_ipv4_addrs();
@@ -91,7 +95,7 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let entry = config.daemon(me).ok_or("own daemon entry vanished")?.clone();
     let port = config.daemon_port(me);
-    if source == "built-in default" {
+    if source == BUILT_IN {
         info!(
             "no spread.conf found: running one daemon '{}' on {}:{} from the built-in configuration",
             entry.name, entry.ip, port
@@ -142,11 +146,19 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
         seed: unix_secs as u64 ^ ((std::process::id() as u64) << 32),
     };
     let engine = Engine::new(engine_config, unix_secs);
+    // An implicit interface (no interface block) listens on every address.
     let mut tcp: Vec<SocketAddr> = entry
         .interfaces
         .iter()
         .filter(|i| i.kinds.serves_clients())
-        .map(|i| SocketAddr::from((i.ip, port)))
+        .map(|i| {
+            let ip = if i.kinds.contains(InterfaceKinds::ANY) {
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                i.ip
+            };
+            SocketAddr::from((ip, port))
+        })
         .collect();
     if tcp.is_empty() {
         tcp.push(SocketAddr::from((entry.ip, port)));

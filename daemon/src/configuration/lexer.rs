@@ -99,7 +99,10 @@ impl Cursor {
     fn skip_to(&mut self, end: usize) {
         for &c in &self.chars[self.i..end] {
             if c == '\n' {
-                self.pos = Pos { line: self.pos.line + 1, col: 1 };
+                self.pos = Pos {
+                    line: self.pos.line + 1,
+                    col: 1,
+                };
             } else {
                 self.pos.col += 1;
             }
@@ -109,13 +112,20 @@ impl Cursor {
 
     /// Index of the first char from `from` on that satisfies `stop`, or the end.
     fn find(&self, from: usize, stop: impl Fn(char) -> bool) -> usize {
-        self.chars[from..].iter().position(|&c| stop(c)).map_or(self.chars.len(), |n| from + n)
+        self.chars[from..]
+            .iter()
+            .position(|&c| stop(c))
+            .map_or(self.chars.len(), |n| from + n)
     }
 }
 
 /// Split `text` into tokens.
 pub fn tokenize(text: &str) -> Result<Vec<Token>, LexError> {
-    let mut cur = Cursor { chars: text.chars().collect(), i: 0, pos: Pos { line: 1, col: 1 } };
+    let mut cur = Cursor {
+        chars: text.chars().collect(),
+        i: 0,
+        pos: Pos { line: 1, col: 1 },
+    };
     let mut tokens = Vec::new();
     while let Some(&c) = cur.chars.get(cur.i) {
         let (i, pos) = (cur.i, cur.pos);
@@ -136,9 +146,10 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, LexError> {
                 };
                 match quote_end {
                     // The longer match wins; on a tie the quoted string does.
-                    Some(end) if end >= word_end => {
-                        (single(Tok::Quoted(cur.chars[i + 1..end - 1].iter().collect())), end)
-                    }
+                    Some(end) if end >= word_end => (
+                        single(Tok::Quoted(cur.chars[i + 1..end - 1].iter().collect())),
+                        end,
+                    ),
                     _ => {
                         let word: String = cur.chars[i..word_end].iter().collect();
                         let tok = classify(&word).map_err(|message| LexError { pos, message })?;
@@ -162,7 +173,10 @@ fn classify(word: &str) -> Result<Tok, String> {
         return Ok(ip);
     }
     if !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()) {
-        return word.parse().map(Tok::Number).map_err(|_| format!("number '{word}' is too large"));
+        return word
+            .parse()
+            .map(Tok::Number)
+            .map_err(|_| format!("number '{word}' is too large"));
     }
     Ok(Tok::Word(word.to_owned()))
 }
@@ -231,15 +245,18 @@ mod tests {
 
     #[test]
     fn bang_splits_off() {
-        assert_eq!(toks("{ ALL !DEBUG ! EXIT }"), vec![
-            Tok::Open,
-            w("ALL"),
-            Tok::Bang,
-            w("DEBUG"),
-            Tok::Bang,
-            w("EXIT"),
-            Tok::Close
-        ]);
+        assert_eq!(
+            toks("{ ALL !DEBUG ! EXIT }"),
+            vec![
+                Tok::Open,
+                w("ALL"),
+                Tok::Bang,
+                w("DEBUG"),
+                Tok::Bang,
+                w("EXIT"),
+                Tok::Close
+            ]
+        );
         // A lone '!' at the end of a line is a plain word, as in the original.
         assert_eq!(toks("!\n"), vec![w("!")]);
         assert_eq!(toks("a!b"), vec![w("a!b")]);
@@ -247,7 +264,10 @@ mod tests {
 
     #[test]
     fn quotes() {
-        assert_eq!(toks("\"a b # {c}\" 'x\"y'"), vec![Tok::Quoted("a b # {c}".into()), Tok::Quoted("x\"y".into())]);
+        assert_eq!(
+            toks("\"a b # {c}\" 'x\"y'"),
+            vec![Tok::Quoted("a b # {c}".into()), Tok::Quoted("x\"y".into())]
+        );
         assert_eq!(toks("\"a\"b"), vec![w("\"a\"b")]);
         assert_eq!(toks("\"\""), vec![Tok::Quoted(String::new())]);
         // Unterminated: a plain word up to the next separator.
@@ -263,7 +283,10 @@ mod tests {
 
     #[test]
     fn addresses_and_numbers() {
-        assert_eq!(toks("10.0.0.1:0"), vec![Tok::Ip(Ipv4Addr::new(10, 0, 0, 1), Some(0))]);
+        assert_eq!(
+            toks("10.0.0.1:0"),
+            vec![Tok::Ip(Ipv4Addr::new(10, 0, 0, 1), Some(0))]
+        );
         assert_eq!(toks("1.2.3"), vec![w("1.2.3")]);
         assert_eq!(toks("1.2.3.4.5"), vec![w("1.2.3.4.5")]);
         assert_eq!(toks("1.2.3.4:123456"), vec![w("1.2.3.4:123456")]);

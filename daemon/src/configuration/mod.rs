@@ -7,6 +7,22 @@
 //!
 //! [`Configuration::hash`] gives the value that must match between daemons of
 //! one ring, computed exactly as the original does.
+//!
+//! Where this parser deliberately differs from the original:
+//!
+//! * More lenient: a number may be followed by blanks on its line (the
+//!   original's scanner then sees a route-matrix row and reports a syntax
+//!   error); `EventPriority = DEBUG` is accepted besides `pDEBUG`; string
+//!   settings take any single word, numbers and addresses included.
+//! * Stricter, where the original misbehaves later: two daemons with one
+//!   address, segments without daemons (the original crashes), empty daemon
+//!   names, port 65535 (the token needs the next port), windows above 32767
+//!   (16-bit in the protocol), timestamp formats over 39 bytes (truncated by
+//!   the original), partial membership timeouts and inconsistent windows (the
+//!   original exits at start-up; here they are parse errors with a position).
+//! * Files must be UTF-8.
+//! * Extension: `MaxMessageBodyLength = <bytes>` raises the client message
+//!   size limit above the standard 144000.
 
 mod defaults;
 mod hash;
@@ -233,7 +249,12 @@ pub struct Configuration {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
     /// Bad content, with its 1-based position.
-    Parse { file: String, line: usize, col: usize, message: String },
+    Parse {
+        file: String,
+        line: usize,
+        col: usize,
+        message: String,
+    },
     /// The file could not be read.
     Io { file: String, message: String },
     /// No configuration file at any of these places.
@@ -245,7 +266,12 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Parse { file, line, col, message } => write!(f, "{file}:{line}:{col}: {message}"),
+            ConfigError::Parse {
+                file,
+                line,
+                col,
+                message,
+            } => write!(f, "{file}:{line}:{col}: {message}"),
             ConfigError::Io { file, message } => write!(f, "{file}: {message}"),
             ConfigError::NotFound { tried } => {
                 write!(f, "no configuration file found (tried")?;
@@ -284,9 +310,14 @@ impl Configuration {
     /// Read and parse a file.
     pub fn load(path: &Path) -> Result<Configuration, ConfigError> {
         let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| ConfigError::Io { file: file.clone(), message: e.to_string() })?;
-        let text = String::from_utf8(bytes)
-            .map_err(|e| ConfigError::Io { file: file.clone(), message: format!("not UTF-8 text: {e}") })?;
+        let bytes = std::fs::read(path).map_err(|e| ConfigError::Io {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Io {
+            file: file.clone(),
+            message: format!("not UTF-8 text: {e}"),
+        })?;
         Self::parse(&text, &file)
     }
 
@@ -304,7 +335,10 @@ impl Configuration {
     /// order: the working directory, then its build's configuration directory
     /// ([`ETC_DIR`]).
     pub fn search_paths() -> Vec<PathBuf> {
-        vec![PathBuf::from("./spread.conf"), Path::new(ETC_DIR).join("spread.conf")]
+        vec![
+            PathBuf::from("./spread.conf"),
+            Path::new(ETC_DIR).join("spread.conf"),
+        ]
     }
 
     /// The file the original would read: `explicit` (from `-c`) if it exists,
@@ -312,8 +346,16 @@ impl Configuration {
     /// original this falls back to the search paths even when an explicit
     /// file is missing; the caller may prefer to refuse that.
     pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
-        let tried: Vec<PathBuf> = explicit.map(Path::to_path_buf).into_iter().chain(Self::search_paths()).collect();
-        tried.iter().find(|p| p.is_file()).cloned().ok_or(ConfigError::NotFound { tried })
+        let tried: Vec<PathBuf> = explicit
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(Self::search_paths())
+            .collect();
+        tried
+            .iter()
+            .find(|p| p.is_file())
+            .cloned()
+            .ok_or(ConfigError::NotFound { tried })
     }
 
     /// The exact text the configuration hash is computed over.
@@ -328,13 +370,19 @@ impl Configuration {
 
     /// All daemons in configuration (= ring) order, with their segment index.
     pub fn daemons(&self) -> impl Iterator<Item = (usize, &DaemonEntry)> + '_ {
-        self.segments.iter().enumerate().flat_map(|(s, seg)| seg.daemons.iter().map(move |d| (s, d)))
+        self.segments
+            .iter()
+            .enumerate()
+            .flat_map(|(s, seg)| seg.daemons.iter().map(move |d| (s, d)))
     }
 
     /// All daemons with their [`DaemonRef`].
     pub fn daemon_refs(&self) -> impl Iterator<Item = (DaemonRef, &DaemonEntry)> + '_ {
         self.segments.iter().enumerate().flat_map(|(segment, seg)| {
-            seg.daemons.iter().enumerate().map(move |(index, d)| (DaemonRef { segment, index }, d))
+            seg.daemons
+                .iter()
+                .enumerate()
+                .map(move |(index, d)| (DaemonRef { segment, index }, d))
         })
     }
 
@@ -356,11 +404,14 @@ impl Configuration {
     /// (`-n`), else the first daemon (in configuration order) with an
     /// interface on the first of `host_addrs` that has one.
     pub fn find_daemon(&self, name: Option<&str>, host_addrs: &[Ipv4Addr]) -> Result<DaemonRef, ConfigError> {
-        let fail = |message: String| ConfigError::NoSuchDaemon { file: self.source.clone(), message };
+        let fail = |message: String| ConfigError::NoSuchDaemon {
+            file: self.source.clone(),
+            message,
+        };
         match name {
-            Some(name) if name.len() > MAX_NAME_LEN => {
-                Err(fail(format!("daemon name '{name}' is longer than {MAX_NAME_LEN} bytes")))
-            }
+            Some(name) if name.len() > MAX_NAME_LEN => Err(fail(format!(
+                "daemon name '{name}' is longer than {MAX_NAME_LEN} bytes"
+            ))),
             Some(name) => self
                 .daemon_refs()
                 .find(|(_, d)| d.name == name)
@@ -369,14 +420,20 @@ impl Configuration {
             None => host_addrs
                 .iter()
                 .find_map(|addr| {
-                    self.daemon_refs().find(|(_, d)| d.interfaces.iter().any(|i| i.ip == *addr)).map(|(r, _)| r)
+                    self.daemon_refs()
+                        .find(|(_, d)| d.interfaces.iter().any(|i| i.ip == *addr))
+                        .map(|(r, _)| r)
                 })
                 .ok_or_else(|| {
                     let addrs: Vec<String> = host_addrs.iter().map(Ipv4Addr::to_string).collect();
                     fail(format!(
                         "none of this host's addresses ({}) belongs to a daemon in the configuration; \
                          name the daemon with -n",
-                        if addrs.is_empty() { "none found".to_owned() } else { addrs.join(", ") }
+                        if addrs.is_empty() {
+                            "none found".to_owned()
+                        } else {
+                            addrs.join(", ")
+                        }
                     ))
                 }),
         }
@@ -391,7 +448,11 @@ impl Configuration {
     /// Whether the segments' first daemons are spread over more than one /16
     /// network (the original's test for a wide-area network).
     pub fn is_wide_area(&self) -> bool {
-        let mut firsts = self.segments.iter().filter_map(|s| s.daemons.first()).map(|d| u32::from(d.ip) >> 16);
+        let mut firsts = self
+            .segments
+            .iter()
+            .filter_map(|s| s.daemons.first())
+            .map(|d| u32::from(d.ip) >> 16);
         match firsts.next() {
             Some(reference) => firsts.any(|net| net != reference),
             None => false,
@@ -401,12 +462,16 @@ impl Configuration {
     /// The log file with `%h` / `%H` replaced by `host_name`.
     pub fn event_log_path(&self, host_name: &str) -> Option<PathBuf> {
         let raw = self.event_log_file.as_ref()?.to_string_lossy().into_owned();
-        Some(PathBuf::from(raw.replace("%h", host_name).replace("%H", host_name)))
+        Some(PathBuf::from(
+            raw.replace("%h", host_name).replace("%H", host_name),
+        ))
     }
 
     /// Runtime directory in effect.
     pub fn runtime_dir_or_default(&self) -> &Path {
-        self.runtime_dir.as_deref().unwrap_or(Path::new(DEFAULT_RUNTIME_DIR))
+        self.runtime_dir
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_RUNTIME_DIR))
     }
 
     /// User the daemon runs as when started as root.

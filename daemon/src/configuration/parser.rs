@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::defaults::*;
 use super::lexer::{tokenize, Pos, Tok, Token};
 use super::{
-    debug_flags, ConfigError, Configuration, DaemonEntry, EventPriority, Interface, InterfaceKinds, LinkProtocol,
-    PortReuse, Segment,
+    debug_flags, ConfigError, Configuration, DaemonEntry, EventPriority, Interface, InterfaceKinds,
+    LinkProtocol, PortReuse, Segment,
 };
 
 /// The keywords of the original, plus `MaxMessageBodyLength`.
@@ -119,7 +119,8 @@ fn known_daemons<'b>(conf: &'b Configuration, current: &'b Segment) -> impl Iter
 struct Seen {
     window: Option<Pos>,
     personal_window: Option<Pos>,
-    accelerated: Option<Pos>,
+    accelerated_ring: Option<Pos>,
+    accelerated_window: Option<Pos>,
     timeouts: [Option<(u64, Pos)>; 9],
     timestamp: bool,
     timestamp_format: Option<String>,
@@ -146,8 +147,19 @@ pub(super) fn parse(
 ) -> Result<Configuration> {
     let toks = tokenize(text).map_err(|e| error(file, e.pos, e.message))?;
     let last_line = text.rsplit('\n').next().unwrap_or("");
-    let eof = Pos { line: text.matches('\n').count() + 1, col: last_line.chars().count() + 1 };
-    let mut p = Parser { toks, next: 0, eof, file, resolve, conf: blank(file), seen: Seen::default() };
+    let eof = Pos {
+        line: text.matches('\n').count() + 1,
+        col: last_line.chars().count() + 1,
+    };
+    let mut p = Parser {
+        toks,
+        next: 0,
+        eof,
+        file,
+        resolve,
+        conf: blank(file),
+        seen: Seen::default(),
+    };
     while p.next < p.toks.len() {
         p.statement()?;
     }
@@ -155,7 +167,12 @@ pub(super) fn parse(
 }
 
 fn error(file: &str, pos: Pos, message: String) -> ConfigError {
-    ConfigError::Parse { file: file.to_owned(), line: pos.line, col: pos.col, message }
+    ConfigError::Parse {
+        file: file.to_owned(),
+        line: pos.line,
+        col: pos.col,
+        message,
+    }
 }
 
 fn blank(file: &str) -> Configuration {
@@ -254,7 +271,11 @@ impl Parser<'_> {
             Tok::Number(n) if range.contains(&n) => Ok((n, t.pos)),
             Tok::Number(n) => Err(self.err(
                 t.pos,
-                format!("{key} must be between {} and {}, not {n}", range.start(), range.end()),
+                format!(
+                    "{key} must be between {} and {}, not {n}",
+                    range.start(),
+                    range.end()
+                ),
             )),
             _ => Err(self.unexpected(&t, &format!("a number for {key}"))),
         }
@@ -308,8 +329,8 @@ impl Parser<'_> {
             "SocketPortReuse" => {
                 let expected = "on, off or auto";
                 let (w, pos) = self.word_value(&key, expected)?;
-                self.conf.socket_port_reuse =
-                    port_reuse_word(&w).ok_or_else(|| self.err(pos, format!("expected {expected}, found '{w}'")))?;
+                self.conf.socket_port_reuse = port_reuse_word(&w)
+                    .ok_or_else(|| self.err(pos, format!("expected {expected}, found '{w}'")))?;
             }
             "DebugInitialSequence" => self.conf.debug_initial_sequence = true,
             // Like the original, an empty value leaves the setting alone.
@@ -325,8 +346,11 @@ impl Parser<'_> {
                     return Err(self.err(pos, format!("{key} is longer than {MAX_USER_LEN} bytes")));
                 }
                 if !name.is_empty() {
-                    *(if key == "DaemonUser" { &mut self.conf.daemon_user } else { &mut self.conf.daemon_group }) =
-                        Some(name);
+                    *(if key == "DaemonUser" {
+                        &mut self.conf.daemon_user
+                    } else {
+                        &mut self.conf.daemon_group
+                    }) = Some(name);
                 }
             }
             "AllowedAuthMethods" | "RequiredAuthMethods" => {
@@ -351,7 +375,10 @@ impl Parser<'_> {
                 let (policy, pos) = self.string_value(&key)?;
                 if !KNOWN_ACCESS_POLICIES.contains(&policy.as_str()) {
                     let known = KNOWN_ACCESS_POLICIES.join(", ");
-                    return Err(self.err(pos, format!("unknown access control policy '{policy}' (known: {known})")));
+                    return Err(self.err(
+                        pos,
+                        format!("unknown access control policy '{policy}' (known: {known})"),
+                    ));
                 }
                 self.conf.access_control_policy = Some(policy);
             }
@@ -383,12 +410,12 @@ impl Parser<'_> {
             "AcceleratedWindow" => {
                 let (n, pos) = self.number_value(&key, 0..=MAX_WINDOW as u64)?;
                 self.conf.flow.accelerated_window = n as u32;
-                self.seen.accelerated = Some(pos);
+                self.seen.accelerated_window = Some(pos);
             }
             "AcceleratedRing" => {
                 self.conf.flow.accelerated_ring = self.bool_value(&key)?;
                 self.conf.flow.accelerated_ring_set = true;
-                self.seen.accelerated.get_or_insert(t.pos);
+                self.seen.accelerated_ring = Some(t.pos);
             }
             _ => match TIMEOUT_KEYWORDS.iter().position(|k| *k == key) {
                 Some(i) => {
@@ -453,18 +480,34 @@ impl Parser<'_> {
             }
         }
         if rows.len() > MAX_SEGMENTS {
-            return Err(self.err(rows[MAX_SEGMENTS].0, format!("more than {MAX_SEGMENTS} rows in RouteMatrix")));
+            return Err(self.err(
+                rows[MAX_SEGMENTS].0,
+                format!("more than {MAX_SEGMENTS} rows in RouteMatrix"),
+            ));
         }
         self.conf.route_matrix.clear();
         for (pos, row) in rows {
-            if row.len() < segments || row.len() > MAX_SEGMENTS {
-                let msg = format!("route matrix row has {} entries, expected {segments}", row.len());
+            if row.len() < segments {
+                let msg = format!(
+                    "route matrix row has {} costs, expected one per segment ({segments})",
+                    row.len()
+                );
+                return Err(self.err(pos, msg));
+            }
+            if row.len() > MAX_SEGMENTS {
+                let msg = format!("route matrix row has more than {MAX_SEGMENTS} costs");
                 return Err(self.err(pos, msg));
             }
             if row.iter().any(|&c| c > 100) {
-                log::warn!("{}:{}: route costs above 100 are taken as 100", self.file, pos.line);
+                log::warn!(
+                    "{}:{}: route costs above 100 are taken as 100",
+                    self.file,
+                    pos.line
+                );
             }
-            self.conf.route_matrix.push(row.iter().take(segments).map(|&c| c.min(100) as u8).collect());
+            self.conf
+                .route_matrix
+                .push(row.iter().take(segments).map(|&c| c.min(100) as u8).collect());
         }
         Ok(())
     }
@@ -488,13 +531,18 @@ impl Parser<'_> {
             }
         };
         self.expect_open("the segment address")?;
-        let mut segment = Segment { address, port, daemons: Vec::new() };
+        let mut segment = Segment {
+            address,
+            port,
+            daemons: Vec::new(),
+        };
         loop {
             let t = self.take("a daemon name or '}'")?;
             let name = match &t.tok {
                 Tok::Close => break,
                 Tok::Word(w) if is_reserved(w) => {
-                    let msg = format!("'{w}' is a reserved word and cannot name a daemon (quote it to use it)");
+                    let msg =
+                        format!("'{w}' is a reserved word and cannot name a daemon (quote it to use it)");
                     return Err(self.err(t.pos, msg));
                 }
                 Tok::Word(w) | Tok::Quoted(w) => w.clone(),
@@ -517,10 +565,16 @@ impl Parser<'_> {
             return Err(self.err(pos, "empty daemon name"));
         }
         if name.len() > MAX_NAME_LEN {
-            return Err(self.err(pos, format!("daemon name '{name}' is longer than {MAX_NAME_LEN} bytes")));
+            return Err(self.err(
+                pos,
+                format!("daemon name '{name}' is longer than {MAX_NAME_LEN} bytes"),
+            ));
         }
         if let Some(other) = known_daemons(&self.conf, segment).find(|d| d.name == name) {
-            return Err(self.err(pos, format!("daemon name '{name}' is used twice (also {})", other.ip)));
+            return Err(self.err(
+                pos,
+                format!("daemon name '{name}' is used twice (also {})", other.ip),
+            ));
         }
         if known_daemons(&self.conf, segment).count() >= MAX_DAEMONS {
             return Err(self.err(pos, format!("too many daemons (at most {MAX_DAEMONS})")));
@@ -532,7 +586,9 @@ impl Parser<'_> {
         // A port after a daemon's or interface's address is accepted and, as
         // in the original, ignored: daemons use their segment's port.
         let ip = match self.peek() {
-            Some(Token { tok: Tok::Ip(ip, _), .. }) => {
+            Some(Token {
+                tok: Tok::Ip(ip, _), ..
+            }) => {
                 let ip = *ip;
                 self.next += 1;
                 Some(ip)
@@ -549,14 +605,24 @@ impl Parser<'_> {
         let ip = match ip {
             Some(ip) => ip,
             None => (self.resolve)(&name).ok_or_else(|| {
-                self.err(pos, format!("cannot resolve daemon name '{name}'; write its address after it"))
+                self.err(
+                    pos,
+                    format!("cannot resolve daemon name '{name}'; write its address after it"),
+                )
             })?,
         };
         if let Some(other) = known_daemons(&self.conf, segment).find(|d| d.ip == ip) {
-            return Err(self.err(pos, format!("address {ip} of daemon '{name}' is also daemon '{}'", other.name)));
+            return Err(self.err(
+                pos,
+                format!("address {ip} of daemon '{name}' is also daemon '{}'", other.name),
+            ));
         }
-        let interfaces =
-            interfaces.unwrap_or_else(|| vec![Interface { ip, kinds: InterfaceKinds::ALL | InterfaceKinds::ANY }]);
+        let interfaces = interfaces.unwrap_or_else(|| {
+            vec![Interface {
+                ip,
+                kinds: InterfaceKinds::ALL | InterfaceKinds::ANY,
+            }]
+        });
         Ok(DaemonEntry { name, ip, interfaces })
     }
 
@@ -583,7 +649,11 @@ impl Parser<'_> {
                         let msg = format!("too many interfaces (at most {MAX_INTERFACES})");
                         return Err(self.err(t.pos, msg));
                     }
-                    let kinds = if kinds.is_empty() { InterfaceKinds::ALL } else { kinds };
+                    let kinds = if kinds.is_empty() {
+                        InterfaceKinds::ALL
+                    } else {
+                        kinds
+                    };
                     list.push(Interface { ip, kinds });
                 }
                 _ => return Err(self.unexpected(&t, "an interface address")),
@@ -599,10 +669,18 @@ impl Parser<'_> {
     fn finish(mut self) -> Result<Configuration> {
         let conf = &mut self.conf;
         let Some(first) = conf.segments.first() else {
-            return Err(error(self.file, self.eof, "no Spread_Segment in the configuration".into()));
+            return Err(error(
+                self.file,
+                self.eof,
+                "no Spread_Segment in the configuration".into(),
+            ));
         };
         let loopback = first.address.is_loopback();
-        if let Some(i) = conf.segments.iter().position(|s| s.address.is_loopback() != loopback) {
+        if let Some(i) = conf
+            .segments
+            .iter()
+            .position(|s| s.address.is_loopback() != loopback)
+        {
             let msg = "loopback (127.x) segments cannot be mixed with other segments";
             return Err(error(self.file, self.seen.segments[i], msg.into()));
         }
@@ -627,9 +705,14 @@ impl Parser<'_> {
                 conf.timeouts_from_file = true;
             }
             _ => {
-                let missing: Vec<&str> =
-                    (0..9).filter(|i| !given.contains(i)).map(|i| TIMEOUT_KEYWORDS[i]).collect();
-                let pos = given.iter().filter_map(|&i| self.seen.timeouts[i].map(|(_, p)| p)).min_by_key(|p| (p.line, p.col));
+                let missing: Vec<&str> = (0..9)
+                    .filter(|i| !given.contains(i))
+                    .map(|i| TIMEOUT_KEYWORDS[i])
+                    .collect();
+                let pos = given
+                    .iter()
+                    .filter_map(|&i| self.seen.timeouts[i].map(|(_, p)| p))
+                    .min_by_key(|p| (p.line, p.col));
                 let msg = format!(
                     "membership timeouts must be given all or none; missing {}",
                     missing.join(", ")
@@ -641,11 +724,21 @@ impl Parser<'_> {
         let flow = &mut conf.flow;
         if flow.personal_window > flow.window {
             let pos = self.seen.personal_window.or(self.seen.window).unwrap_or(self.eof);
-            let msg = format!("PersonalWindow ({}) is larger than Window ({})", flow.personal_window, flow.window);
+            let msg = format!(
+                "PersonalWindow ({}) is larger than Window ({})",
+                flow.personal_window, flow.window
+            );
             return Err(error(self.file, pos, msg));
         }
-        if flow.accelerated_ring_set && flow.accelerated_ring && flow.accelerated_window > flow.personal_window {
-            let pos = self.seen.accelerated.unwrap_or(self.eof);
+        if flow.accelerated_ring_set
+            && flow.accelerated_ring
+            && flow.accelerated_window > flow.personal_window
+        {
+            let pos = self
+                .seen
+                .accelerated_window
+                .or(self.seen.accelerated_ring)
+                .unwrap_or(self.eof);
             let msg = format!(
                 "AcceleratedWindow ({}) is larger than PersonalWindow ({})",
                 flow.accelerated_window, flow.personal_window
@@ -663,7 +756,8 @@ impl Parser<'_> {
 
         if conf.hash_text().len() >= MAX_HASH_TEXT {
             let pos = self.seen.segments.last().copied().unwrap_or(self.eof);
-            let msg = format!("the segments are too large to hash (the original keeps {MAX_HASH_TEXT} bytes)");
+            let msg =
+                format!("the segments are too large to hash (the original keeps {MAX_HASH_TEXT} bytes)");
             return Err(error(self.file, pos, msg));
         }
         Ok(self.conf)

@@ -1,0 +1,144 @@
+//! The daemon-to-daemon UDP sockets, bound as the original binds them.
+//!
+//! * data channel: the segment port, on each daemon interface (0.0.0.0 for
+//!   an implicit "any" interface), plus the segment's broadcast address when
+//!   the daemon has a specific interface and segment peers;
+//! * token channel: segment port + 1 on the same interfaces;
+//! * one unbound send socket (ephemeral source port, broadcast allowed):
+//!   receivers identify senders by packet fields, not by source port.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use mio::net::UdpSocket;
+
+/// Which channel a datagram arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelKind {
+    Data,
+    Token,
+}
+
+/// A daemon interface the ring uses.
+#[derive(Clone, Copy, Debug)]
+pub struct DaemonInterface {
+    /// `None`: any address (the implicit interface of a daemon without an
+    /// interface block).
+    pub ip: Option<Ipv4Addr>,
+}
+
+pub struct UdpChannels {
+    pub receivers: Vec<(ChannelKind, UdpSocket)>,
+    pub sender: UdpSocket,
+}
+
+fn bind(addr: SocketAddrV4, reuse: bool) -> io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if reuse {
+        socket.set_reuse_address(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.set_broadcast(true)?;
+    // Bursts of a fast ring must not overflow the default buffers.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
+    socket.bind(&SocketAddr::V4(addr).into())?;
+    Ok(UdpSocket::from_std(socket.into()))
+}
+
+impl UdpChannels {
+    /// Bind the receive channels on `port` / `port + 1` and the send socket.
+    pub fn bind(
+        port: u16,
+        interfaces: &[DaemonInterface],
+        broadcast: Option<Ipv4Addr>,
+        multicast: Option<Ipv4Addr>,
+    ) -> io::Result<UdpChannels> {
+        let mut receivers = Vec::new();
+        let mut broadcast_bound = false;
+        for iface in interfaces {
+            let ip = iface.ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            if let (Some(_), Some(bcast)) = (iface.ip, broadcast) {
+                // A socket bound to one address does not see broadcasts:
+                // bind the broadcast address too.
+                if !broadcast_bound && multicast.is_none() {
+                    receivers.push((ChannelKind::Data, bind(SocketAddrV4::new(bcast, port), true)?));
+                    broadcast_bound = true;
+                }
+            }
+            let data = bind(SocketAddrV4::new(ip, port), true)?;
+            if let Some(group) = multicast {
+                let socket = socket2::SockRef::from(&data);
+                socket.join_multicast_v4(&group, &ip)?;
+                socket.set_multicast_loop_v4(false)?;
+            }
+            receivers.push((ChannelKind::Data, data));
+            receivers.push((ChannelKind::Token, bind(SocketAddrV4::new(ip, port + 1), false)?));
+        }
+        let sender = bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), false)?;
+        if multicast.is_some() {
+            socket2::SockRef::from(&sender).set_multicast_ttl_v4(1)?;
+        }
+        Ok(UdpChannels { receivers, sender })
+    }
+
+    /// Send one datagram; a full socket buffer drops it, as UDP may.
+    pub fn send(&self, to: SocketAddrV4, bytes: &[u8]) -> io::Result<()> {
+        match self.sender.send_to(bytes, SocketAddr::V4(to)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_data_and_token_channels_and_carries_datagrams() {
+        // An ephemeral pair of free ports.
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let Ok(ch) = UdpChannels::bind(
+            port,
+            &[DaemonInterface {
+                ip: Some(Ipv4Addr::LOCALHOST),
+            }],
+            None,
+            None,
+        ) else {
+            // port + 1 was taken by someone else; nothing to test then.
+            return;
+        };
+        assert_eq!(ch.receivers.len(), 2);
+        ch.send(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port + 1), b"token")
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let token = &ch
+            .receivers
+            .iter()
+            .find(|(k, _)| *k == ChannelKind::Token)
+            .unwrap()
+            .1;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match token.recv_from(&mut buf) {
+                Ok((n, _)) => {
+                    assert_eq!(&buf[..n], b"token");
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                Err(e) => panic!("no datagram: {e}"),
+            }
+        }
+    }
+}
