@@ -8,4 +8,5 @@
 //! Parsers take untrusted bytes and never panic.
 
 pub mod client;
+pub mod daemon;
 pub mod endian;

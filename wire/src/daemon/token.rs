@@ -1,0 +1,294 @@
+//! Tokens on the token port: the 40-byte header and regular tokens.
+//!
+//! ```text
+//! 0   type            0, FORM1 or FORM2, + ARQ (bits 16-19), RETRANS (20-23), marker
+//! 4   transmiter_id   sender of this hop
+//! 8   proc_id         daemon that last processed it
+//! 12  memb_id         ring id (FORM tokens: originator id + time)
+//! 20  seq             highest sequence number assigned in the ring
+//! 24  aru             all-received-up-to
+//! 28  aru_last_id     daemon that last set aru
+//! 32  flow_control    int16: packets broadcast in the last rotation
+//! 34  rtr_len         int16: body bytes after the header
+//! 36  conf_hash
+//! 40  body            retransmission requests (regular token)
+//! ```
+//!
+//! A retransmission request (`ring_rtr`): memb_id 8, proc_id 4, int16
+//! seg_index, int16 num_seq, then num_seq int32 sequence numbers.
+
+use super::types::{
+    arq, retrans, strip_marker, with_arq, with_retrans, TokenKind, RING_RTR_LEN, TOKEN_HEADER_LEN,
+};
+use super::{put_i16, put_memb_id, DecodeError, Reader};
+use crate::client::MembId;
+use crate::endian::ByteOrder;
+
+/// The 40-byte token header, integers in host values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TokenHeader {
+    /// Type bits with the ARQ and RETRANS counters, endian marker removed.
+    pub token_type: u32,
+    pub transmiter_id: i32,
+    pub proc_id: i32,
+    pub memb_id: MembId,
+    pub seq: i32,
+    pub aru: i32,
+    pub aru_last_id: i32,
+    pub flow_control: i16,
+    /// Body bytes, read as unsigned (a FORM token may exceed 32767 bytes);
+    /// emitters of whole tokens compute it.
+    pub rtr_len: u16,
+    pub conf_hash: u32,
+}
+
+impl TokenHeader {
+    pub const LEN: usize = TOKEN_HEADER_LEN;
+
+    /// Decode the first 40 bytes; also returns the writer's order.
+    pub fn parse(buf: &[u8]) -> Result<(TokenHeader, ByteOrder), DecodeError> {
+        let head = buf.get(..Self::LEN).ok_or(DecodeError::Truncated {
+            field: "token_header",
+            offset: 0,
+            needed: Self::LEN,
+        })?;
+        let order = ByteOrder::of_type_word([head[0], head[1], head[2], head[3]]);
+        let mut r = Reader::new(head, 0, order);
+        let header = TokenHeader {
+            token_type: strip_marker(r.u32("type")?),
+            transmiter_id: r.i32("transmiter_id")?,
+            proc_id: r.i32("proc_id")?,
+            memb_id: r.memb_id("memb_id")?,
+            seq: r.i32("seq")?,
+            aru: r.i32("aru")?,
+            aru_last_id: r.i32("aru_last_id")?,
+            flow_control: r.i16("flow_control")?,
+            rtr_len: r.u16("rtr_len")?,
+            conf_hash: r.u32("conf_hash")?,
+        };
+        Ok((header, order))
+    }
+
+    pub fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
+        order.put_u32(out, strip_marker(self.token_type) | order.marker());
+        order.put_i32(out, self.transmiter_id);
+        order.put_i32(out, self.proc_id);
+        put_memb_id(order, out, self.memb_id);
+        order.put_i32(out, self.seq);
+        order.put_i32(out, self.aru);
+        order.put_i32(out, self.aru_last_id);
+        put_i16(order, out, self.flow_control);
+        order.put_u16(out, self.rtr_len);
+        order.put_u32(out, self.conf_hash);
+    }
+
+    pub fn emit(&self, order: ByteOrder) -> [u8; TOKEN_HEADER_LEN] {
+        let mut v = Vec::with_capacity(Self::LEN);
+        self.emit_into(order, &mut v);
+        let mut a = [0u8; TOKEN_HEADER_LEN];
+        a.copy_from_slice(&v);
+        a
+    }
+
+    pub fn kind(&self) -> TokenKind {
+        TokenKind::of(self.token_type)
+    }
+
+    pub fn arq(&self) -> u8 {
+        arq(self.token_type)
+    }
+
+    pub fn set_arq(&mut self, v: u8) {
+        self.token_type = with_arq(self.token_type, v);
+    }
+
+    pub fn retrans(&self) -> u8 {
+        retrans(self.token_type)
+    }
+
+    pub fn set_retrans(&mut self, v: u8) {
+        self.token_type = with_retrans(self.token_type, v);
+    }
+}
+
+/// Split a token datagram into header, order and body, checking that
+/// `rtr_len` matches the bytes after the header.
+pub fn split_token(buf: &[u8]) -> Result<(TokenHeader, ByteOrder, &[u8]), DecodeError> {
+    let (header, order) = TokenHeader::parse(buf)?;
+    let body = &buf[TOKEN_HEADER_LEN..];
+    if body.len() != header.rtr_len as usize {
+        return Err(DecodeError::LengthMismatch {
+            field: "rtr_len",
+            offset: 34,
+            declared: header.rtr_len as usize,
+            actual: body.len(),
+        });
+    }
+    Ok((header, order, body))
+}
+
+/// One retransmission request of a regular token.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RingRtr {
+    /// The ring whose packets are requested.
+    pub memb_id: MembId,
+    /// Daemon that asks.
+    pub proc_id: i32,
+    pub seg_index: i16,
+    pub seqs: Vec<i32>,
+}
+
+impl RingRtr {
+    pub fn encoded_len(&self) -> usize {
+        RING_RTR_LEN + 4 * self.seqs.len()
+    }
+
+    pub fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
+        put_memb_id(order, out, self.memb_id);
+        order.put_i32(out, self.proc_id);
+        put_i16(order, out, self.seg_index);
+        put_i16(order, out, self.seqs.len() as i16);
+        for &s in &self.seqs {
+            order.put_i32(out, s);
+        }
+    }
+}
+
+/// A regular token: header and retransmission requests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Token {
+    /// `rtr_len` is recomputed by [`Token::emit`].
+    pub header: TokenHeader,
+    pub rtr: Vec<RingRtr>,
+}
+
+impl Token {
+    /// Decode a regular token datagram.
+    pub fn parse(buf: &[u8]) -> Result<(Token, ByteOrder), DecodeError> {
+        let (header, order, body) = split_token(buf)?;
+        if header.kind() != TokenKind::Regular {
+            return Err(DecodeError::Invalid {
+                field: "type",
+                offset: 0,
+                reason: "not a regular token",
+            });
+        }
+        let mut r = Reader::new(body, TOKEN_HEADER_LEN, order);
+        let mut rtr = Vec::new();
+        while !r.is_empty() {
+            let memb_id = r.memb_id("ring_rtr.memb_id")?;
+            let proc_id = r.i32("ring_rtr.proc_id")?;
+            let seg_index = r.i16("ring_rtr.seg_index")?;
+            let (num_seq, _) = r.count16("ring_rtr.num_seq")?;
+            let seqs = r.i32_vec(num_seq, "ring_rtr.seqs")?;
+            rtr.push(RingRtr {
+                memb_id,
+                proc_id,
+                seg_index,
+                seqs,
+            });
+        }
+        Ok((Token { header, rtr }, order))
+    }
+
+    pub fn body_len(&self) -> usize {
+        self.rtr.iter().map(RingRtr::encoded_len).sum()
+    }
+
+    /// Encode in `order`; `rtr_len` follows the requests. The caller keeps
+    /// the body within [`MAX_TOKEN_BODY`](super::types::MAX_TOKEN_BODY).
+    pub fn emit(&self, order: ByteOrder) -> Vec<u8> {
+        let body_len = self.body_len();
+        let header = TokenHeader {
+            rtr_len: body_len as u16,
+            ..self.header
+        };
+        let mut out = Vec::with_capacity(TOKEN_HEADER_LEN + body_len);
+        header.emit_into(order, &mut out);
+        for r in &self.rtr {
+            r.emit_into(order, &mut out);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// d01: the first regular token of a new ring (aru 0x7fffffff, aru_last_id -1).
+    const FIRST_TOKEN: &str =
+        "800000800200630a0200630a0100630affe6036b00000000ffffff7fffffffff00000000b45b602e";
+    /// d07: idle token held by the leader, ARQ 8, RETRANS 1.
+    const IDLE_TOKEN: &str =
+        "800018800100630a0100630a0100630a1fe7036b03000000030000000100630a00000000b45b602e";
+
+    #[test]
+    fn first_token_of_a_ring() {
+        let bytes = hex(FIRST_TOKEN);
+        let (t, order) = Token::parse(&bytes).unwrap();
+        assert_eq!(order, ByteOrder::Little);
+        assert_eq!(t.header.token_type, 0);
+        assert_eq!(t.header.aru, i32::MAX);
+        assert_eq!(t.header.aru_last_id, -1);
+        assert_eq!(t.header.memb_id.proc_id, 0x0a63_0001);
+        assert!(t.rtr.is_empty());
+        assert_eq!(t.emit(order), bytes);
+    }
+
+    #[test]
+    fn counters_of_idle_token() {
+        let bytes = hex(IDLE_TOKEN);
+        let (mut t, order) = Token::parse(&bytes).unwrap();
+        assert_eq!((t.header.arq(), t.header.retrans()), (8, 1));
+        assert_eq!(t.header.seq, 3);
+        t.header.set_arq(9);
+        t.header.set_retrans(0);
+        assert_eq!(&t.emit(order)[..4], &[0x80, 0x00, 0x09, 0x80]);
+    }
+
+    #[test]
+    fn rtr_round_trip_and_checks() {
+        let t = Token {
+            header: TokenHeader {
+                token_type: 0x0003_0000,
+                seq: 20,
+                ..Default::default()
+            },
+            rtr: vec![
+                RingRtr {
+                    memb_id: MembId { proc_id: 1, time: 2 },
+                    proc_id: 3,
+                    seg_index: 0,
+                    seqs: vec![5, 6, 9],
+                },
+                RingRtr::default(),
+            ],
+        };
+        for order in [ByteOrder::Little, ByteOrder::Big] {
+            let bytes = t.emit(order);
+            assert_eq!(bytes.len(), 40 + 28 + 16);
+            let (back, o) = Token::parse(&bytes).unwrap();
+            assert_eq!(o, order);
+            assert_eq!(back.rtr, t.rtr);
+            assert_eq!(back.header.rtr_len, 44);
+            // num_seq beyond the body
+            let mut bad = bytes.clone();
+            let at = 40 + 14;
+            bad[at..at + 2].copy_from_slice(&order.u16_bytes(100));
+            assert!(Token::parse(&bad).is_err());
+            // rtr_len disagreeing with the datagram
+            assert!(matches!(
+                Token::parse(&bytes[..bytes.len() - 4]),
+                Err(DecodeError::LengthMismatch { .. })
+            ));
+        }
+    }
+}
