@@ -24,6 +24,7 @@ use spread_wire::endian::ByteOrder;
 
 use crate::auth::AuthPolicy;
 use crate::groups::{Cause, Change, Groups, Member, MAX_LOCAL_GROUP_MEMBERS};
+use crate::ring::{Channel, Outgoing, PacketType, RingEngine, RingEvent, RingParams, Transmit};
 use crate::session::{Bytes, ClientMessage, ConnId, Peer, Phase, Session};
 
 /// Sessions one daemon serves, as the original's descriptor budget allows.
@@ -81,8 +82,8 @@ pub struct Engine {
     groups: Groups,
     /// The current ring's membership id (group ids are made from it).
     memb_id: MembId,
-    /// Messages handed to the ordering layer and not yet delivered.
-    ordered: VecDeque<ClientMessage>,
+    /// Where client messages get their place in the total order.
+    ordering: Ordering,
     outputs: VecDeque<Output>,
     delivery_stamp: u64,
     rng: u64,
@@ -103,11 +104,34 @@ impl Engine {
             by_private: HashMap::new(),
             groups: Groups::new(),
             memb_id,
-            ordered: VecDeque::new(),
+            ordering: Ordering::Local(VecDeque::new()),
             outputs: VecDeque::new(),
             delivery_stamp: 0,
             rng,
             receivers: Vec::new(),
+        }
+    }
+
+    /// An engine whose messages are ordered by the ring protocol.
+    pub fn with_ring(cfg: EngineConfig, ring: RingParams, now: Instant, unix_secs: u32) -> Engine {
+        let mut engine = Engine::new(cfg, unix_secs);
+        engine.ordering = Ordering::Ring(Box::new(RingEngine::new(ring, now, unix_secs)));
+        engine
+    }
+
+    /// A datagram from another daemon.
+    pub fn handle_datagram(&mut self, channel: Channel, bytes: &[u8], now: Instant, unix_secs: u32) {
+        if let Ordering::Ring(ring) = &mut self.ordering {
+            ring.handle_datagram(channel, bytes, now, unix_secs);
+        }
+        self.run_ordering();
+    }
+
+    /// A datagram the ring wants sent.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        match &mut self.ordering {
+            Ordering::Ring(ring) => ring.poll_transmit(),
+            Ordering::Local(_) => None,
         }
     }
 
@@ -167,8 +191,14 @@ impl Engine {
         self.run_ordering();
     }
 
-    /// Time passed: connections that sent no connect request in 1 s go.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// Time passed: connections that sent no connect request in 1 s go;
+    /// the ring's timers run.
+    pub fn handle_timeout(&mut self, now: Instant, unix_secs: u32) {
+        if let Ordering::Ring(ring) = &mut self.ordering {
+            if ring.poll_timeout().is_some_and(|t| t <= now) {
+                ring.handle_timeout(now, unix_secs);
+            }
+        }
         let expired: Vec<ConnId> = self
             .sessions
             .values()
@@ -182,13 +212,22 @@ impl Engine {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions
+        let ring = match &self.ordering {
+            Ordering::Ring(ring) => ring.poll_timeout(),
+            Ordering::Local(_) => None,
+        };
+        let sessions = self
+            .sessions
             .values()
             .filter_map(|s| match s.phase {
                 Phase::AwaitConnect { deadline } => Some(deadline),
                 _ => None,
             })
-            .min()
+            .min();
+        match (ring, sessions) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -391,7 +430,7 @@ impl Engine {
                 return;
             }
         }
-        self.ordered.push_back(msg);
+        self.submit(msg);
     }
 
     /// Send a refused message back to its sender as a REJECT_MESS.
@@ -438,7 +477,7 @@ impl Engine {
             let mut bytes = Vec::with_capacity(MESSAGE_HEADER_LEN + 32);
             header.emit_into(ByteOrder::NATIVE, &mut bytes);
             emit_group_names(&[me], &mut bytes);
-            self.ordered.push_back(ClientMessage {
+            self.submit(ClientMessage {
                 header,
                 bytes: Arc::new(bytes),
             });
@@ -488,9 +527,49 @@ impl Engine {
 
     // ----- delivery in order -----
 
+    fn submit(&mut self, msg: ClientMessage) {
+        match &mut self.ordering {
+            Ordering::Local(queue) => queue.push_back(msg),
+            Ordering::Ring(ring) => ring.submit(Outgoing {
+                packet_type: PacketType::for_service(msg.header.service_type),
+                bytes: msg.bytes.as_ref().clone(),
+            }),
+        }
+    }
+
+    /// Deliver what the ordering layer has put in order.
     fn run_ordering(&mut self) {
-        while let Some(msg) = self.ordered.pop_front() {
-            self.deliver(msg);
+        loop {
+            let event = match &mut self.ordering {
+                Ordering::Local(queue) => match queue.pop_front() {
+                    Some(msg) => Ordered::Local(msg),
+                    None => return,
+                },
+                Ordering::Ring(ring) => match ring.poll_event() {
+                    Some(event) => Ordered::Ring(event),
+                    None => return,
+                },
+            };
+            match event {
+                Ordered::Local(msg) => self.deliver(msg),
+                Ordered::Ring(RingEvent::Deliver { bytes, from, .. }) => match message_from_ring(bytes) {
+                    Some(msg) if msg.header.service_type & GROUPS_MESS != 0 => {
+                        debug!(target: "spread::groups", "group state message from {} not used yet", Ipv4Addr::from(from));
+                    }
+                    Some(msg) => self.deliver(msg),
+                    None => {
+                        warn!(target: "spread::ring", "undecodable message from daemon {}", Ipv4Addr::from(from))
+                    }
+                },
+                Ordered::Ring(RingEvent::Transitional { memb_id, members }) => {
+                    info!(target: "spread::membership", "transitional configuration {memb_id:?}: {}", ids(&members));
+                }
+                Ordered::Ring(RingEvent::Regular { memb_id, members }) => {
+                    info!(target: "spread::membership", "Membership id is ({}, {}): {}",
+                        Ipv4Addr::from(memb_id.proc_id as u32), memb_id.time, ids(&members));
+                    self.memb_id = memb_id;
+                }
+            }
         }
     }
 
@@ -607,6 +686,44 @@ impl Engine {
             self.queue_to(conn, notice.clone());
         }
     }
+}
+
+/// The ordering layer: immediate for a daemon alone in its configuration,
+/// the ring protocol otherwise.
+enum Ordering {
+    Local(VecDeque<ClientMessage>),
+    Ring(Box<RingEngine>),
+}
+
+enum Ordered {
+    Local(ClientMessage),
+    Ring(RingEvent),
+}
+
+fn ids(members: &[u32]) -> String {
+    members
+        .iter()
+        .map(|m| Ipv4Addr::from(*m).to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A message the ring delivered, its header converted to our byte order
+/// (the hint stays as its writer wrote it).
+fn message_from_ring(mut bytes: Vec<u8>) -> Option<ClientMessage> {
+    let (header, order) = MessageHeader::parse(&bytes).ok()?;
+    let names = usize::try_from(header.num_groups).ok()?.checked_mul(32)?;
+    let body = usize::try_from(header.data_len).ok()?;
+    if bytes.len() != MESSAGE_HEADER_LEN + names + body {
+        return None;
+    }
+    if order != ByteOrder::NATIVE {
+        bytes[..MESSAGE_HEADER_LEN].copy_from_slice(&header.emit(ByteOrder::NATIVE));
+    }
+    Some(ClientMessage {
+        header,
+        bytes: Arc::new(bytes),
+    })
 }
 
 fn session_fd(sessions: &HashMap<ConnId, Session>, conn: ConnId) -> i32 {

@@ -2,19 +2,21 @@
 //!
 //! * [`engine`]: the sans-IO core: [`session`]s and [`groups`] over an
 //!   ordering layer; fed events and the clock, it never touches a socket.
+//! * [`ring`] and [`membership`]: the daemon-to-daemon token ring protocol
+//!   and its membership algorithm (sans-IO), ordering client messages when
+//!   the configuration has more than one daemon.
 //! * [`auth`]: the NULL and IP client authentication methods.
 //! * [`configuration`]: the `spread.conf` grammar and the configuration hash.
-//! * [`shell`]: the thin mio event loop that runs the engine on real sockets.
+//! * [`shell`] and [`network`]: the thin mio event loop that runs the engine
+//!   on real sockets (client TCP/Unix listeners, the ring's UDP channels).
 
 pub mod auth;
 pub mod configuration;
 pub mod engine;
 pub mod groups;
 pub mod logging;
-pub mod network;
-#[cfg(not(spread_lead_only))] // TEMP while helpers work
 pub mod membership;
-#[cfg(not(spread_lead_only))] // TEMP while helpers work
+pub mod network;
 pub mod ring;
 pub mod session;
 pub mod shell;

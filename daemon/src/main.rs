@@ -10,10 +10,12 @@ use clap::Parser;
 use log::{error, info, warn};
 
 use spread_daemon::auth::{AuthPolicy, IpAccessList};
-use spread_daemon::configuration::{Configuration, InterfaceKinds};
+use spread_daemon::configuration::{Configuration, DaemonEntry, InterfaceKinds};
 use spread_daemon::engine::{Engine, EngineConfig};
 use spread_daemon::logging;
-use spread_daemon::shell::{self, Listen, Shell};
+use spread_daemon::network::{DaemonInterface, UdpChannels};
+use spread_daemon::ring::{FlowParams, RingParams, SegmentConf, Timeouts};
+use spread_daemon::shell::{self, Listen, RingAddresses, Shell};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -145,7 +147,16 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
         max_sessions: spread_daemon::engine::MAX_SESSIONS,
         seed: unix_secs as u64 ^ ((std::process::id() as u64) << 32),
     };
-    let engine = Engine::new(engine_config, unix_secs);
+    let ring = (config.num_daemons() > 1).then(|| ring_setup(&config, &entry));
+    let engine = match &ring {
+        Some((params, _, _)) => Engine::with_ring(
+            engine_config,
+            params.clone(),
+            std::time::Instant::now(),
+            unix_secs,
+        ),
+        None => Engine::new(engine_config, unix_secs),
+    };
     // An implicit interface (no interface block) listens on every address.
     let mut tcp: Vec<SocketAddr> = entry
         .interfaces
@@ -169,10 +180,83 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
         unix: Some(PathBuf::from(format!("/tmp/{port}"))),
     };
     let mut shell = Shell::new(engine, &listen).map_err(|e| e.to_string())?;
-    info!("Membership id is ({}, {})", entry.ip, unix_secs);
+    match ring {
+        Some((_, interfaces, addresses)) => {
+            let segment = config
+                .segments
+                .iter()
+                .find(|s| s.daemons.iter().any(|d| d.name == entry.name));
+            let bcast = segment
+                .map(|s| s.address)
+                .filter(|_| segment.is_some_and(|s| s.daemons.len() > 1));
+            let multicast = bcast.filter(|a| a.is_multicast());
+            let channels =
+                UdpChannels::bind(port, &interfaces, bcast.filter(|a| !a.is_multicast()), multicast)
+                    .map_err(|e| format!("cannot bind the ring's UDP ports {port}/{}: {e}", port + 1))?;
+            shell
+                .attach_ring(channels, addresses)
+                .map_err(|e| e.to_string())?;
+        }
+        None => info!("Membership id is ({}, {})", entry.ip, unix_secs),
+    }
 
     drop_privileges(&config, &mut shell);
     shell.run().map_err(|e| e.to_string())
+}
+
+/// The ring's view of the configuration, its sockets' interfaces and the
+/// addresses its datagrams go to.
+fn ring_setup(config: &Configuration, me: &DaemonEntry) -> (RingParams, Vec<DaemonInterface>, RingAddresses) {
+    let segments: Vec<SegmentConf> = config
+        .segments
+        .iter()
+        .map(|s| SegmentConf {
+            bcast: u32::from(s.address),
+            port: s.port,
+            daemons: s.daemons.iter().map(|d| u32::from(d.ip)).collect(),
+        })
+        .collect();
+    let mut params = RingParams::new(u32::from(me.ip), segments, config.hash());
+    let t = &config.timeouts;
+    params.timeouts = Timeouts {
+        token: t.token,
+        hurry: t.hurry,
+        alive: t.alive,
+        join: t.join,
+        rep: t.rep,
+        seg: t.seg,
+        gather: t.gather,
+        form: t.form,
+        lookup: t.lookup,
+    };
+    params.flow = FlowParams {
+        window: config.flow.window as i32,
+        personal_window: config.flow.personal_window as i32,
+        accelerated_ring: config.flow.accelerated_ring,
+        accelerated_window: config.flow.accelerated_window as i32,
+    };
+    let interfaces = me
+        .interfaces
+        .iter()
+        .filter(|i| i.kinds.serves_daemons())
+        .map(|i| DaemonInterface {
+            ip: (!i.kinds.contains(InterfaceKinds::ANY)).then_some(i.ip),
+        })
+        .collect::<Vec<_>>();
+    let interfaces = if interfaces.is_empty() {
+        vec![DaemonInterface { ip: None }]
+    } else {
+        interfaces
+    };
+    let addresses = RingAddresses {
+        segments: config.segments.iter().map(|s| (s.address, s.port)).collect(),
+        daemon_ports: config
+            .segments
+            .iter()
+            .flat_map(|s| s.daemons.iter().map(|d| (u32::from(d.ip), s.port)))
+            .collect(),
+    };
+    (params, interfaces, addresses)
 }
 
 /// When started as root: chroot into RuntimeDir and become DaemonUser /

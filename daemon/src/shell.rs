@@ -17,11 +17,14 @@ use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::engine::{Engine, Output};
+use crate::network::{ChannelKind, UdpChannels};
+use crate::ring::{Channel, Destination};
 use crate::session::{ConnId, Peer};
 
 const SIGNAL: Token = Token(0);
 const UNIX_LISTENER: Token = Token(1);
 const FIRST_TCP_LISTENER: usize = 2;
+const FIRST_UDP: usize = 32;
 const FIRST_CONN: usize = 64;
 /// Bytes read from one client per wakeup before others get a turn.
 const READ_BUDGET: usize = 256 * 1024;
@@ -34,6 +37,30 @@ pub struct Listen {
     pub tcp: Vec<SocketAddr>,
     /// The Unix socket path, e.g. `/tmp/4803`; `None` to skip it.
     pub unix: Option<PathBuf>,
+}
+
+/// Where the ring's datagrams go: each segment's broadcast address and
+/// port, and each daemon's segment port.
+#[derive(Clone, Debug, Default)]
+pub struct RingAddresses {
+    pub segments: Vec<(Ipv4Addr, u16)>,
+    pub daemon_ports: HashMap<u32, u16>,
+}
+
+impl RingAddresses {
+    fn resolve(&self, to: Destination) -> Option<std::net::SocketAddrV4> {
+        match to {
+            Destination::Segment(i) => self
+                .segments
+                .get(i)
+                .map(|&(ip, port)| std::net::SocketAddrV4::new(ip, port)),
+            Destination::Daemon { id, channel } => {
+                let port = *self.daemon_ports.get(&id)?;
+                let port = if channel == Channel::Token { port + 1 } else { port };
+                Some(std::net::SocketAddrV4::new(Ipv4Addr::from(id), port))
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -149,6 +176,7 @@ pub struct Shell {
     /// messages of one read leave in one vectored write.
     to_flush: Vec<ConnId>,
     read_buf: Vec<u8>,
+    udp: Option<(UdpChannels, RingAddresses)>,
 }
 
 impl Shell {
@@ -217,7 +245,67 @@ impl Shell {
             read_again: VecDeque::new(),
             to_flush: Vec::new(),
             read_buf: vec![0; 64 * 1024],
+            udp: None,
         })
+    }
+
+    /// Carry the ring's datagrams over these sockets.
+    pub fn attach_ring(
+        &mut self,
+        mut channels: UdpChannels,
+        addresses: RingAddresses,
+    ) -> Result<(), ShellError> {
+        for (i, (_, socket)) in channels.receivers.iter_mut().enumerate() {
+            self.poll
+                .registry()
+                .register(socket, Token(FIRST_UDP + i), Interest::READABLE)?;
+        }
+        self.udp = Some((channels, addresses));
+        self.send_datagrams();
+        Ok(())
+    }
+
+    fn read_datagrams(&mut self, index: usize, now: Instant) {
+        loop {
+            let Some((channels, _)) = &self.udp else { return };
+            let Some((kind, socket)) = channels.receivers.get(index) else {
+                return;
+            };
+            let channel = match kind {
+                ChannelKind::Data => Channel::Data,
+                ChannelKind::Token => Channel::Token,
+            };
+            match socket.recv_from(&mut self.read_buf) {
+                Ok((n, _)) => {
+                    self.engine
+                        .handle_datagram(channel, &self.read_buf[..n], now, unix_secs());
+                    self.send_datagrams();
+                    self.apply_outputs();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!(target: "spread::network", "receive failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn send_datagrams(&mut self) {
+        let Some((channels, addresses)) = &self.udp else {
+            return;
+        };
+        while let Some(t) = self.engine.poll_transmit() {
+            match addresses.resolve(t.to) {
+                Some(to) => {
+                    if let Err(e) = channels.send(to, &t.bytes) {
+                        debug!(target: "spread::network", "send to {to} failed: {e}");
+                    }
+                }
+                None => warn!(target: "spread::network", "no address for {:?}", t.to),
+            }
+        }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -251,6 +339,9 @@ impl Shell {
                         return Ok(());
                     }
                     UNIX_LISTENER => self.accept_unix(now),
+                    Token(t) if (FIRST_UDP..FIRST_CONN).contains(&t) => {
+                        self.read_datagrams(t - FIRST_UDP, now)
+                    }
                     Token(t) if t < FIRST_CONN => self.accept_tcp(t - FIRST_TCP_LISTENER, now),
                     Token(conn) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -270,9 +361,10 @@ impl Shell {
                 }
             }
             if self.engine.poll_timeout().is_some_and(|t| t <= now) {
-                self.engine.handle_timeout(now);
+                self.engine.handle_timeout(now, unix_secs());
                 self.apply_outputs();
             }
+            self.send_datagrams();
             self.flush_woken();
         }
     }
@@ -487,6 +579,13 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(128)?;
     Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Seconds since the Unix epoch (ring membership ids carry them).
+pub fn unix_secs() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
 }
 
 /// The IPv4 addresses of this host's interfaces (to find our own entry in

@@ -1,0 +1,729 @@
+//! Spread's daemon membership: finding the other daemons and agreeing on a
+//! new ring with extended virtual synchrony (EVS).
+//!
+//! States (`OP`, `SEG`, `REPRESENTED`, `GATHER`, `FORM`, `EVS`) and their
+//! messages follow the 4.4 algorithm so that mixed rings agree:
+//!
+//! * a daemon that loses its token broadcasts ALIVE in its segment (`SEG`);
+//!   the smallest daemon of the segment becomes its representative and
+//!   gathers with JOIN messages (`GATHER`), the others are `REPRESENTED`;
+//! * the smallest representative sends a FORM1 token through every gathered
+//!   daemon and representative; the last one turns it into a FORM2 with the
+//!   members sorted, which every member reads (`FORM` -> `EVS`);
+//! * in `EVS` the new ring's token recovers the old rings' missing packets;
+//!   then each daemon delivers what it can in its old configuration, the
+//!   transitional configuration (the old members that came along), what is
+//!   left, and the new regular configuration.
+//!
+//! The engine methods are on [`crate::ring::RingEngine`]; this module holds the
+//! membership state and the membership half of the engine.
+
+mod form;
+
+use std::collections::HashSet;
+
+use spread_wire::client::MembId;
+use spread_wire::endian::ByteOrder;
+
+use crate::ring::wire::{self, bits, rep_kind, MembersInfo, PacketHeader, Rep, RepsInfo};
+use crate::ring::{ip, Channel, DeliveryThreshold, Destination, Members, RingEngine, Timer};
+
+/// Where the membership algorithm is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// A ring is installed and working.
+    Op,
+    /// Token lost: announcing myself in my segment.
+    Seg,
+    /// Another daemon of my segment gathers for me.
+    Represented,
+    /// Collecting representatives with JOIN messages.
+    Gather,
+    /// A FORM1 token is going round.
+    Form,
+    /// The new ring's token recovers the old rings' packets.
+    Evs,
+}
+
+/// Commit set: the daemons whose old-ring packets will be delivered; the
+/// first `num_trans` form the transitional configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CommitSet {
+    pub members: Vec<u32>,
+    pub num_trans: usize,
+}
+
+impl CommitSet {
+    pub fn me(id: u32) -> CommitSet {
+        CommitSet {
+            members: vec![id],
+            num_trans: 1,
+        }
+    }
+}
+
+pub(crate) struct MembershipState {
+    pub state: State,
+    pub token_alive: bool,
+    pub membership: Members,
+    pub membership_id: MembId,
+    pub future_membership: Members,
+    pub future_membership_id: MembId,
+    pub form1_memb_id: MembId,
+    pub trans_memb_id: MembId,
+    pub f_trans_memb_time: i32,
+    pub last_time_used: i32,
+    pub my_seg_rep: Option<u32>,
+    pub foreign_found: bool,
+    /// Daemons gathered (`F_members`).
+    pub f_members: Vec<u32>,
+    /// Representatives gathered (`F_reps`); mine first.
+    pub f_reps: Vec<Rep>,
+    /// Representatives to send JOINs to.
+    pub potential_reps: Vec<Rep>,
+    pub commit_set: CommitSet,
+    pub future_commit_set: CommitSet,
+    pub just_installed: bool,
+    pub trans_membership: Members,
+    pub commit_membership: Members,
+    pub reg_membership: Members,
+    /// (sender, hash) pairs already logged as configuration mismatches.
+    pub hash_warned: HashSet<(u32, u32)>,
+}
+
+impl MembershipState {
+    pub(crate) fn new(my_id: u32, me: Members) -> MembershipState {
+        MembershipState {
+            state: State::Op,
+            token_alive: false,
+            membership: me.clone(),
+            membership_id: MembId {
+                proc_id: my_id as i32,
+                time: -1,
+            },
+            future_membership: me.clone(),
+            future_membership_id: MembId::default(),
+            form1_memb_id: MembId::default(),
+            trans_memb_id: MembId::default(),
+            f_trans_memb_time: 0,
+            last_time_used: -1,
+            my_seg_rep: None,
+            foreign_found: false,
+            f_members: vec![my_id],
+            f_reps: Vec::new(),
+            potential_reps: Vec::new(),
+            commit_set: CommitSet::me(my_id),
+            future_commit_set: CommitSet::me(my_id),
+            just_installed: false,
+            trans_membership: me.clone(),
+            commit_membership: me.clone(),
+            reg_membership: me,
+            hash_warned: HashSet::new(),
+        }
+    }
+
+    /// The ring the token belongs to: the future one while in EVS.
+    pub(crate) fn active(&self) -> &Members {
+        if self.state == State::Evs {
+            &self.future_membership
+        } else {
+            &self.membership
+        }
+    }
+
+    pub(crate) fn active_id(&self) -> MembId {
+        if self.state == State::Evs {
+            self.future_membership_id
+        } else {
+            self.membership_id
+        }
+    }
+}
+
+impl RingEngine {
+    pub(crate) fn memb_init(&mut self) {
+        self.memb.state = State::Op;
+        self.memb_token_loss();
+    }
+
+    fn seg_of(&self, id: u32) -> Option<usize> {
+        self.conf.pos(id).map(|p| p.seg)
+    }
+
+    /// Representatives of the other segments to probe after losing a ring.
+    fn potential_from(&self, ring: &Members) -> Vec<Rep> {
+        let mut reps = Vec::new();
+        for seg in 0..self.conf.segments.len() {
+            if seg == self.my_seg {
+                continue;
+            }
+            let Some(id) = ring
+                .first_in_segment(&self.conf, seg)
+                .or_else(|| self.conf.seg_leader(seg))
+            else {
+                continue;
+            };
+            self.insert_rep(
+                &mut reps,
+                Rep {
+                    proc_id: id,
+                    kind: rep_kind::POTENTIAL,
+                    seg_index: seg as i16,
+                },
+            );
+        }
+        reps
+    }
+
+    /// `Memb_token_loss`: the ring is gone (or never was); start over.
+    pub(crate) fn memb_token_loss(&mut self) {
+        match self.memb.state {
+            State::Op => {
+                let ring = self.memb.membership.clone();
+                self.memb.potential_reps = self.potential_from(&ring);
+            }
+            State::Seg | State::Represented => {
+                log::error!("membership: token loss in state {:?}", self.memb.state);
+            }
+            State::Gather => {
+                let mut reps = Vec::new();
+                for rep in self.memb.f_reps.iter().skip(1).copied().collect::<Vec<_>>() {
+                    self.insert_rep(&mut reps, rep);
+                }
+                let ring = self.memb.membership.clone();
+                for rep in self.potential_from(&ring) {
+                    self.insert_rep(&mut reps, rep);
+                }
+                self.memb.potential_reps = reps;
+            }
+            State::Form => {}
+            State::Evs => {
+                self.backoff_membership();
+                let ring = self.memb.future_membership.clone();
+                self.memb.potential_reps = self.potential_from(&ring);
+            }
+        }
+        log::warn!("membership: token lost in state {:?}", self.memb.state);
+        self.memb.token_alive = false;
+        self.threshold = DeliveryThreshold::Blocked;
+        self.memb.just_installed = false;
+        for t in [
+            Timer::TokenLoss,
+            Timer::Join,
+            Timer::FormOrFail,
+            Timer::Hurry,
+            Timer::Lookup,
+        ] {
+            self.disarm(t);
+        }
+        self.last_token.kind = 0;
+        self.last_token.seq = 0;
+        self.last_token.aru = 0;
+        self.memb.membership = self.conf.ordered([self.my_id]);
+        self.shift_to_seg();
+    }
+
+    fn shift_to_op(&mut self) {
+        self.memb.state = State::Op;
+    }
+
+    pub(crate) fn shift_to_seg(&mut self) {
+        self.memb.state = State::Seg;
+        self.memb.f_members = vec![self.my_id];
+        self.arm(Timer::Alive, std::time::Duration::ZERO);
+        self.arm(Timer::GatherOrRepresented, self.to.seg);
+    }
+
+    pub(crate) fn gather_or_represented(&mut self) {
+        self.memb.my_seg_rep = None;
+        if self.smallest_member(&self.memb.f_members) == Some(self.my_id) {
+            self.shift_to_gather();
+        } else {
+            self.shift_to_represented();
+        }
+    }
+
+    fn shift_to_gather(&mut self) {
+        log::debug!("membership: GATHER (token alive: {})", self.memb.token_alive);
+        self.memb.state = State::Gather;
+        self.memb.f_reps = vec![Rep {
+            proc_id: self.my_id,
+            kind: if self.memb.token_alive {
+                rep_kind::RING
+            } else {
+                rep_kind::SEG
+            },
+            seg_index: self.my_seg as i16,
+        }];
+        self.disarm(Timer::Alive);
+        self.disarm(Timer::Lookup);
+        self.arm(Timer::Join, std::time::Duration::ZERO);
+        self.arm(Timer::FormOrFail, self.to.gather);
+    }
+
+    fn shift_to_represented(&mut self) {
+        log::debug!("membership: REPRESENTED");
+        self.memb.state = State::Represented;
+        self.disarm(Timer::Alive);
+        self.disarm(Timer::GatherOrRepresented);
+        self.arm(Timer::ShiftToSeg, self.to.rep);
+    }
+
+    pub(crate) fn form_or_fail(&mut self) {
+        if self.smallest_rep(&self.memb.f_reps).map(|(id, _)| id) == Some(self.my_id) {
+            if self.memb.token_alive && self.memb.f_reps.len() == 1 {
+                self.disarm(Timer::Join);
+                self.arm(Timer::Lookup, self.to.lookup);
+                self.shift_to_op();
+            } else {
+                self.create_form1();
+            }
+        } else if self.memb.token_alive {
+            log::debug!("membership: gather failed, back to OP");
+            self.disarm(Timer::Join);
+            self.arm(Timer::Lookup, self.to.lookup);
+            self.shift_to_op();
+        } else {
+            self.memb.f_members = vec![self.my_id];
+            let mut reps = Vec::new();
+            for rep in self.memb.f_reps.iter().skip(1).copied().collect::<Vec<_>>() {
+                self.insert_rep(&mut reps, rep);
+            }
+            self.memb.potential_reps = reps;
+            self.shift_to_gather();
+        }
+    }
+
+    fn probe_header(&self, kind: u32) -> PacketHeader {
+        PacketHeader {
+            kind,
+            transmitter: self.my_id,
+            proc_id: self.my_id,
+            conf_hash: self.conf_hash,
+            ..Default::default()
+        }
+    }
+
+    /// `Net_scast` of a membership packet to my own segment.
+    fn scast_my_segment(&mut self, bytes: Vec<u8>) {
+        if self.bcast_needed() {
+            self.send(Destination::Segment(self.my_seg), bytes);
+        }
+    }
+
+    fn ucast_data(&mut self, id: u32, bytes: Vec<u8>) {
+        if self.conf.knows(id) {
+            self.send(
+                Destination::Daemon {
+                    id,
+                    channel: Channel::Data,
+                },
+                bytes,
+            );
+        }
+    }
+
+    /// Broadcasts ALIVE with the daemons gathered so far; `repeat` re-arms.
+    pub(crate) fn scast_alive(&mut self, repeat: bool) {
+        let members = MembersInfo {
+            done: self.memb.f_members.len(),
+            ids: self.memb.f_members.clone(),
+        };
+        let bytes = wire::emit_probe(&self.probe_header(bits::ALIVE), &members, None);
+        self.scast_my_segment(bytes);
+        if repeat {
+            self.arm(Timer::Alive, self.to.alive);
+        }
+    }
+
+    fn join_bytes(&self) -> Vec<u8> {
+        let members = MembersInfo {
+            done: self.memb.f_members.len(),
+            ids: self.memb.f_members.clone(),
+        };
+        let reps = RepsInfo {
+            rep_index: 0,
+            reps: self.memb.f_reps.clone(),
+        };
+        wire::emit_probe(&self.probe_header(bits::JOIN), &members, Some(&reps))
+    }
+
+    pub(crate) fn send_join(&mut self) {
+        let bytes = self.join_bytes();
+        if !self.memb.token_alive {
+            self.scast_my_segment(bytes.clone());
+        }
+        let targets: Vec<u32> = self.memb.potential_reps.iter().map(|r| r.proc_id).collect();
+        for id in targets {
+            self.ucast_data(id, bytes.clone());
+        }
+        self.arm(Timer::Join, self.to.join);
+    }
+
+    /// The leader's periodic probe for daemons outside the ring.
+    pub(crate) fn memb_lookup_new_members(&mut self) {
+        if self.memb.state != State::Op {
+            return;
+        }
+        self.memb.potential_reps.clear();
+        self.memb.f_reps = vec![Rep {
+            proc_id: self.my_id,
+            kind: rep_kind::RING,
+            seg_index: self.my_seg as i16,
+        }];
+        self.memb.f_members.clear();
+        let bytes = self.join_bytes();
+        let mut num_missing = 0;
+        if self.conf.segments.len() == 1 {
+            self.scast_my_segment(bytes);
+            num_missing += 1;
+        } else {
+            let all: Vec<u32> = self
+                .conf
+                .segments
+                .iter()
+                .flat_map(|s| s.daemons.clone())
+                .collect();
+            for id in all {
+                if !self.memb.reg_membership.contains(id) {
+                    self.ucast_data(id, bytes.clone());
+                    num_missing += 1;
+                }
+            }
+        }
+        if num_missing > 0 {
+            self.shift_to_gather();
+        }
+    }
+
+    pub(crate) fn memb_handle_message(&mut self, h: &PacketHeader, body: &[u8], order: ByteOrder) {
+        if !self.conf.knows(h.proc_id) {
+            log::debug!("membership: message from unknown daemon {}", ip(h.proc_id));
+            return;
+        }
+        if h.kind & bits::ALIVE != 0 {
+            self.handle_alive(h.proc_id);
+        } else if h.kind & bits::JOIN != 0 {
+            match wire::parse_probe(body, order, true) {
+                Ok(p) => self.handle_join(h.proc_id, &p.members, &p.reps.unwrap_or_default()),
+                Err(e) => log::debug!("membership: malformed JOIN from {}: {:?}", ip(h.proc_id), e),
+            }
+        } else if h.kind & bits::REFER != 0 {
+            self.handle_refer(h.memb_id);
+        }
+    }
+
+    fn handle_alive(&mut self, from: u32) {
+        match self.memb.state {
+            State::Op => {
+                if self.memb.membership.contains(from) {
+                    self.memb_token_loss();
+                    insert_member(&mut self.memb.f_members, from);
+                }
+            }
+            State::Seg => insert_member(&mut self.memb.f_members, from),
+            State::Represented => self.arm(Timer::ShiftToSeg, self.to.rep),
+            State::Gather => {
+                if !self.memb.token_alive {
+                    insert_member(&mut self.memb.f_members, from);
+                } else if self.memb.membership.contains(from) {
+                    self.memb_token_loss();
+                    insert_member(&mut self.memb.f_members, from);
+                }
+            }
+            State::Form => {}
+            State::Evs => {
+                if self.memb.future_membership.contains(from) {
+                    self.memb_token_loss();
+                    insert_member(&mut self.memb.f_members, from);
+                }
+            }
+        }
+    }
+
+    fn refer_bytes(&self, rep: u32, kind: i16) -> Vec<u8> {
+        let mut h = self.probe_header(bits::REFER);
+        h.memb_id = MembId {
+            proc_id: rep as i32,
+            time: i32::from(kind),
+        };
+        h.emit_bare()
+    }
+
+    fn handle_join(&mut self, from: u32, members: &MembersInfo, reps: &RepsInfo) {
+        let Some(first_rep) = reps.reps.first().copied() else {
+            log::debug!("membership: JOIN without representatives from {}", ip(from));
+            return;
+        };
+        match self.memb.state {
+            State::Op => {
+                if !self.memb.membership.contains(from) {
+                    if self.memb.membership.leader() == Some(self.my_id) {
+                        self.memb.potential_reps = vec![first_rep];
+                        self.memb.f_members.clear();
+                        self.shift_to_gather();
+                    } else if first_rep.seg_index != self.my_seg as i16
+                        || self.memb.membership.first_in_segment(&self.conf, self.my_seg) == Some(self.my_id)
+                    {
+                        if let Some(leader) = self.memb.membership.leader() {
+                            let b = self.refer_bytes(leader, rep_kind::RING);
+                            self.ucast_data(from, b);
+                        }
+                    }
+                } else if self.conf.segments.len() > 1 {
+                    self.memb_token_loss();
+                }
+            }
+            State::Seg => {
+                if self.seg_of(from) == Some(self.my_seg) && first_rep.kind == rep_kind::SEG {
+                    self.memb.my_seg_rep = Some(from);
+                    self.shift_to_represented();
+                    let _ = members;
+                    self.scast_alive(false);
+                }
+            }
+            State::Represented => {
+                if self.seg_of(from) == Some(self.my_seg) && first_rep.kind == rep_kind::SEG {
+                    if self.memb.my_seg_rep != Some(from) {
+                        log::debug!("membership: my representative is now {}", ip(from));
+                        self.memb.my_seg_rep = Some(from);
+                    }
+                    self.arm(Timer::ShiftToSeg, self.to.rep);
+                    self.scast_alive(false);
+                } else if let Some(rep) = self.memb.my_seg_rep {
+                    let b = self.refer_bytes(rep, rep_kind::SEG);
+                    self.ucast_data(from, b);
+                }
+            }
+            State::Gather => {
+                let mut f_reps = std::mem::take(&mut self.memb.f_reps);
+                self.insert_rep(&mut f_reps, first_rep);
+                self.memb.f_reps = f_reps;
+                let mut pot = std::mem::take(&mut self.memb.potential_reps);
+                for rep in &reps.reps {
+                    self.insert_rep(&mut pot, *rep);
+                }
+                self.memb.potential_reps = pot;
+                if self.smallest_rep(&self.memb.f_reps).map(|(id, _)| id) == Some(first_rep.proc_id) {
+                    self.arm(Timer::FormOrFail, self.to.gather);
+                }
+            }
+            State::Form => {}
+            State::Evs => {
+                if self.memb.future_membership.contains(from) {
+                    self.memb_token_loss();
+                    insert_member(&mut self.memb.f_members, from);
+                }
+            }
+        }
+    }
+
+    fn handle_refer(&mut self, referred: MembId) {
+        if self.memb.state != State::Gather {
+            return;
+        }
+        let id = referred.proc_id as u32;
+        let Some(pos) = self.conf.pos(id) else {
+            log::debug!("membership: REFER to unknown daemon {}", ip(id));
+            return;
+        };
+        let kind = referred.time as i16;
+        if ![rep_kind::POTENTIAL, rep_kind::SEG, rep_kind::RING].contains(&kind) {
+            return;
+        }
+        let mut pot = std::mem::take(&mut self.memb.potential_reps);
+        self.insert_rep(
+            &mut pot,
+            Rep {
+                proc_id: id,
+                kind,
+                seg_index: pos.seg as i16,
+            },
+        );
+        self.memb.potential_reps = pot;
+    }
+
+    /// A data packet of another ring: someone is out there.
+    pub(crate) fn memb_handle_foreign(&mut self, h: &PacketHeader, raw: &[u8], order: ByteOrder) {
+        if self.memb.state != State::Op || !self.conf.knows(h.proc_id) {
+            return;
+        }
+        if self.memb.membership.leader() == Some(self.my_id) {
+            self.memb_lookup_new_members();
+        } else if self.memb.membership.first_in_segment(&self.conf, self.my_seg) == Some(self.my_id)
+            && !self.memb.foreign_found
+        {
+            self.memb.foreign_found = true;
+            if let Some(leader) = self.memb.membership.leader() {
+                let mut fwd = raw.to_vec();
+                fwd[4..8].copy_from_slice(&order.u32_bytes(self.my_id));
+                self.ucast_data(leader, fwd.clone());
+                self.ucast_data(leader, fwd);
+            }
+        }
+    }
+
+    /// `Insert_rep`: adds or upgrades a representative, one per segment for
+    /// potential ones.
+    pub(crate) fn insert_rep(&self, reps: &mut Vec<Rep>, rep: Rep) -> bool {
+        let Some(pos) = self.conf.pos(rep.proc_id) else {
+            return false;
+        };
+        let seg = pos.seg as i16;
+        match rep.kind {
+            rep_kind::POTENTIAL => {
+                if reps.iter().any(|r| r.seg_index == seg) {
+                    return false;
+                }
+            }
+            rep_kind::SEG => {
+                for r in reps.iter_mut().filter(|r| r.seg_index == seg) {
+                    if r.kind == rep_kind::POTENTIAL {
+                        r.kind = rep_kind::SEG;
+                        r.proc_id = rep.proc_id;
+                        return true;
+                    } else if r.kind == rep_kind::SEG && r.proc_id == rep.proc_id {
+                        return false;
+                    } else if r.kind == rep_kind::RING && r.proc_id == rep.proc_id {
+                        r.kind = rep_kind::SEG;
+                        return true;
+                    }
+                }
+            }
+            rep_kind::RING => {
+                for r in reps.iter_mut().filter(|r| r.seg_index == seg) {
+                    if r.kind == rep_kind::POTENTIAL {
+                        r.kind = rep_kind::RING;
+                        r.proc_id = rep.proc_id;
+                        return true;
+                    } else if r.kind == rep_kind::SEG && r.proc_id == rep.proc_id {
+                        r.kind = rep_kind::RING;
+                        return true;
+                    } else if r.kind == rep_kind::RING && r.proc_id == rep.proc_id {
+                        return false;
+                    }
+                }
+            }
+            _ => return false,
+        }
+        if reps.len() >= wire::MAX_REPS {
+            log::warn!(
+                "membership: too many representatives; ignoring {}",
+                ip(rep.proc_id)
+            );
+            return false;
+        }
+        reps.push(rep);
+        true
+    }
+
+    /// The daemon first in configuration order.
+    pub(crate) fn smallest_member(&self, ids: &[u32]) -> Option<u32> {
+        ids.iter()
+            .copied()
+            .filter(|id| self.conf.knows(*id))
+            .min_by_key(|id| self.conf.pos(*id).map(|p| p.rank))
+    }
+
+    /// `Smallest_rep`: segment representatives before ring representatives,
+    /// then by segment, then ring reps by position in segment. Returns the id
+    /// and its index.
+    pub(crate) fn smallest_rep(&self, reps: &[Rep]) -> Option<(u32, usize)> {
+        let mut cur = 0;
+        let first = reps.first()?;
+        let _ = first;
+        for i in 1..reps.len() {
+            let (c, r) = (reps[cur], reps[i]);
+            if c.kind == rep_kind::SEG {
+                if r.kind == rep_kind::SEG && r.seg_index < c.seg_index {
+                    cur = i;
+                }
+            } else if c.kind == rep_kind::RING {
+                if r.kind == rep_kind::RING {
+                    let in_seg = |id: u32| self.conf.pos(id).map(|p| p.in_seg).unwrap_or(usize::MAX);
+                    if r.seg_index < c.seg_index
+                        || (r.seg_index == c.seg_index && in_seg(r.proc_id) < in_seg(c.proc_id))
+                    {
+                        cur = i;
+                    }
+                } else if r.kind == rep_kind::SEG {
+                    cur = i;
+                }
+            }
+        }
+        Some((reps[cur].proc_id, cur))
+    }
+
+    /// `Sort_reps`: repeated smallest with swap-remove, like the original, so
+    /// ties end up in the same order.
+    pub(crate) fn sort_reps(&self, reps: &mut Vec<Rep>) {
+        let mut tmp = reps.clone();
+        let mut out = Vec::with_capacity(tmp.len());
+        while let Some((_, i)) = self.smallest_rep(&tmp) {
+            out.push(tmp.swap_remove(i));
+        }
+        *reps = out;
+    }
+
+    /// `Backoff_membership`: a failed EVS attempt forgets its agreed holes.
+    pub(crate) fn backoff_membership(&mut self) {
+        let holes: Vec<i32> = self
+            .packets
+            .range(self.last_discarded.saturating_add(1)..)
+            .filter(|(_, s)| matches!(s, crate::ring::Slot::Hole))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in holes {
+            self.packets.remove(&k);
+        }
+        self.aru = self.last_discarded;
+        self.my_aru = self.last_discarded;
+        self.advance_my_aru();
+    }
+
+    /// Builds the transitional and commit configurations from the commit set.
+    pub(crate) fn memb_transitional(&mut self) {
+        let cs = &self.memb.commit_set;
+        let trans = self.conf.ordered(cs.members.iter().take(cs.num_trans).copied());
+        let commit = self.conf.ordered(cs.members.iter().copied());
+        self.memb.trans_memb_id = MembId {
+            proc_id: trans.leader().unwrap_or(self.my_id) as i32,
+            time: self.memb.f_trans_memb_time,
+        };
+        self.memb.trans_membership = trans;
+        self.memb.commit_membership = commit;
+    }
+
+    /// Installs the future membership as the regular one.
+    pub(crate) fn memb_regular(&mut self) {
+        self.memb.just_installed = true;
+        self.memb.membership = self.memb.future_membership.clone();
+        self.memb.membership_id = self.memb.future_membership_id;
+        self.memb.reg_membership = self.memb.membership.clone();
+        self.memb.commit_set = CommitSet::me(self.my_id);
+        self.memb.foreign_found = false;
+        self.stats.memberships_installed += 1;
+        if self.memb.membership.leader() == Some(self.my_id) {
+            self.arm(Timer::Lookup, self.to.lookup);
+        }
+        log::info!(
+            "membership: id is ({}, {}); members {:?}",
+            ip(self.memb.membership_id.proc_id as u32),
+            self.memb.membership_id.time,
+            self.memb
+                .membership
+                .ids()
+                .iter()
+                .map(|id| ip(*id))
+                .collect::<Vec<_>>()
+        );
+        self.shift_to_op();
+    }
+}
+
+/// Adds `id` unless present (`Insert_member`).
+pub(crate) fn insert_member(list: &mut Vec<u32>, id: u32) {
+    if !list.contains(&id) && list.len() < wire::MAX_PROCS_RING {
+        list.push(id);
+    }
+}

@@ -1,0 +1,118 @@
+//! The static daemon configuration as the engines see it, and sets of daemons
+//! kept in configuration order (which is also ring order).
+
+use std::collections::HashMap;
+
+/// One `Spread_Segment`: its broadcast address, port and daemons in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentConf {
+    /// Broadcast (or multicast) address as a host-order IPv4 integer.
+    pub bcast: u32,
+    /// Data port; tokens use `port + 1`.
+    pub port: u16,
+    /// Daemon ids (host-order IPv4) in configuration order.
+    pub daemons: Vec<u32>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ProcPos {
+    pub seg: usize,
+    pub in_seg: usize,
+    /// Position in the whole configuration (segment by segment).
+    pub rank: usize,
+}
+
+/// Lookup tables over the configured daemons.
+#[derive(Clone, Debug)]
+pub(crate) struct Conf {
+    pub segments: Vec<SegmentConf>,
+    pos: HashMap<u32, ProcPos>,
+}
+
+impl Conf {
+    pub fn new(segments: Vec<SegmentConf>) -> Conf {
+        let mut pos = HashMap::new();
+        let mut rank = 0;
+        for (seg, s) in segments.iter().enumerate() {
+            for (in_seg, id) in s.daemons.iter().enumerate() {
+                pos.entry(*id).or_insert(ProcPos { seg, in_seg, rank });
+                rank += 1;
+            }
+        }
+        Conf { segments, pos }
+    }
+
+    pub fn pos(&self, id: u32) -> Option<ProcPos> {
+        self.pos.get(&id).copied()
+    }
+
+    pub fn knows(&self, id: u32) -> bool {
+        self.pos.contains_key(&id)
+    }
+
+    /// First configured daemon of segment `seg`.
+    pub fn seg_leader(&self, seg: usize) -> Option<u32> {
+        self.segments.get(seg).and_then(|s| s.daemons.first().copied())
+    }
+
+    /// A set of known ids sorted into configuration order, unknown ids dropped.
+    pub fn ordered(&self, ids: impl IntoIterator<Item = u32>) -> Members {
+        let mut v: Vec<u32> = ids.into_iter().filter(|id| self.knows(*id)).collect();
+        v.sort_by_key(|id| self.pos[id].rank);
+        v.dedup();
+        Members(v)
+    }
+
+    /// Whether segments differ in their first two address bytes.
+    pub fn wide_area(&self) -> bool {
+        let firsts: Vec<u32> = self
+            .segments
+            .iter()
+            .filter_map(|s| s.daemons.first())
+            .map(|id| id & 0xffff_0000)
+            .collect();
+        firsts.windows(2).any(|w| w[0] != w[1])
+    }
+}
+
+/// A set of daemons in configuration order: a ring membership.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Members(pub(crate) Vec<u32>);
+
+impl Members {
+    pub fn ids(&self) -> &[u32] {
+        &self.0
+    }
+    pub fn contains(&self, id: u32) -> bool {
+        self.0.contains(&id)
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn leader(&self) -> Option<u32> {
+        self.0.first().copied()
+    }
+    pub fn last(&self) -> Option<u32> {
+        self.0.last().copied()
+    }
+    /// The member after `id` in ring order (wrapping).
+    pub fn next_of(&self, id: u32) -> Option<u32> {
+        let i = self.0.iter().position(|x| *x == id)?;
+        Some(self.0[(i + 1) % self.0.len()])
+    }
+    /// The member before `id` in ring order (wrapping).
+    pub fn previous_of(&self, id: u32) -> Option<u32> {
+        let i = self.0.iter().position(|x| *x == id)?;
+        Some(self.0[(i + self.0.len() - 1) % self.0.len()])
+    }
+    /// First member of segment `seg` in this set.
+    pub(crate) fn first_in_segment(&self, conf: &Conf, seg: usize) -> Option<u32> {
+        self.0
+            .iter()
+            .copied()
+            .find(|id| conf.pos(*id).map(|p| p.seg) == Some(seg))
+    }
+}

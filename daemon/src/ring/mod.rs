@@ -1,0 +1,584 @@
+//! The daemon ring: Spread's token protocol as a sans-IO state machine.
+//!
+//! [`RingEngine`] is one daemon's ring protocol and membership (the
+//! membership algorithm lives in [`crate::membership`], on the same engine,
+//! because both work on the same packet store and token). It never reads a
+//! clock or touches a socket: the I/O shell feeds it datagrams
+//! ([`RingEngine::handle_datagram`]) and timer expiries
+//! ([`RingEngine::handle_timeout`]), and drains what it asks for
+//! ([`RingEngine::poll_transmit`], [`RingEngine::poll_event`],
+//! [`RingEngine::poll_timeout`]).
+//!
+//! What it does: sequence numbers, the token's aru / aru_last_id, retransmission
+//! requests and answers, flow control (Window, PersonalWindow, accelerated
+//! ring), delivery (RELIABLE at once, FIFO/AGREED in total order, SAFE once
+//! the token shows every member has it), the idle hold of the token at the
+//! leader with a hurry retransmission every `hurry` timeout, token loss.
+//!
+//! What it deliberately does not do: client sessions and groups (the layer
+//! above decodes delivered message bytes), sockets, configuration parsing.
+//!
+//! Guarantees are checked by the seeded simulator in `daemon/tests/sim.rs`.
+
+mod conf;
+mod flow_control;
+mod protocol;
+mod timers;
+pub(crate) mod wire;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+pub use conf::{Members, SegmentConf};
+pub use spread_wire::client::MembId;
+
+pub(crate) use conf::Conf;
+pub(crate) use flow_control::FlowControl;
+pub(crate) use timers::{Timer, Timers};
+use wire::{bits, Fragment, PacketHeader, TokenHeader};
+
+use crate::membership::MembershipState;
+
+/// The membership timeouts (`membership.c` facts; config file may override).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub token: Duration,
+    pub hurry: Duration,
+    pub alive: Duration,
+    pub join: Duration,
+    pub rep: Duration,
+    pub seg: Duration,
+    pub gather: Duration,
+    pub form: Duration,
+    pub lookup: Duration,
+}
+
+impl Timeouts {
+    /// Defaults when all segments share their first two address bytes.
+    pub fn lan() -> Timeouts {
+        let ms = Duration::from_millis;
+        Timeouts {
+            token: ms(1250),
+            hurry: ms(500),
+            alive: ms(250),
+            join: ms(250),
+            rep: ms(625),
+            seg: ms(500),
+            gather: ms(1250),
+            form: ms(1250),
+            lookup: ms(30_000),
+        }
+    }
+
+    /// Defaults for a wide-area configuration.
+    pub fn wide() -> Timeouts {
+        let ms = Duration::from_millis;
+        Timeouts {
+            token: ms(5000),
+            hurry: ms(1500),
+            alive: ms(250),
+            join: ms(250),
+            rep: ms(1250),
+            seg: ms(500),
+            gather: ms(2500),
+            form: ms(2500),
+            lookup: ms(45_000),
+        }
+    }
+}
+
+/// Flow control parameters (`spread_params.h` defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowParams {
+    /// Packets the whole ring may send per token rotation.
+    pub window: i32,
+    /// Packets one daemon may send per token visit.
+    pub personal_window: i32,
+    /// Send the token before the last `accelerated_window` new packets.
+    pub accelerated_ring: bool,
+    pub accelerated_window: i32,
+}
+
+impl Default for FlowParams {
+    fn default() -> Self {
+        FlowParams {
+            window: 160,
+            personal_window: 20,
+            accelerated_ring: true,
+            accelerated_window: 15,
+        }
+    }
+}
+
+/// Everything the engine needs to know about the configuration.
+#[derive(Clone, Debug)]
+pub struct RingParams {
+    /// This daemon's id (its IPv4 address as a host-order integer).
+    pub my_id: u32,
+    pub segments: Vec<SegmentConf>,
+    /// Hash of the configuration; traffic with another value is dropped.
+    pub conf_hash: u32,
+    pub timeouts: Timeouts,
+    pub flow: FlowParams,
+}
+
+impl RingParams {
+    /// Parameters with the original's defaults: LAN timeouts and the
+    /// accelerated ring unless the segments are on different /16 networks.
+    pub fn new(my_id: u32, segments: Vec<SegmentConf>, conf_hash: u32) -> RingParams {
+        let wide = Conf::new(segments.clone()).wide_area();
+        RingParams {
+            my_id,
+            segments,
+            conf_hash,
+            timeouts: if wide { Timeouts::wide() } else { Timeouts::lan() },
+            flow: FlowParams {
+                accelerated_ring: !wide,
+                ..FlowParams::default()
+            },
+        }
+    }
+}
+
+/// Which port of a daemon a datagram is for (or arrived on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// The segment port: data, ALIVE/JOIN/REFER/HURRY.
+    Data,
+    /// Segment port + 1: tokens.
+    Token,
+}
+
+/// Where a datagram goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Destination {
+    /// Broadcast to segment `index`'s address on its data port.
+    Segment(usize),
+    /// Unicast to a daemon's data or token port.
+    Daemon { id: u32, channel: Channel },
+}
+
+/// A datagram the shell must send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub to: Destination,
+    pub bytes: Vec<u8>,
+}
+
+/// How a message travels in the ring (the packet type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PacketType {
+    Reliable,
+    Fifo,
+    Agreed,
+    Safe,
+}
+
+impl PacketType {
+    pub fn bits(self) -> u32 {
+        match self {
+            PacketType::Reliable => bits::RELIABLE,
+            PacketType::Fifo => bits::FIFO,
+            PacketType::Agreed => bits::AGREED,
+            PacketType::Safe => bits::SAFE,
+        }
+    }
+
+    /// The type of the lowest service bit of a packet type word.
+    pub fn of_bits(t: u32) -> Option<PacketType> {
+        if t & bits::SAFE != 0 {
+            Some(PacketType::Safe)
+        } else if t & bits::AGREED != 0 {
+            Some(PacketType::Agreed)
+        } else if t & bits::FIFO != 0 {
+            Some(PacketType::Fifo)
+        } else if t & (bits::RELIABLE | 1) != 0 {
+            Some(PacketType::Reliable)
+        } else {
+            None
+        }
+    }
+
+    /// The packet type for a client service: UNRELIABLE travels as RELIABLE,
+    /// CAUSAL as AGREED, control requests (no service bit) as AGREED.
+    pub fn for_service(service: u32) -> PacketType {
+        use spread_wire::client::service::*;
+        if service & SAFE_MESS != 0 {
+            PacketType::Safe
+        } else if service & (AGREED_MESS | CAUSAL_MESS) != 0 {
+            PacketType::Agreed
+        } else if service & FIFO_MESS != 0 {
+            PacketType::Fifo
+        } else if service & (RELIABLE_MESS | UNRELIABLE_MESS) != 0 {
+            PacketType::Reliable
+        } else {
+            PacketType::Agreed
+        }
+    }
+}
+
+/// A message for the ring: the session layer's encoding of a client message
+/// (48-byte header, group names, body) and how it travels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    pub packet_type: PacketType,
+    pub bytes: Vec<u8>,
+}
+
+/// What the engine tells the layer above, in EVS order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RingEvent {
+    /// A whole message, in delivery order.
+    Deliver {
+        packet_type: PacketType,
+        from: u32,
+        bytes: Vec<u8>,
+    },
+    /// The transitional configuration: old-ring members moving on together.
+    Transitional { memb_id: MembId, members: Vec<u32> },
+    /// A new regular configuration is installed.
+    Regular { memb_id: MembId, members: Vec<u32> },
+}
+
+/// The lowest service the engine delivers on its own (the groups layer
+/// raises it during a state exchange, like `Prot_set_delivery_threshold`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeliveryThreshold {
+    /// Everything flows (normal operation).
+    Reliable,
+    Fifo,
+    Agreed,
+    Safe,
+    /// Only delivery tied to stability and membership happens.
+    Blocked,
+}
+
+/// The two send queues: client traffic and the groups state exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DownQueue {
+    Normal,
+    Groups,
+}
+
+/// A message waiting to be sent, cut into packet-sized pieces.
+#[derive(Clone, Debug)]
+pub(crate) struct DownMessage {
+    pub packet_type: u32,
+    pub pieces: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SendQueue {
+    pub messages: VecDeque<DownMessage>,
+    /// Pieces of the first message already put in packets.
+    pub cur_piece: usize,
+}
+
+/// A data packet the engine holds until it is stable everywhere.
+#[derive(Clone, Debug)]
+pub(crate) struct Stored {
+    pub header: PacketHeader,
+    pub frags: Vec<Fragment>,
+    pub delivered: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Slot {
+    Packet(Stored),
+    /// A packet the new membership agreed nobody will get.
+    Hole,
+}
+
+/// A packet built but not yet on the wire (accelerated ring).
+#[derive(Clone, Debug)]
+pub(crate) struct PendingBcast {
+    pub seq: i32,
+}
+
+/// Statistics for tests and the monitor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingStats {
+    pub tokens_handled: u64,
+    pub retransmissions_sent: u64,
+    pub packets_sent: u64,
+    pub memberships_installed: u64,
+    pub dropped_conf_hash: u64,
+}
+
+/// One daemon's ring protocol and membership engine.
+pub struct RingEngine {
+    pub(crate) my_id: u32,
+    pub(crate) my_seg: usize,
+    pub(crate) conf: Conf,
+    pub(crate) conf_hash: u32,
+    pub(crate) to: Timeouts,
+    pub(crate) fc: FlowControl,
+    pub(crate) now: Instant,
+    pub(crate) unix_secs: u32,
+    pub(crate) timers: Timers,
+
+    // --- ring protocol state (`Aru`, `My_aru`, ... of the original) ---
+    pub(crate) packets: BTreeMap<i32, Slot>,
+    pub(crate) aru: i32,
+    pub(crate) my_aru: i32,
+    pub(crate) highest_seq: i32,
+    pub(crate) last_discarded: i32,
+    pub(crate) last_delivered: i32,
+    pub(crate) last_seq: i32,
+    pub(crate) token_rounds: i32,
+    pub(crate) received_token_rounds: i32,
+    pub(crate) token_counter: i32,
+    /// The last token this daemon passed on (header only, as re-sent).
+    pub(crate) last_token: TokenHeader,
+    pub(crate) down: [SendQueue; 2],
+    pub(crate) active_down: usize,
+    pub(crate) up: HashMap<usize, Vec<Vec<u8>>>,
+    pub(crate) pending_bcast: VecDeque<PendingBcast>,
+    pub(crate) threshold: DeliveryThreshold,
+    pub(crate) prev_proc: u32,
+    /// Where tokens go: membership that `Net_set_membership` last got.
+    pub(crate) net_members: Members,
+
+    pub(crate) memb: MembershipState,
+
+    pub(crate) out: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<RingEvent>,
+    pub(crate) stats: RingStats,
+}
+
+impl RingEngine {
+    /// A daemon that has just started: alone, probing for others.
+    pub fn new(params: RingParams, now: Instant, unix_secs: u32) -> RingEngine {
+        let conf = Conf::new(params.segments);
+        let my_seg = conf.pos(params.my_id).map(|p| p.seg).unwrap_or(0);
+        let me = conf.ordered([params.my_id]);
+        let mut e = RingEngine {
+            my_id: params.my_id,
+            my_seg,
+            conf_hash: params.conf_hash,
+            to: params.timeouts,
+            fc: FlowControl::new(params.flow),
+            now,
+            unix_secs,
+            timers: Timers::default(),
+            packets: BTreeMap::new(),
+            aru: 0,
+            my_aru: 0,
+            highest_seq: 0,
+            last_discarded: 0,
+            last_delivered: 0,
+            last_seq: 0,
+            token_rounds: 0,
+            received_token_rounds: 0,
+            token_counter: 0,
+            last_token: TokenHeader::default(),
+            down: [SendQueue::default(), SendQueue::default()],
+            active_down: 0,
+            up: HashMap::new(),
+            pending_bcast: VecDeque::new(),
+            threshold: DeliveryThreshold::Blocked,
+            prev_proc: 0,
+            net_members: me.clone(),
+            memb: MembershipState::new(params.my_id, me),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: RingStats::default(),
+            conf,
+        };
+        if !e.conf.knows(e.my_id) {
+            log::error!("ring: my id {} is not in the configuration", ip(e.my_id));
+        }
+        e.memb_init();
+        e
+    }
+
+    /// Queues a message for the ring (on the active send queue).
+    pub fn submit(&mut self, msg: Outgoing) {
+        let pieces: Vec<Vec<u8>> = if msg.bytes.is_empty() {
+            vec![Vec::new()]
+        } else {
+            msg.bytes.chunks(wire::BODY_LEN).map(|c| c.to_vec()).collect()
+        };
+        let q = &mut self.down[self.active_down];
+        q.messages.push_back(DownMessage {
+            packet_type: msg.packet_type.bits(),
+            pieces,
+        });
+        if q.messages.len() == 1 && self.is_token_held() {
+            self.ask_for_token();
+        }
+    }
+
+    /// Messages waiting on the active send queue (the original blocks
+    /// sessions above 500).
+    pub fn queued_messages(&self) -> usize {
+        self.down[self.active_down].messages.len()
+    }
+
+    /// Selects the queue [`RingEngine::submit`] appends to and packets are
+    /// taken from (`Prot_set_down_queue`).
+    pub fn set_down_queue(&mut self, q: DownQueue) {
+        self.active_down = match q {
+            DownQueue::Normal => 0,
+            DownQueue::Groups => 1,
+        };
+    }
+
+    /// Changes the delivery threshold; lowering it delivers what it held back.
+    pub fn set_delivery_threshold(&mut self, t: DeliveryThreshold) {
+        let old = self.threshold;
+        self.threshold = t;
+        if t < old {
+            if t <= DeliveryThreshold::Reliable {
+                self.deliver_reliable(1, self.highest_seq);
+            }
+            if t <= DeliveryThreshold::Agreed {
+                self.deliver_agreed();
+            }
+        }
+    }
+
+    pub fn delivery_threshold(&self) -> DeliveryThreshold {
+        self.threshold
+    }
+
+    /// A datagram that arrived on `channel`.
+    pub fn handle_datagram(&mut self, channel: Channel, bytes: &[u8], now: Instant, unix_secs: u32) {
+        self.now = now;
+        self.unix_secs = unix_secs;
+        match channel {
+            Channel::Data => self.handle_packet(bytes),
+            Channel::Token => self.handle_token_datagram(bytes),
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant, unix_secs: u32) {
+        self.now = now;
+        self.unix_secs = unix_secs;
+        while let Some(t) = self.timers.pop_due(now) {
+            self.fire(t);
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    pub fn poll_event(&mut self) -> Option<RingEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn my_id(&self) -> u32 {
+        self.my_id
+    }
+
+    /// The regular membership and its id.
+    pub fn membership(&self) -> (MembId, &[u32]) {
+        (self.memb.membership_id, self.memb.membership.ids())
+    }
+
+    /// Whether a ring is installed and its token circulates (`OP`, or the
+    /// leader's periodic `GATHER` probe).
+    pub fn is_operational(&self) -> bool {
+        use crate::membership::State;
+        self.memb.token_alive && matches!(self.memb.state, State::Op | State::Gather)
+    }
+
+    pub fn stats(&self) -> RingStats {
+        self.stats
+    }
+
+    fn fire(&mut self, t: Timer) {
+        match t {
+            Timer::TokenLoss => self.memb_token_loss(),
+            Timer::Hurry => self.token_hurry(),
+            Timer::Alive => self.scast_alive(true),
+            Timer::Join => self.send_join(),
+            Timer::FormOrFail => self.form_or_fail(),
+            Timer::GatherOrRepresented => self.gather_or_represented(),
+            Timer::ShiftToSeg => self.shift_to_seg(),
+            Timer::Lookup => self.memb_lookup_new_members(),
+        }
+    }
+
+    pub(crate) fn arm(&mut self, t: Timer, after: Duration) {
+        self.timers.set(t, self.now + after);
+    }
+
+    pub(crate) fn disarm(&mut self, t: Timer) {
+        self.timers.clear(t);
+    }
+
+    pub(crate) fn send(&mut self, to: Destination, bytes: Vec<u8>) {
+        self.out.push_back(Transmit { to, bytes });
+    }
+
+    /// The leader of the ring currently in use (future ring in EVS).
+    pub(crate) fn active_leader(&self) -> Option<u32> {
+        self.memb.active().leader()
+    }
+
+    pub(crate) fn i_am_leader(&self) -> bool {
+        self.active_leader() == Some(self.my_id)
+    }
+
+    /// `Net_bcast`: to my segment, and to the first member of every other
+    /// segment of the ring with the ROUTED bit.
+    pub(crate) fn net_bcast(&mut self, header: &PacketHeader, frags: &[Fragment]) {
+        let mut h = *header;
+        h.transmitter = self.my_id;
+        h.conf_hash = self.conf_hash;
+        let other_segs: Vec<u32> = (0..self.conf.segments.len())
+            .filter(|s| *s != self.my_seg)
+            .filter_map(|s| self.net_members.first_in_segment(&self.conf, s))
+            .collect();
+        if !other_segs.is_empty() {
+            let mut routed = h;
+            routed.kind |= bits::ROUTED;
+            let bytes = wire::emit_data(&routed, frags);
+            for id in other_segs {
+                self.send(
+                    Destination::Daemon {
+                        id,
+                        channel: Channel::Data,
+                    },
+                    bytes.clone(),
+                );
+            }
+        }
+        if self.bcast_needed() {
+            self.send(Destination::Segment(self.my_seg), wire::emit_data(&h, frags));
+        }
+    }
+
+    /// Whether my segment has anyone else configured to hear broadcasts.
+    pub(crate) fn bcast_needed(&self) -> bool {
+        self.conf
+            .segments
+            .get(self.my_seg)
+            .map(|s| s.daemons.len() > 1)
+            .unwrap_or(false)
+    }
+
+    /// `Net_send_token`: to the next daemon of the net membership.
+    pub(crate) fn send_token_next(&mut self, bytes: Vec<u8>) {
+        let next = self.net_members.next_of(self.my_id).unwrap_or(self.my_id);
+        self.send(
+            Destination::Daemon {
+                id: next,
+                channel: Channel::Token,
+            },
+            bytes,
+        );
+    }
+}
+
+/// Dotted form of a daemon id for logs.
+pub(crate) fn ip(id: u32) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(id)
+}

@@ -1,0 +1,750 @@
+//! The token protocol proper: data packets in, the regular token, answers to
+//! retransmission requests, new packets out, delivery and discarding.
+
+use super::wire::{self, bits, Fragment, PacketHeader, RingRtr, TokenHeader};
+use super::{
+    ip, Channel, DeliveryThreshold, Destination, PacketType, RingEngine, RingEvent, Slot, Stored, Timer,
+};
+use crate::membership::State;
+use spread_wire::endian::ByteOrder;
+
+/// `conf_hash` of the monitor program's packets.
+const MONITOR_HASH: u32 = 1100;
+/// Above this sequence number the ring is re-formed to start again at 0.
+const MAX_WRAP_SEQUENCE_VALUE: i32 = 1 << 30;
+/// Token rounds allowed to finish the EVS step of a membership change.
+const MAX_EVS_ROUNDS: i32 = 500;
+/// Up-queue key of single-packet RELIABLE messages (delivered out of order).
+const RELIABLE_KEY: usize = usize::MAX;
+
+impl RingEngine {
+    fn hash_ok(&mut self, hash: u32, from: u32, allow_monitor: bool) -> bool {
+        if hash == self.conf_hash || (allow_monitor && hash == MONITOR_HASH) {
+            return true;
+        }
+        self.stats.dropped_conf_hash += 1;
+        if self.memb.hash_warned.insert((from, hash)) {
+            log::warn!(
+                "ring: dropping traffic from {} with configuration hash {} (mine is {}): \
+                 the daemons' configuration files differ",
+                ip(from),
+                hash,
+                self.conf_hash
+            );
+        }
+        false
+    }
+
+    /// A datagram from the data port.
+    pub(crate) fn handle_packet(&mut self, bytes: &[u8]) {
+        let Ok((h, order)) = PacketHeader::parse(bytes) else {
+            log::debug!("ring: short packet of {} bytes dropped", bytes.len());
+            return;
+        };
+        if !self.hash_ok(h.conf_hash, h.proc_id, true) {
+            return;
+        }
+        if h.kind & bits::CONTROL != 0 || h.conf_hash == MONITOR_HASH {
+            log::debug!("ring: monitor/control packet type {:#x} ignored", h.kind);
+            return;
+        }
+        if h.transmitter == self.my_id {
+            return;
+        }
+        if bytes.len() != wire::HEADER_LEN + usize::from(h.data_len) {
+            log::debug!("ring: packet length {} != 40 + {}", bytes.len(), h.data_len);
+            return;
+        }
+        if h.kind & bits::ROUTED != 0 && self.bcast_needed() {
+            // Forward into my segment, as the segment's entry point.
+            let mut fwd = bytes.to_vec();
+            let t = order.read_u32([fwd[0], fwd[1], fwd[2], fwd[3]]) & !bits::ROUTED;
+            fwd[0..4].copy_from_slice(&order.u32_bytes(t));
+            fwd[4..8].copy_from_slice(&order.u32_bytes(self.my_id));
+            self.send(Destination::Segment(self.my_seg), fwd);
+        }
+        let mut h = h;
+        h.kind &= !bits::ROUTED;
+        let body = &bytes[wire::HEADER_LEN..];
+        if h.kind & bits::MEMBERSHIP != 0 {
+            self.memb_handle_message(&h, body, order);
+        } else if h.kind & bits::HURRY != 0 {
+            self.handle_hurry(h.proc_id);
+        } else if h.kind & bits::REGULAR == 0 {
+            log::debug!("ring: unknown packet type {:#x}", h.kind);
+        } else if h.memb_id != self.memb.membership_id {
+            self.memb_handle_foreign(&h, bytes, order);
+        } else {
+            self.handle_data(h, body, order);
+        }
+    }
+
+    fn handle_data(&mut self, h: PacketHeader, body: &[u8], order: ByteOrder) {
+        if self.memb.token_alive {
+            self.arm(Timer::TokenLoss, self.to.token);
+            if self.i_am_leader() {
+                self.arm(Timer::Hurry, self.to.hurry);
+            }
+        }
+        if h.seq <= self.last_discarded || self.packets.contains_key(&h.seq) {
+            return;
+        }
+        if !self.conf.knows(h.proc_id) {
+            log::debug!("ring: packet {} from unknown daemon {}", h.seq, ip(h.proc_id));
+            return;
+        }
+        let (frags, whole) = wire::parse_fragments(&h, body, order);
+        if !whole {
+            log::warn!(
+                "ring: packet {} from {} has malformed fragments",
+                h.seq,
+                ip(h.transmitter)
+            );
+        }
+        self.packets.insert(
+            h.seq,
+            Slot::Packet(Stored {
+                header: h,
+                frags,
+                delivered: false,
+            }),
+        );
+        if self.highest_seq < h.seq {
+            self.highest_seq = h.seq;
+        }
+        if h.seq == self.my_aru + 1 {
+            self.advance_my_aru();
+            self.deliver_agreed();
+        } else {
+            self.deliver_reliable(h.seq, 1);
+        }
+    }
+
+    pub(crate) fn advance_my_aru(&mut self) {
+        while self.my_aru < self.highest_seq && self.packets.contains_key(&(self.my_aru + 1)) {
+            self.my_aru += 1;
+        }
+    }
+
+    /// A datagram from the token port.
+    pub(crate) fn handle_token_datagram(&mut self, bytes: &[u8]) {
+        let Ok((t, order)) = TokenHeader::parse(bytes) else {
+            return;
+        };
+        if !self.hash_ok(t.conf_hash, t.proc_id, false) {
+            return;
+        }
+        if t.kind & bits::FORM != 0 {
+            self.memb_handle_form(bytes);
+            return;
+        }
+        self.handle_regular_token(t, bytes, order);
+    }
+
+    fn handle_regular_token(&mut self, mut token: TokenHeader, bytes: &[u8], order: ByteOrder) {
+        if !self.memb.token_alive {
+            return; // veto: no ring is running here
+        }
+        if token.memb_id != self.memb.active_id() {
+            return;
+        }
+        if Some(token.transmitter) != self.memb.active().previous_of(self.my_id) {
+            return;
+        }
+        if bytes.len() != wire::HEADER_LEN + usize::from(token.rtr_len) {
+            log::warn!("ring: token length {} != 40 + {}", bytes.len(), token.rtr_len);
+            return;
+        }
+        let Ok(rtrs) = wire::parse_rtr(&bytes[wire::HEADER_LEN..], order) else {
+            log::warn!("ring: token with malformed retransmission requests");
+            return;
+        };
+        let in_evs = self.memb.state == State::Evs;
+        if !in_evs && token.seq > MAX_WRAP_SEQUENCE_VALUE {
+            log::warn!(
+                "ring: token seq {} near wrap; dropping it to re-form the ring",
+                token.seq
+            );
+            return;
+        }
+        let arq = wire::arq(token.kind);
+        let last_arq = wire::arq(self.last_token.kind);
+        if self.i_am_leader() {
+            if arq != last_arq {
+                return; // a duplicate of a token already passed on
+            }
+            if self.memb.just_installed {
+                self.memb.just_installed = false;
+                self.last_token.aru = 0;
+            }
+        } else if arq == last_arq {
+            if wire::retrans(token.kind) > wire::retrans(self.last_token.kind) {
+                // The leader fears the token is lost: pass mine on again.
+                self.last_token.kind = wire::with_retrans(self.last_token.kind, wire::retrans(token.kind));
+                self.token_hurry();
+            }
+            return;
+        } else if arq != (last_arq + 1) % 16 {
+            return; // outdated
+        } else if self.memb.just_installed {
+            self.memb.just_installed = false;
+            self.last_token.aru = 0;
+        }
+        self.stats.tokens_handled += 1;
+        if self.highest_seq < token.seq {
+            self.highest_seq = token.seq;
+        }
+        self.received_token_rounds += 1;
+
+        let (mut new_rtr, num_retrans, rtr_proc, rtr_seg) = self.answer_retrans(rtrs);
+        let allowed = self
+            .fc
+            .allowed(i32::from(token.flow_control), in_evs, self.highest_seq, self.aru);
+        let num_sent = self.send_new_packets(allowed);
+        token.flow_control = self
+            .fc
+            .update(i32::from(token.flow_control), num_retrans, num_sent)
+            .clamp(-32768, 32767) as i16;
+
+        self.advance_my_aru();
+        let max_rtr_seq = if self.fc.params.accelerated_ring && !in_evs {
+            self.last_token.seq
+        } else {
+            self.highest_seq
+        };
+        if self.my_aru < max_rtr_seq {
+            let used: usize = new_rtr.iter().map(RingRtr::wire_len).sum();
+            let room = wire::MAX_TOKEN_BODY.saturating_sub(used + 16) / 4;
+            if room > 1 {
+                let seqs: Vec<i32> = (self.my_aru + 1..=max_rtr_seq)
+                    .filter(|s| !self.packets.contains_key(s))
+                    .take(room)
+                    .collect();
+                new_rtr.push(RingRtr {
+                    memb_id: self.memb.membership_id,
+                    proc_id: rtr_proc,
+                    seg_index: rtr_seg,
+                    seqs,
+                });
+            }
+        }
+        if in_evs && self.my_aru == self.highest_seq {
+            self.my_aru = self.last_seq;
+            self.memb.commit_set = self.memb.future_commit_set.clone();
+        }
+
+        // The token's aru: lowered by whoever misses packets, raised by the
+        // daemon that lowered it last, or by anyone once everything is in.
+        if token.aru > self.my_aru || token.aru_last_id == self.my_id || (token.aru == token.seq && !in_evs) {
+            token.aru = self.my_aru;
+            token.aru_last_id = self.my_id;
+        }
+        token.proc_id = self.my_id;
+        if !in_evs {
+            token.seq = self.highest_seq;
+        }
+        let leader = self.i_am_leader();
+        if leader {
+            token.kind = wire::with_retrans(wire::with_arq(token.kind, (arq + 1) % 16), 0);
+        }
+        token.transmitter = self.my_id;
+        token.conf_hash = self.conf_hash;
+        let bytes = wire::emit_token(&token, &new_rtr);
+        token.rtr_len = (bytes.len() - wire::HEADER_LEN) as u16;
+        if !(leader && self.is_token_held()) {
+            let copies = if wire::retrans(token.kind) > 1 { 3 } else { 1 };
+            for _ in 0..copies {
+                self.send_token_next(bytes.clone());
+            }
+        }
+        self.token_rounds += 1;
+        if leader {
+            self.arm(Timer::Hurry, self.to.hurry);
+        }
+        self.arm(Timer::TokenLoss, self.to.token);
+        self.flush_bcast();
+
+        // Everyone has what the lower of the last two tokens says.
+        self.aru = if token.aru > self.last_token.aru {
+            self.last_token.aru
+        } else {
+            token.aru
+        };
+        if self.highest_seq == self.aru {
+            self.token_counter += 1;
+        } else {
+            self.token_counter = 0;
+        }
+        self.last_token = token;
+
+        self.discard_packets();
+        self.deliver_agreed();
+        self.deliver_reliable(self.highest_seq - num_sent + 1, num_sent);
+
+        if self.memb.state == State::Evs && self.token_rounds > MAX_EVS_ROUNDS {
+            log::error!("ring: too many token rounds in EVS; dropping the token");
+            self.memb_token_loss();
+        }
+    }
+
+    /// Answers the requests for my ring; returns the requests of other rings,
+    /// how many packets were sent, and how my own request should be answered
+    /// (by unicast to me, or -1: to my segment or everyone).
+    fn answer_retrans(&mut self, rtrs: Vec<RingRtr>) -> (Vec<RingRtr>, i32, i32, i16) {
+        let mut keep = Vec::new();
+        let mut num = 0;
+        let mut proc_id = self.my_id as i32;
+        let mut seg = self.my_seg as i16;
+        for r in rtrs {
+            if r.memb_id != self.memb.membership_id {
+                keep.push(r);
+                continue;
+            }
+            for seq in &r.seqs {
+                let Some(Slot::Packet(p)) = self.packets.get(seq) else {
+                    proc_id = -1;
+                    if r.seg_index != self.my_seg as i16 {
+                        seg = -1;
+                    }
+                    continue;
+                };
+                let (mut h, frags) = (p.header, p.frags.clone());
+                h.transmitter = self.my_id;
+                h.conf_hash = self.conf_hash;
+                if r.proc_id != -1 {
+                    let to = r.proc_id as u32;
+                    if self.conf.knows(to) {
+                        self.send(
+                            Destination::Daemon {
+                                id: to,
+                                channel: Channel::Data,
+                            },
+                            wire::emit_data(&h, &frags),
+                        );
+                    }
+                } else if r.seg_index != -1 {
+                    self.net_scast(r.seg_index as usize, &h, &frags);
+                } else {
+                    self.net_bcast(&h, &frags);
+                }
+                num += 1;
+                self.stats.retransmissions_sent += 1;
+            }
+        }
+        (keep, num, proc_id, seg)
+    }
+
+    /// `Net_scast` of a data packet to one segment.
+    fn net_scast(&mut self, seg: usize, h: &PacketHeader, frags: &[Fragment]) {
+        if seg == self.my_seg {
+            if self.bcast_needed() {
+                self.send(Destination::Segment(seg), wire::emit_data(h, frags));
+            }
+        } else if let Some(id) = self.net_members.first_in_segment(&self.conf, seg) {
+            let mut routed = *h;
+            routed.kind |= bits::ROUTED;
+            self.send(
+                Destination::Daemon {
+                    id,
+                    channel: Channel::Data,
+                },
+                wire::emit_data(&routed, frags),
+            );
+        }
+    }
+
+    /// Puts up to `allowed` new packets on the wire (or in the accelerated
+    /// queue); returns how many were created.
+    fn send_new_packets(&mut self, allowed: i32) -> i32 {
+        let mut sent = 0;
+        while sent < allowed {
+            let q = &mut self.down[self.active_down];
+            let Some(first) = q.messages.front() else {
+                break;
+            };
+            let kind = first.packet_type;
+            let mut frags: Vec<Fragment> = Vec::new();
+            loop {
+                let Some(msg) = q.messages.front() else {
+                    break;
+                };
+                if !frags.is_empty() {
+                    let next_len = msg.pieces.get(q.cur_piece).map(Vec::len).unwrap_or(0);
+                    let used = (wire::packed_len(&frags) + 3) & !3;
+                    if used + 4 + next_len > wire::BODY_LEN {
+                        break;
+                    }
+                    let fa = |t: u32| t & (bits::FIFO | bits::AGREED) != 0;
+                    if msg.packet_type != kind && !(fa(kind) && fa(msg.packet_type)) {
+                        break;
+                    }
+                }
+                let n = msg.pieces.len();
+                let piece = msg.pieces.get(q.cur_piece).cloned().unwrap_or_default();
+                q.cur_piece += 1;
+                let index = if q.cur_piece < n {
+                    q.cur_piece as i16
+                } else {
+                    q.messages.pop_front();
+                    q.cur_piece = 0;
+                    -(n as i16)
+                };
+                frags.push(Fragment { index, bytes: piece });
+            }
+            self.highest_seq += 1;
+            let seq = self.highest_seq;
+            let header = PacketHeader {
+                kind,
+                proc_id: self.my_id,
+                memb_id: self.memb.membership_id,
+                seq,
+                ..Default::default()
+            };
+            self.packets.insert(
+                seq,
+                Slot::Packet(Stored {
+                    header,
+                    frags,
+                    delivered: false,
+                }),
+            );
+            self.queue_bcast(seq);
+            self.stats.packets_sent += 1;
+            sent += 1;
+        }
+        sent
+    }
+
+    fn queue_bcast(&mut self, seq: i32) {
+        let accel = self.fc.params.accelerated_ring && self.memb.state != State::Evs;
+        let window = self.fc.params.accelerated_window.max(0) as usize;
+        let len = self.pending_bcast.len();
+        let n = if accel {
+            (len + 1).saturating_sub(window).min(len)
+        } else {
+            len
+        };
+        for _ in 0..n {
+            if let Some(p) = self.pending_bcast.pop_front() {
+                self.bcast_stored(p.seq);
+            }
+        }
+        if !accel || window == 0 {
+            self.bcast_stored(seq);
+        } else {
+            self.pending_bcast.push_back(super::PendingBcast { seq });
+        }
+    }
+
+    fn flush_bcast(&mut self) {
+        while let Some(p) = self.pending_bcast.pop_front() {
+            self.bcast_stored(p.seq);
+        }
+    }
+
+    fn bcast_stored(&mut self, seq: i32) {
+        let rounds = self.token_rounds;
+        let Some(Slot::Packet(p)) = self.packets.get_mut(&seq) else {
+            return;
+        };
+        p.header.token_round = rounds;
+        let (h, frags) = (p.header, p.frags.clone());
+        self.net_bcast(&h, &frags);
+    }
+
+    /// Hands a packet's messages up, completing multi-packet messages.
+    fn deliver_packet(&mut self, seq: i32) {
+        let Some(Slot::Packet(p)) = self.packets.get_mut(&seq) else {
+            return;
+        };
+        p.delivered = true;
+        let h = p.header;
+        let frags = p.frags.clone();
+        let Some(packet_type) = PacketType::of_bits(h.kind) else {
+            return;
+        };
+        let Some((first, rest)) = frags.split_first() else {
+            return;
+        };
+        let key = if h.kind & bits::RELIABLE != 0 && first.index == -1 {
+            RELIABLE_KEY
+        } else {
+            self.conf
+                .pos(h.proc_id)
+                .map(|p| p.rank)
+                .unwrap_or(RELIABLE_KEY - 1)
+        };
+        let parts = self.up.entry(key).or_default();
+        let index = usize::from(first.index.unsigned_abs());
+        if parts.len() + 1 != index {
+            log::error!(
+                "ring: packet {} from {} carries piece {} but {} pieces are pending; dropping the message",
+                seq,
+                ip(h.proc_id),
+                first.index,
+                parts.len()
+            );
+            parts.clear();
+        } else {
+            parts.push(first.bytes.clone());
+        }
+        if first.index < 0 && !parts.is_empty() {
+            let parts = self.up.remove(&key).unwrap_or_default();
+            self.events.push_back(RingEvent::Deliver {
+                packet_type,
+                from: h.proc_id,
+                bytes: parts.concat(),
+            });
+        }
+        for f in rest {
+            self.events.push_back(RingEvent::Deliver {
+                packet_type,
+                from: h.proc_id,
+                bytes: f.bytes.clone(),
+            });
+        }
+    }
+
+    /// Single-packet RELIABLE messages go up as soon as they arrive.
+    pub(crate) fn deliver_reliable(&mut self, start: i32, count: i32) {
+        if self.memb.state == State::Evs || self.threshold > DeliveryThreshold::Reliable || count <= 0 {
+            return;
+        }
+        let end = start + count - 1;
+        let start = start.max(self.last_delivered + 1);
+        if end < start {
+            return;
+        }
+        let seqs: Vec<i32> = self
+            .packets
+            .range(start..=end)
+            .filter_map(|(s, slot)| match slot {
+                Slot::Packet(p)
+                    if !p.delivered
+                        && p.header.kind & bits::RELIABLE != 0
+                        && p.header.frag_index == -1
+                        && p.frags.first().map(|f| f.index) == Some(-1) =>
+                {
+                    Some(*s)
+                }
+                _ => None,
+            })
+            .collect();
+        for s in seqs {
+            self.deliver_packet(s);
+        }
+    }
+
+    /// Everything received in order up to the first SAFE packet goes up.
+    pub(crate) fn deliver_agreed(&mut self) {
+        if self.my_aru <= self.last_delivered
+            || self.memb.state == State::Evs
+            || self.threshold > DeliveryThreshold::Agreed
+        {
+            return;
+        }
+        while self.last_delivered < self.my_aru {
+            let s = self.last_delivered + 1;
+            match self.packets.get(&s) {
+                Some(Slot::Packet(p)) if !p.delivered => {
+                    if p.header.kind & bits::SAFE != 0 {
+                        return;
+                    }
+                    self.deliver_packet(s);
+                }
+                Some(Slot::Packet(_)) => {}
+                _ => {
+                    log::error!("ring: packet {} missing below my aru {}", s, self.my_aru);
+                    return;
+                }
+            }
+            self.last_delivered = s;
+        }
+    }
+
+    /// Delivers and forgets what every member has; in EVS, once the new ring
+    /// has everything, finishes the old configuration and installs the new.
+    pub(crate) fn discard_packets(&mut self) {
+        if self.aru <= self.last_discarded {
+            return;
+        }
+        if self.memb.state != State::Evs {
+            let seqs: Vec<i32> = self
+                .packets
+                .range(self.last_discarded + 1..=self.aru)
+                .map(|(s, _)| *s)
+                .collect();
+            if seqs.len() as i64 != i64::from(self.aru) - i64::from(self.last_discarded) {
+                log::error!(
+                    "ring: packets missing between {} and aru {}",
+                    self.last_discarded + 1,
+                    self.aru
+                );
+            }
+            for s in seqs {
+                if matches!(self.packets.get(&s), Some(Slot::Packet(p)) if !p.delivered) {
+                    self.deliver_packet(s);
+                }
+                self.packets.remove(&s);
+            }
+            self.last_discarded = self.aru;
+            if self.last_delivered < self.last_discarded {
+                self.last_delivered = self.last_discarded;
+            }
+            return;
+        }
+        if self.aru != self.last_seq {
+            return;
+        }
+        // Old configuration: in order up to the first hole or SAFE packet.
+        let seqs: Vec<i32> = if self.last_discarded < self.highest_seq {
+            self.packets
+                .range(self.last_discarded + 1..=self.highest_seq)
+                .map(|(s, _)| *s)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut rest = seqs.as_slice();
+        while let Some((&s, tail)) = rest.split_first() {
+            if s != self.last_discarded + 1 {
+                log::error!(
+                    "ring: packet {} missing before the transitional configuration",
+                    s - 1
+                );
+                break;
+            }
+            match self.packets.get(&s) {
+                Some(Slot::Hole) => break,
+                Some(Slot::Packet(p)) if p.header.kind & bits::SAFE != 0 => break,
+                Some(Slot::Packet(p)) => {
+                    if !p.delivered {
+                        self.deliver_packet(s);
+                    }
+                }
+                None => {}
+            }
+            self.packets.remove(&s);
+            self.last_discarded = s;
+            rest = tail;
+        }
+        self.memb_transitional();
+        self.events.push_back(RingEvent::Transitional {
+            memb_id: self.memb.trans_memb_id,
+            members: self.memb.trans_membership.ids().to_vec(),
+        });
+        // Transitional configuration: the rest, but after a hole only what
+        // members of the commit set sent.
+        let mut found_hole = false;
+        let mut expected = self.last_discarded + 1;
+        for &s in rest {
+            if s != expected {
+                found_hole = true;
+            }
+            expected = s + 1;
+            match self.packets.get(&s) {
+                Some(Slot::Hole) => found_hole = true,
+                Some(Slot::Packet(p)) => {
+                    if !p.delivered && (!found_hole || self.memb.commit_membership.contains(p.header.proc_id))
+                    {
+                        self.deliver_packet(s);
+                    }
+                }
+                None => {}
+            }
+        }
+        self.packets.clear();
+        let q = &mut self.down[self.active_down];
+        if !q.messages.is_empty() {
+            q.cur_piece = 0;
+        }
+        self.up.clear();
+        self.memb_regular();
+        self.events.push_back(RingEvent::Regular {
+            memb_id: self.memb.membership_id,
+            members: self.memb.membership.ids().to_vec(),
+        });
+        self.highest_seq = 0;
+        self.my_aru = 0;
+        self.aru = 0;
+        self.last_discarded = 0;
+        self.last_delivered = 0;
+        self.token_counter = 0;
+    }
+
+    /// Whether the token rests at the leader: a working ring, every packet
+    /// stable, and at least two quiet rotations.
+    pub(crate) fn is_token_held(&self) -> bool {
+        let s = self.memb.state;
+        (s == State::Op || (s == State::Gather && self.memb.token_alive))
+            && wire::retrans(self.last_token.kind) <= 1
+            && self.aru == self.highest_seq
+            && self.token_counter > 1
+    }
+
+    /// A daemon wants to send while the token rests: wake the leader.
+    pub(crate) fn ask_for_token(&mut self) {
+        let Some(leader) = self.active_leader() else {
+            return;
+        };
+        if leader == self.my_id {
+            self.handle_hurry(self.my_id);
+        } else {
+            let h = PacketHeader {
+                kind: bits::HURRY,
+                transmitter: self.my_id,
+                proc_id: self.my_id,
+                conf_hash: self.conf_hash,
+                ..Default::default()
+            };
+            self.send(
+                Destination::Daemon {
+                    id: leader,
+                    channel: Channel::Data,
+                },
+                h.emit_bare(),
+            );
+        }
+    }
+
+    fn handle_hurry(&mut self, from: u32) {
+        if self.i_am_leader() && self.is_token_held() && self.memb.active().contains(from) {
+            self.token_counter = 0;
+            self.token_hurry();
+        }
+    }
+
+    /// Sends the last token again (at the leader: with RETRANS raised, and
+    /// re-arms the hurry timer).
+    pub(crate) fn token_hurry(&mut self) {
+        self.last_token.rtr_len = 0;
+        if self.i_am_leader() {
+            let r = wire::retrans(self.last_token.kind).wrapping_add(1);
+            self.last_token.kind = wire::with_retrans(self.last_token.kind, r);
+            self.arm(Timer::Hurry, self.to.hurry);
+        }
+        let mut t = self.last_token;
+        t.transmitter = self.my_id;
+        t.conf_hash = self.conf_hash;
+        let bytes = wire::emit_token(&t, &[]);
+        let mut copies = 1;
+        if self.conf.wide_area() {
+            let seg_last = self
+                .memb
+                .active()
+                .ids()
+                .iter()
+                .copied()
+                .rfind(|id| self.conf.pos(*id).map(|p| p.seg) == Some(self.my_seg));
+            if seg_last == Some(self.my_id) {
+                copies += 1;
+            }
+        }
+        if wire::retrans(self.last_token.kind) > 1 {
+            copies += 2;
+        }
+        for _ in 0..copies {
+            self.send_token_next(bytes.clone());
+        }
+    }
+}
