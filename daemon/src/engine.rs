@@ -23,9 +23,12 @@ use spread_wire::client::{
 use spread_wire::endian::ByteOrder;
 
 use crate::auth::AuthPolicy;
-use crate::groups::{Cause, Change, Groups, Member, MAX_LOCAL_GROUP_MEMBERS};
-use crate::ring::{Channel, Outgoing, PacketType, RingEngine, RingEvent, RingParams, Transmit};
+use crate::groups::{Cause, Change, Exchange, Groups, Member, Notice, MAX_LOCAL_GROUP_MEMBERS};
+use crate::ring::{
+    Channel, DeliveryThreshold, DownQueue, Outgoing, PacketType, RingEngine, RingEvent, RingParams, Transmit,
+};
 use crate::session::{Bytes, ClientMessage, ConnId, Peer, Phase, Session};
+use spread_wire::daemon::{groups_message_header, synced_set_size_of, GroupsBody};
 
 /// Sessions one daemon serves, as the original's descriptor budget allows.
 pub const MAX_SESSIONS: usize = (2000 - 5) / 2;
@@ -39,6 +42,8 @@ pub struct EngineConfig {
     pub daemon_rank: u32,
     /// Names of all configured daemons, in configuration order.
     pub daemon_names: Vec<Vec<u8>>,
+    /// Their ids (IPv4 addresses as host-order integers), same order.
+    pub daemon_ids: Vec<i32>,
     pub auth: AuthPolicy,
     /// Messages queued to a client that stops reading before it is dropped.
     pub max_session_messages: usize,
@@ -56,6 +61,7 @@ impl EngineConfig {
             daemon_ip,
             daemon_rank: 0,
             daemon_names: vec![daemon_name.as_bytes().to_vec()],
+            daemon_ids: vec![u32::from(daemon_ip) as i32],
             auth: AuthPolicy::default(),
             max_session_messages: 1000,
             max_message_body: DEFAULT_MAX_MESSAGE_BODY,
@@ -84,6 +90,9 @@ pub struct Engine {
     memb_id: MembId,
     /// Where client messages get their place in the total order.
     ordering: Ordering,
+    /// Client messages held while the groups state exchange runs.
+    held: VecDeque<ClientMessage>,
+    exchanging: bool,
     outputs: VecDeque<Output>,
     delivery_stamp: u64,
     rng: u64,
@@ -98,13 +107,16 @@ impl Engine {
             time: unix_secs as i32,
         };
         let rng = cfg.seed | 1;
+        let (daemon_ids, daemon_rank) = (cfg.daemon_ids.clone(), cfg.daemon_rank);
         Engine {
             cfg,
             sessions: HashMap::new(),
             by_private: HashMap::new(),
-            groups: Groups::new(),
+            groups: Groups::new(daemon_ids, daemon_rank, memb_id),
             memb_id,
             ordering: Ordering::Local(VecDeque::new()),
+            held: VecDeque::new(),
+            exchanging: false,
             outputs: VecDeque::new(),
             delivery_stamp: 0,
             rng,
@@ -528,6 +540,10 @@ impl Engine {
     // ----- delivery in order -----
 
     fn submit(&mut self, msg: ClientMessage) {
+        if self.exchanging {
+            self.held.push_back(msg);
+            return;
+        }
         match &mut self.ordering {
             Ordering::Local(queue) => queue.push_back(msg),
             Ordering::Ring(ring) => ring.submit(Outgoing {
@@ -552,22 +568,32 @@ impl Engine {
             };
             match event {
                 Ordered::Local(msg) => self.deliver(msg),
-                Ordered::Ring(RingEvent::Deliver { bytes, from, .. }) => match message_from_ring(bytes) {
-                    Some(msg) if msg.header.service_type & GROUPS_MESS != 0 => {
-                        debug!(target: "spread::groups", "group state message from {} not used yet", Ipv4Addr::from(from));
+                Ordered::Ring(RingEvent::Deliver { bytes, from, .. }) => {
+                    if is_groups_message(&bytes) {
+                        self.deliver_groups_message(&bytes, from);
+                    } else {
+                        match message_from_ring(bytes) {
+                            Some(msg) => self.deliver(msg),
+                            None => {
+                                warn!(target: "spread::ring", "undecodable message from daemon {}", Ipv4Addr::from(from))
+                            }
+                        }
                     }
-                    Some(msg) => self.deliver(msg),
-                    None => {
-                        warn!(target: "spread::ring", "undecodable message from daemon {}", Ipv4Addr::from(from))
-                    }
-                },
+                }
                 Ordered::Ring(RingEvent::Transitional { memb_id, members }) => {
                     info!(target: "spread::membership", "transitional configuration {memb_id:?}: {}", ids(&members));
+                    let members: Vec<i32> = members.iter().map(|&m| m as i32).collect();
+                    let notices = self.groups.transitional(&members, memb_id);
+                    self.render(notices);
                 }
                 Ordered::Ring(RingEvent::Regular { memb_id, members }) => {
                     info!(target: "spread::membership", "Membership id is ({}, {}): {}",
                         Ipv4Addr::from(memb_id.proc_id as u32), memb_id.time, ids(&members));
                     self.memb_id = memb_id;
+                    let members: Vec<i32> = members.iter().map(|&m| m as i32).collect();
+                    let (notices, exchange) = self.groups.regular(&members, memb_id);
+                    self.render(notices);
+                    self.apply_exchange(exchange);
                 }
             }
         }
@@ -582,23 +608,150 @@ impl Engine {
                 daemon_rank: self.daemon_rank_of(&sender),
                 name: sender,
             };
-            match self.groups.join(group, member, self.memb_id) {
-                Some(change) => self.notify(&change),
-                None => debug!(target: "spread::groups", "{sender} is already in {group}"),
-            }
+            let notices = self.groups.join(group, member);
+            self.render(notices);
         } else if t & LEAVE_MESS != 0 {
             let group = msg.first_group().expect("checked on receipt").clean();
-            match self.groups.leave(&group, &sender) {
-                Some(change) => self.notify(&change),
-                None => debug!(target: "spread::groups", "{sender} left {group} without being in it"),
-            }
+            let notices = self.groups.leave(&group, &sender);
+            self.render(notices);
         } else if t & KILL_MESS != 0 {
-            for change in self.groups.disconnect(&sender) {
-                self.notify(&change);
-            }
+            let notices = self.groups.disconnect(&sender);
+            self.render(notices);
         } else {
             self.deliver_data(msg);
         }
+    }
+
+    /// Hand notices of the group layer to the local members concerned.
+    fn render(&mut self, notices: Vec<Notice>) {
+        for notice in notices {
+            match notice {
+                Notice::Change(change) => self.notify(&change),
+                Notice::SelfLeave { group, member } => {
+                    if let Some(conn) = self
+                        .session_of(&member)
+                        .filter(|c| self.sessions[c].wants_membership)
+                    {
+                        self.queue_to(conn, self_leave_notice(&group));
+                    }
+                }
+                Notice::Transitional { group, id } => {
+                    let rank = self.cfg.daemon_rank;
+                    let local: Vec<ConnId> = match self.groups.get(&group) {
+                        Some(g) => g
+                            .members_on(rank)
+                            .filter_map(|m| self.session_of(&m.name))
+                            .filter(|c| self.sessions[c].wants_membership)
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                    let bytes = transitional_notice(&group, id);
+                    for conn in local {
+                        self.queue_to(conn, bytes.clone());
+                    }
+                }
+                Notice::Network {
+                    group,
+                    id,
+                    members,
+                    vs_sets,
+                    mine,
+                    joiner,
+                } => {
+                    info!(target: "spread::groups", "group {group}: network view {} members in {} vs-sets (id index {})",
+                        members.len(), vs_sets.len(), id.index);
+                    let rank = self.cfg.daemon_rank;
+                    let local: Vec<(ConnId, GroupName)> = members
+                        .iter()
+                        .filter(|m| m.daemon_rank == rank)
+                        .filter_map(|m| self.session_of(&m.name).map(|c| (c, m.name)))
+                        .filter(|(c, _)| self.sessions[c].wants_membership)
+                        .collect();
+                    let standard = network_notice(&group, id, &members, &vs_sets, mine);
+                    let local_joiner = joiner.filter(|j| j.daemon_rank == rank).map(|j| j.name);
+                    for (conn, name) in local {
+                        if Some(name) == local_joiner {
+                            let own = network_notice(&group, id, &members, &vs_sets, vs_sets.len() - 1);
+                            self.queue_to(conn, own);
+                        } else {
+                            self.queue_to(conn, standard.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Switch message flow for the groups state exchange.
+    fn apply_exchange(&mut self, exchange: Exchange) {
+        let Ordering::Ring(ring) = &mut self.ordering else {
+            return;
+        };
+        match exchange {
+            Exchange::None => {}
+            Exchange::Start {
+                bodies,
+                synced_set_size,
+            } => {
+                ring.set_down_queue(DownQueue::Groups);
+                ring.set_delivery_threshold(DeliveryThreshold::Agreed);
+                self.exchanging = true;
+                let n = bodies.len();
+                for (i, body) in bodies.into_iter().enumerate() {
+                    let last = i + 1 == n;
+                    let encoded = body.emit(ByteOrder::NATIVE);
+                    let header = groups_message_header(
+                        &self.cfg.daemon_name,
+                        synced_set_size,
+                        last,
+                        encoded.len(),
+                        ByteOrder::NATIVE,
+                    );
+                    let mut bytes = Vec::with_capacity(MESSAGE_HEADER_LEN + encoded.len());
+                    header.emit_into(ByteOrder::NATIVE, &mut bytes);
+                    bytes.extend_from_slice(&encoded);
+                    let packet_type = if last {
+                        PacketType::Agreed
+                    } else {
+                        PacketType::Reliable
+                    };
+                    ring.submit(Outgoing { packet_type, bytes });
+                }
+            }
+            Exchange::Done => {
+                ring.set_down_queue(DownQueue::Normal);
+                ring.set_delivery_threshold(DeliveryThreshold::Reliable);
+                self.exchanging = false;
+                while let Some(msg) = self.held.pop_front() {
+                    self.submit(msg);
+                }
+            }
+        }
+    }
+
+    fn deliver_groups_message(&mut self, bytes: &[u8], from: u32) {
+        let Ok((header, order)) = MessageHeader::parse(bytes) else {
+            return;
+        };
+        let body = match GroupsBody::parse(&bytes[MESSAGE_HEADER_LEN..], order) {
+            Ok(body) => body,
+            Err(e) => {
+                warn!(target: "spread::groups", "bad GROUPS message from {}: {e}", Ipv4Addr::from(from));
+                return;
+            }
+        };
+        let sender = header.sender.as_bytes();
+        let rank = self
+            .cfg
+            .daemon_names
+            .iter()
+            .position(|n| n.as_slice() == sender)
+            .map(|r| r as u32);
+        let size = synced_set_size_of(&header.sender, order);
+        let last = header.service_type & AGREED_MESS != 0;
+        let (notices, exchange) = self.groups.groups_message(rank, body, size, last);
+        self.render(notices);
+        self.apply_exchange(exchange);
     }
 
     /// The configuration rank of a member's daemon (members of unknown
@@ -663,13 +816,6 @@ impl Engine {
         info!(target: "spread::groups", "{} {} group {} ({} members, id index {})", change.changed.name,
             match change.cause { Cause::Join => "joined", Cause::Leave => "left", Cause::Disconnect => "disconnected from" },
             change.group, change.members.len(), change.id.index);
-        if change.cause == Cause::Leave {
-            if let Some(conn) = self.session_of(&change.changed.name) {
-                if self.sessions[&conn].wants_membership {
-                    self.queue_to(conn, self_leave_notice(&change.group));
-                }
-            }
-        }
         if change.members.is_empty() {
             return;
         }
@@ -706,6 +852,11 @@ fn ids(members: &[u32]) -> String {
         .map(|m| Ipv4Addr::from(*m).to_string())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Whether delivered message bytes are a daemons' GROUPS message.
+fn is_groups_message(bytes: &[u8]) -> bool {
+    MessageHeader::parse(bytes).is_ok_and(|(h, _)| h.service_type & GROUPS_MESS != 0)
 }
 
 /// A message the ring delivered, its header converted to our byte order
@@ -764,6 +915,36 @@ pub fn self_leave_notice(group: &GroupName) -> Bytes {
         data_len: 0,
     };
     Arc::new(header.emit(ByteOrder::NATIVE).to_vec())
+}
+
+/// A view after a daemon membership change: all members as the names, the
+/// vs-sets, and the receiver's set.
+pub fn network_notice(
+    group: &GroupName,
+    id: GroupId,
+    members: &[Member],
+    vs_sets: &[Vec<GroupName>],
+    mine: usize,
+) -> Bytes {
+    let body = MembershipBody {
+        group_id: id,
+        vs_sets: vs_sets.to_vec(),
+        my_vs_set: mine,
+    };
+    let header = MessageHeader {
+        service_type: REG_MEMB_MESS | CAUSED_BY_NETWORK,
+        sender: *group,
+        num_groups: members.len() as i32,
+        hint: hint_for(0, ByteOrder::NATIVE),
+        data_len: body.encoded_len() as i32,
+    };
+    let mut out = Vec::with_capacity(MESSAGE_HEADER_LEN + 32 * members.len() + body.encoded_len());
+    header.emit_into(ByteOrder::NATIVE, &mut out);
+    for m in members {
+        out.extend_from_slice(m.name.raw());
+    }
+    body.emit_into(ByteOrder::NATIVE, &mut out);
+    Arc::new(out)
 }
 
 /// A transitional notice: the group's (old) id as the whole body.

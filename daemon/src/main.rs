@@ -137,6 +137,10 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
             .daemon_refs()
             .map(|(_, d)| d.name.as_bytes().to_vec())
             .collect(),
+        daemon_ids: config
+            .daemon_refs()
+            .map(|(_, d)| u32::from(d.ip) as i32)
+            .collect(),
         auth: AuthPolicy {
             allowed: config.allowed_auth_methods.clone(),
             required: config.required_auth_methods.clone(),
