@@ -21,7 +21,7 @@ use spread_wire::client::limits::MESSAGE_HEADER_LEN;
 use spread_wire::client::service::*;
 use spread_wire::client::{
     hint_for, AuthChoice, AuthMethodList, ConnectRequest, GroupName, MembershipBody, Message, MessageHeader,
-    SessionReply, Version,
+    Version,
 };
 use spread_wire::endian::ByteOrder;
 
@@ -53,6 +53,15 @@ fn pick_port() -> u16 {
         if free {
             return port;
         }
+    }
+}
+
+/// The daemon under test: ours, or (for a local comparison only) another
+/// binary with the same flags named by `SPREAD_TEST_DAEMON`.
+pub fn daemon_binary() -> PathBuf {
+    match std::env::var_os("SPREAD_TEST_DAEMON") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_spread")),
     }
 }
 
@@ -109,7 +118,7 @@ impl Daemon {
             }
             let log = std::fs::File::create(dir.join("daemon.log")).expect("create the daemon log");
             let started_unix_secs = unix_now();
-            let child = Command::new(env!("CARGO_BIN_EXE_spread"))
+            let child = Command::new(daemon_binary())
                 .args(["-n", DAEMON_NAME, "-c"])
                 .arg(dir.join("spread.conf"))
                 .current_dir(&dir)

@@ -1,0 +1,372 @@
+//! Open sessions of this process and what can be done on them.
+//!
+//! Each session has a receive lock and a send lock, so one thread can wait
+//! in a receive while others send on the same mailbox. The table lock is
+//! held only to look sessions up, never across I/O.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use spread_wire::client::limits::{MAX_GROUP_NAME, MESSAGE_HEADER_LEN};
+use spread_wire::client::service::{KILL_MESS, REGULAR_MESS, REG_MEMB_MESS, REJECT_MESS};
+use spread_wire::client::{hint_for, GroupName, MessageHeader};
+use spread_wire::endian::ByteOrder;
+
+use super::connect::Accepted;
+use super::membership::flip_membership_body;
+use super::stream::Stream;
+use crate::error::SpError;
+
+/// A mailbox: the session's socket descriptor.
+pub type Mailbox = i32;
+
+/// Sessions one process may hold (as the original library).
+pub const MAX_SESSIONS: usize = 1024;
+/// Largest body plus destination names a client may send (stock 4.4.0).
+pub const MAX_MESSAGE_BODY_LEN: usize = spread_wire::client::limits::DEFAULT_MAX_MESSAGE_BODY;
+/// Destinations per message the daemon accepts.
+pub const MAX_GROUPS_PER_MESSAGE: usize = spread_wire::client::limits::MAX_GROUPS_PER_MESSAGE;
+
+/// A 32-byte group name slot as programs lay them out.
+pub type NameSlot = [u8; MAX_GROUP_NAME];
+
+/// A header read from the socket whose message has not been consumed yet.
+#[derive(Clone, Copy)]
+struct PendingHeader {
+    header: MessageHeader,
+    order: ByteOrder,
+}
+
+pub struct Session {
+    stream: Stream,
+    private_group: GroupName,
+    /// Set when the socket failed: further calls get `NET_ERROR_ON_SESSION`.
+    broken: AtomicBool,
+    recv: Mutex<Option<PendingHeader>>,
+    send: Mutex<()>,
+}
+
+/// What a receive reports besides its return value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub service_type: u32,
+    pub sender: NameSlot,
+    pub num_groups: i32,
+    pub mess_type: i16,
+    pub endian_mismatch: i32,
+}
+
+/// The outcome of a receive: the return code and, when the program's output
+/// arguments are to be written, their values.
+pub type ReceiveOutcome = (i32, Option<Delivery>);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn table() -> &'static Mutex<HashMap<Mailbox, Arc<Session>>> {
+    static TABLE: OnceLock<Mutex<HashMap<Mailbox, Arc<Session>>>> = OnceLock::new();
+    TABLE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Register an accepted session; returns its mailbox.
+pub fn register(accepted: Accepted) -> Result<Mailbox, SpError> {
+    let mbox = accepted.stream.raw_fd();
+    let private_group = GroupName::truncated(&accepted.private_group);
+    let session = Arc::new(Session {
+        stream: accepted.stream,
+        private_group,
+        broken: AtomicBool::new(false),
+        recv: Mutex::new(None),
+        send: Mutex::new(()),
+    });
+    let mut t = lock(table());
+    if t.len() >= MAX_SESSIONS {
+        // Dropping the session closes its socket.
+        return Err(SpError::RejectQuota);
+    }
+    if let Some(stale) = t.insert(mbox, session) {
+        // The program closed a mailbox itself and the descriptor number came
+        // back for this session: the stale entry must not close it again.
+        log::warn!("mailbox {mbox} replaced a session closed behind the library's back");
+        match Arc::try_unwrap(stale) {
+            Ok(old) => old.stream.forget(),
+            Err(shared) => std::mem::forget(shared),
+        }
+    }
+    Ok(mbox)
+}
+
+/// Look a mailbox up.
+pub fn lookup(mbox: Mailbox) -> Result<Arc<Session>, SpError> {
+    lock(table()).get(&mbox).cloned().ok_or(SpError::IllegalSession)
+}
+
+fn still_registered(mbox: Mailbox, s: &Arc<Session>) -> bool {
+    lock(table()).get(&mbox).is_some_and(|cur| Arc::ptr_eq(cur, s))
+}
+
+/// Forget a session and close its connection. A thread still blocked on it
+/// wakes up; the descriptor is released when the last user lets go of it.
+pub fn kill(mbox: Mailbox) -> bool {
+    let removed = lock(table()).remove(&mbox);
+    match removed {
+        Some(s) => {
+            s.stream.shutdown();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Number of open sessions.
+pub fn count() -> usize {
+    lock(table()).len()
+}
+
+impl Session {
+    pub fn mailbox(&self) -> Mailbox {
+        self.stream.raw_fd()
+    }
+
+    pub fn private_group(&self) -> &GroupName {
+        &self.private_group
+    }
+
+    fn check_usable(&self) -> Result<(), SpError> {
+        if self.broken.load(Ordering::Acquire) {
+            Err(SpError::NetErrorOnSession)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn fail(&self, mbox: Mailbox, me: &Arc<Session>) -> SpError {
+        if still_registered(mbox, me) {
+            self.broken.store(true, Ordering::Release);
+        }
+        SpError::ConnectionClosed
+    }
+
+    /// Send one message: `service_type` (a service or control type), the
+    /// destination names as given, the body in pieces. Returns the body size.
+    pub fn send(
+        self: &Arc<Self>,
+        service_type: u32,
+        groups: &[NameSlot],
+        mess_type: i16,
+        body: &[&[u8]],
+    ) -> Result<i32, SpError> {
+        self.check_usable()?;
+        let mess_len: usize = body.iter().map(|b| b.len()).sum();
+        if mess_len + groups.len() * MAX_GROUP_NAME > MAX_MESSAGE_BODY_LEN {
+            return Err(SpError::MessageTooLong);
+        }
+        let header = MessageHeader {
+            service_type,
+            sender: self.private_group.clean(),
+            num_groups: groups.len() as i32,
+            hint: hint_for(mess_type, ByteOrder::NATIVE),
+            data_len: mess_len as i32,
+        };
+        let mut head = Vec::with_capacity(MESSAGE_HEADER_LEN + groups.len() * MAX_GROUP_NAME);
+        header.emit_into(ByteOrder::NATIVE, &mut head);
+        for g in groups {
+            head.extend_from_slice(g);
+        }
+        let mut pieces: Vec<&[u8]> = Vec::with_capacity(1 + body.len());
+        pieces.push(&head);
+        pieces.extend_from_slice(body);
+        let _guard = lock(&self.send);
+        let mbox = self.mailbox();
+        match self.stream.write_all_vectored(&pieces) {
+            Ok(()) => Ok(mess_len as i32),
+            Err(_) => Err(self.fail(mbox, self)),
+        }
+    }
+
+    /// The control message `SP_disconnect` sends before closing.
+    pub fn send_kill(self: &Arc<Self>) {
+        let own = *self.private_group.clean().raw();
+        let _ = self.send(KILL_MESS, &[own], 0, &[]);
+    }
+
+    /// Receive one message into the program's buffers.
+    ///
+    /// `max_groups` and the element sizes come from the program and are
+    /// compared as the original does; `groups` holds `max(max_groups, 0)`
+    /// slots. `drop` is the `DROP_RECV` flag.
+    pub fn receive(
+        self: &Arc<Self>,
+        drop: bool,
+        max_groups: i32,
+        groups: &mut [NameSlot],
+        body: &mut [&mut [u8]],
+    ) -> ReceiveOutcome {
+        let mbox = self.mailbox();
+        if let Err(e) = self.check_usable() {
+            return (e.code(), None);
+        }
+        let mut pending = lock(&self.recv);
+        if !still_registered(mbox, self) {
+            return (SpError::IllegalSession.code(), None);
+        }
+        if let Err(e) = self.check_usable() {
+            return (e.code(), None);
+        }
+        let PendingHeader { header, order } = match *pending {
+            Some(p) => p,
+            None => {
+                let mut raw = [0u8; MESSAGE_HEADER_LEN];
+                if self.stream.read_exact(&mut raw).is_err() {
+                    return (self.fail(mbox, self).code(), None);
+                }
+                match MessageHeader::parse(&raw) {
+                    Ok((header, order)) => PendingHeader { header, order },
+                    Err(_) => return (SpError::Bug.code(), None),
+                }
+            }
+        };
+        let max_mess_len: i32 = body
+            .iter()
+            .map(|b| b.len() as i64)
+            .sum::<i64>()
+            .min(i32::MAX as i64) as i32;
+        if header.num_groups < 0 || header.data_len < 0 {
+            return (SpError::IllegalMessage.code(), None);
+        }
+        // Data or a reject: the header carries a mess_type.
+        let regular_or_reject = header.service_type & (REGULAR_MESS | REJECT_MESS) != 0;
+
+        let mut sender = [0u8; MAX_GROUP_NAME];
+        let name = header.sender.as_bytes();
+        sender[..name.len()].copy_from_slice(name);
+
+        if !drop && (header.num_groups > max_groups || header.data_len > max_mess_len) {
+            // Keep the header; the program may retry with larger buffers.
+            *pending = Some(PendingHeader { header, order });
+            let short_groups = header.num_groups > max_groups;
+            let d = Delivery {
+                service_type: header.service_type,
+                sender,
+                num_groups: if short_groups { -header.num_groups } else { 0 },
+                mess_type: if regular_or_reject { header.mess_type() } else { 0 },
+                endian_mismatch: if header.data_len > max_mess_len {
+                    -header.data_len
+                } else {
+                    0
+                },
+            };
+            let code = if d.num_groups != 0 {
+                SpError::GroupsTooShort
+            } else {
+                SpError::BufferTooShort
+            };
+            return (code.code(), Some(d));
+        }
+        // From here on the message is consumed, whatever happens.
+        *pending = None;
+
+        let (mut mess_type, endian_mismatch) = if regular_or_reject {
+            (
+                header.mess_type(),
+                i32::from(header.hint_order() != ByteOrder::NATIVE),
+            )
+        } else {
+            (-1, 0)
+        };
+
+        let mut service_type = header.service_type;
+        if header.service_type & REJECT_MESS != 0 {
+            let mut old = [0u8; 4];
+            if self.stream.read_exact(&mut old).is_err() {
+                return (self.fail(mbox, self).code(), None);
+            }
+            service_type = (order.read_u32(old) & !spread_wire::endian::ENDIAN_MARKER) | REJECT_MESS;
+        }
+
+        // Names into the program's array, then the body into its buffers,
+        // in one vectored read; what does not fit is read and dropped.
+        let want_groups = header.num_groups.min(max_groups).max(0) as usize;
+        let short_groups = header.num_groups > max_groups;
+        let want_body = header.data_len.min(max_mess_len).max(0) as usize;
+        let short_body = header.data_len > max_mess_len;
+        {
+            let names = groups.as_flattened_mut();
+            let names_len = (want_groups * MAX_GROUP_NAME).min(names.len());
+            let (names, _) = names.split_at_mut(names_len);
+            if short_groups {
+                // The excess names come before the body: read in two steps.
+                if self.stream.read_exact(names).is_err()
+                    || self
+                        .stream
+                        .discard((header.num_groups as usize - want_groups) * MAX_GROUP_NAME)
+                        .is_err()
+                {
+                    return (self.fail(mbox, self).code(), None);
+                }
+                if read_body(&self.stream, body, want_body, None).is_err() {
+                    return (self.fail(mbox, self).code(), None);
+                }
+            } else if read_body(&self.stream, body, want_body, Some(names)).is_err() {
+                return (self.fail(mbox, self).code(), None);
+            }
+        }
+        if short_body && self.stream.discard(header.data_len as usize - want_body).is_err() {
+            return (self.fail(mbox, self).code(), None);
+        }
+
+        let num_groups = if short_groups {
+            -header.num_groups
+        } else {
+            header.num_groups
+        };
+        if header.service_type & REG_MEMB_MESS != 0 && !short_groups {
+            if let Some(i) = groups[..want_groups]
+                .iter()
+                .position(|g| GroupName::from_raw(*g) == self.private_group)
+            {
+                mess_type = i as i16;
+            }
+        }
+        if header.service_type & REG_MEMB_MESS != 0 && order != ByteOrder::NATIVE {
+            flip_membership_body(body, want_body);
+        }
+        let d = Delivery {
+            service_type,
+            sender,
+            num_groups,
+            mess_type,
+            endian_mismatch,
+        };
+        if short_body {
+            (SpError::BufferTooShort.code(), Some(d))
+        } else {
+            (header.data_len, Some(d))
+        }
+    }
+}
+
+/// Read `len` body bytes into the program's pieces, in order, preceded by
+/// `names` if given.
+fn read_body(
+    stream: &Stream,
+    body: &mut [&mut [u8]],
+    mut len: usize,
+    names: Option<&mut [u8]>,
+) -> Result<(), super::stream::Closed> {
+    let mut parts: Vec<&mut [u8]> = Vec::with_capacity(1 + body.len());
+    if let Some(n) = names {
+        parts.push(n);
+    }
+    for piece in body.iter_mut() {
+        if len == 0 {
+            break;
+        }
+        let take = piece.len().min(len);
+        len -= take;
+        parts.push(&mut piece[..take]);
+    }
+    stream.read_exact_vectored(&mut parts)
+}
