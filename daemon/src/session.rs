@@ -117,10 +117,20 @@ pub fn validate_header(
     if service_bits > 1 || control_bits > 1 || service_bits + control_bits != 1 {
         return Err(HeaderError::ServiceBits(t));
     }
-    // Stricter than the original, which passes other bits on: daemon-internal
-    // bits (GROUPS_MESS, membership causes, REJECT_MESS) from a client could
-    // only corrupt other daemons' state. No client library sets them.
-    if t & !(REGULAR_MESS | SELF_DISCARD | CONTROL_MESS) != 0 {
+    // Stricter than the original, which passes every other bit on: bits only
+    // daemons may set (membership causes, GROUPS_MESS, REJECT_MESS and the
+    // internal markers) could corrupt other daemons' or clients' state. No
+    // client library sets them; other unknown bits (e.g. the Flush library's
+    // subgroup-cast bit) pass through as in the original.
+    const DAEMON_ONLY: u32 = MEMBERSHIP_MESS
+        | GROUPS_MESS
+        | REJECT_MESS
+        | RETRANSMIT_MESS
+        | LATENCY_MESS
+        | DUMMY_MESS
+        | STATETRANS_MESS
+        | DROP_RECV;
+    if t & DAEMON_ONLY != 0 {
         return Err(HeaderError::ServiceBits(t));
     }
     // The original cuts the field at 31 bytes before splitting it.
