@@ -236,7 +236,10 @@ fn ring_setup(config: &Configuration, me: &DaemonEntry) -> (RingParams, Vec<Daem
     params.flow = FlowParams {
         window: config.flow.window as i32,
         personal_window: config.flow.personal_window as i32,
-        accelerated_ring: config.flow.accelerated_ring,
+        // The original's flow control reads the setting before the LAN
+        // default would switch it on (the captures show packets sent before
+        // the token), so only an explicit AcceleratedRing turns it on.
+        accelerated_ring: config.flow.accelerated_ring_set && config.flow.accelerated_ring,
         accelerated_window: config.flow.accelerated_window as i32,
     };
     let interfaces = me

@@ -169,6 +169,7 @@ impl RingEngine {
         let mut reps = self.memb.f_reps.clone();
         self.sort_reps(&mut reps);
         self.memb.f_reps = reps.clone();
+        self.memb.f_reps_index = 1;
         self.memb.potential_reps = self.potential_from_reps(&reps);
         let ring = self.my_ring_info(self.my_aru + 1);
         let form = FormToken {
@@ -358,8 +359,11 @@ impl RingEngine {
         self.fc.new_configuration();
 
         let my_ring = form.rings[ri].clone();
-        self.highest_seq = my_ring.highest_seq;
-        self.aru = my_ring.aru;
+        // Bounded like the original's packet store; a sane ring has
+        // last_discarded <= aru <= highest_seq.
+        let ahead = self.last_discarded.saturating_add(crate::ring::MAX_PACKETS_AHEAD);
+        self.highest_seq = my_ring.highest_seq.clamp(self.last_discarded, ahead);
+        self.aru = my_ring.aru.clamp(self.last_discarded, self.highest_seq);
         // Still in FORM: delivers the old ring's packets up to its aru.
         self.discard_packets();
         for hole in &my_ring.holes {

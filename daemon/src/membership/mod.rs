@@ -79,6 +79,9 @@ pub(crate) struct MembershipState {
     pub f_members: Vec<u32>,
     /// Representatives gathered (`F_reps`); mine first.
     pub f_reps: Vec<Rep>,
+    /// `rep_index` of `F_reps` as JOINs show it: 0 until this daemon first
+    /// sends a FORM1, then 1 (the original keeps the stale value).
+    pub f_reps_index: i16,
     /// Representatives to send JOINs to.
     pub potential_reps: Vec<Rep>,
     pub commit_set: CommitSet,
@@ -111,6 +114,7 @@ impl MembershipState {
             foreign_found: false,
             f_members: vec![my_id],
             f_reps: Vec::new(),
+            f_reps_index: 0,
             potential_reps: Vec::new(),
             commit_set: CommitSet::me(my_id),
             future_commit_set: CommitSet::me(my_id),
@@ -342,7 +346,7 @@ impl RingEngine {
             ids: self.memb.f_members.clone(),
         };
         let reps = RepsInfo {
-            rep_index: 0,
+            rep_index: self.memb.f_reps_index,
             reps: self.memb.f_reps.clone(),
         };
         wire::emit_probe(&self.probe_header(bits::JOIN), &members, Some(&reps))
@@ -396,7 +400,7 @@ impl RingEngine {
         }
     }
 
-    pub(crate) fn memb_handle_message(&mut self, h: &PacketHeader, body: &[u8], order: ByteOrder) {
+    pub(crate) fn memb_handle_message(&mut self, h: &PacketHeader, datagram: &[u8]) {
         if !self.conf.knows(h.proc_id) {
             log::debug!("membership: message from unknown daemon {}", ip(h.proc_id));
             return;
@@ -404,7 +408,7 @@ impl RingEngine {
         if h.kind & bits::ALIVE != 0 {
             self.handle_alive(h.proc_id);
         } else if h.kind & bits::JOIN != 0 {
-            match wire::parse_probe(body, order, true) {
+            match wire::parse_probe(datagram, true) {
                 Ok(p) => self.handle_join(h.proc_id, &p.members, &p.reps.unwrap_or_default()),
                 Err(e) => log::debug!("membership: malformed JOIN from {}: {:?}", ip(h.proc_id), e),
             }

@@ -6,7 +6,6 @@ use super::{
     ip, Channel, DeliveryThreshold, Destination, PacketType, RingEngine, RingEvent, Slot, Stored, Timer,
 };
 use crate::membership::State;
-use spread_wire::endian::ByteOrder;
 
 /// `conf_hash` of the monitor program's packets.
 const MONITOR_HASH: u32 = 1100;
@@ -14,6 +13,9 @@ const MONITOR_HASH: u32 = 1100;
 const MAX_WRAP_SEQUENCE_VALUE: i32 = 1 << 30;
 /// Token rounds allowed to finish the EVS step of a membership change.
 const MAX_EVS_ROUNDS: i32 = 500;
+/// Packets the original can hold between its last discarded one and the
+/// newest (`MAX_PACKETS_IN_STRUCT`); anything further ahead is garbage.
+pub(crate) const MAX_PACKETS_AHEAD: i32 = 8192;
 /// Up-queue key of single-packet RELIABLE messages (delivered out of order).
 const RELIABLE_KEY: usize = usize::MAX;
 
@@ -65,9 +67,8 @@ impl RingEngine {
         }
         let mut h = h;
         h.kind &= !bits::ROUTED;
-        let body = &bytes[wire::HEADER_LEN..];
         if h.kind & bits::MEMBERSHIP != 0 {
-            self.memb_handle_message(&h, body, order);
+            self.memb_handle_message(&h, bytes);
         } else if h.kind & bits::HURRY != 0 {
             self.handle_hurry(h.proc_id);
         } else if h.kind & bits::REGULAR == 0 {
@@ -75,11 +76,11 @@ impl RingEngine {
         } else if h.memb_id != self.memb.membership_id {
             self.memb_handle_foreign(&h, bytes, order);
         } else {
-            self.handle_data(h, body, order);
+            self.handle_data(h, bytes);
         }
     }
 
-    fn handle_data(&mut self, h: PacketHeader, body: &[u8], order: ByteOrder) {
+    fn handle_data(&mut self, h: PacketHeader, datagram: &[u8]) {
         if self.memb.token_alive {
             self.arm(Timer::TokenLoss, self.to.token);
             if self.i_am_leader() {
@@ -89,11 +90,19 @@ impl RingEngine {
         if h.seq <= self.last_discarded || self.packets.contains_key(&h.seq) {
             return;
         }
+        if h.seq - self.last_discarded > MAX_PACKETS_AHEAD {
+            log::warn!(
+                "ring: packet {} from {} is too far ahead; dropped",
+                h.seq,
+                ip(h.transmitter)
+            );
+            return;
+        }
         if !self.conf.knows(h.proc_id) {
             log::debug!("ring: packet {} from unknown daemon {}", h.seq, ip(h.proc_id));
             return;
         }
-        let (frags, whole) = wire::parse_fragments(&h, body, order);
+        let (frags, whole) = wire::parse_data(datagram);
         if !whole {
             log::warn!(
                 "ring: packet {} from {} has malformed fragments",
@@ -109,6 +118,12 @@ impl RingEngine {
                 delivered: false,
             }),
         );
+        if self.fc.params.accelerated_ring
+            && h.token_round > self.received_token_rounds
+            && h.transmitter == self.prev_proc
+        {
+            self.token_has_priority = true;
+        }
         if self.highest_seq < h.seq {
             self.highest_seq = h.seq;
         }
@@ -128,7 +143,7 @@ impl RingEngine {
 
     /// A datagram from the token port.
     pub(crate) fn handle_token_datagram(&mut self, bytes: &[u8]) {
-        let Ok((t, order)) = TokenHeader::parse(bytes) else {
+        let Ok((t, _)) = TokenHeader::parse(bytes) else {
             return;
         };
         if !self.hash_ok(t.conf_hash, t.proc_id, false) {
@@ -138,10 +153,10 @@ impl RingEngine {
             self.memb_handle_form(bytes);
             return;
         }
-        self.handle_regular_token(t, bytes, order);
+        self.handle_regular_token(t, bytes);
     }
 
-    fn handle_regular_token(&mut self, mut token: TokenHeader, bytes: &[u8], order: ByteOrder) {
+    fn handle_regular_token(&mut self, mut token: TokenHeader, bytes: &[u8]) {
         if !self.memb.token_alive {
             return; // veto: no ring is running here
         }
@@ -155,11 +170,15 @@ impl RingEngine {
             log::warn!("ring: token length {} != 40 + {}", bytes.len(), token.rtr_len);
             return;
         }
-        let Ok(rtrs) = wire::parse_rtr(&bytes[wire::HEADER_LEN..], order) else {
+        let Ok(rtrs) = wire::parse_rtr(bytes) else {
             log::warn!("ring: token with malformed retransmission requests");
             return;
         };
         let in_evs = self.memb.state == State::Evs;
+        if !in_evs && token.seq.saturating_sub(self.last_discarded) > MAX_PACKETS_AHEAD {
+            log::warn!("ring: token seq {} is too far ahead; dropped", token.seq);
+            return;
+        }
         if !in_evs && token.seq > MAX_WRAP_SEQUENCE_VALUE {
             log::warn!(
                 "ring: token seq {} near wrap; dropping it to re-form the ring",
@@ -195,6 +214,7 @@ impl RingEngine {
             self.highest_seq = token.seq;
         }
         self.received_token_rounds += 1;
+        self.token_has_priority = false;
 
         let (mut new_rtr, num_retrans, rtr_proc, rtr_seg) = self.answer_retrans(rtrs);
         let allowed = self
@@ -213,7 +233,7 @@ impl RingEngine {
             self.highest_seq
         };
         if self.my_aru < max_rtr_seq {
-            let used: usize = new_rtr.iter().map(RingRtr::wire_len).sum();
+            let used: usize = new_rtr.iter().map(wire::rtr_len).sum();
             let room = wire::MAX_TOKEN_BODY.saturating_sub(used + 16) / 4;
             if room > 1 {
                 let seqs: Vec<i32> = (self.my_aru + 1..=max_rtr_seq)
@@ -364,10 +384,7 @@ impl RingEngine {
             };
             let kind = first.packet_type;
             let mut frags: Vec<Fragment> = Vec::new();
-            loop {
-                let Some(msg) = q.messages.front() else {
-                    break;
-                };
+            while let Some(msg) = q.messages.front() {
                 if !frags.is_empty() {
                     let next_len = msg.pieces.get(q.cur_piece).map(Vec::len).unwrap_or(0);
                     let used = (wire::packed_len(&frags) + 3) & !3;
@@ -617,12 +634,8 @@ impl RingEngine {
             match self.packets.get(&s) {
                 Some(Slot::Hole) => break,
                 Some(Slot::Packet(p)) if p.header.kind & bits::SAFE != 0 => break,
-                Some(Slot::Packet(p)) => {
-                    if !p.delivered {
-                        self.deliver_packet(s);
-                    }
-                }
-                None => {}
+                Some(Slot::Packet(p)) if !p.delivered => self.deliver_packet(s),
+                _ => {}
             }
             self.packets.remove(&s);
             self.last_discarded = s;
@@ -644,13 +657,13 @@ impl RingEngine {
             expected = s + 1;
             match self.packets.get(&s) {
                 Some(Slot::Hole) => found_hole = true,
-                Some(Slot::Packet(p)) => {
-                    if !p.delivered && (!found_hole || self.memb.commit_membership.contains(p.header.proc_id))
-                    {
-                        self.deliver_packet(s);
-                    }
+                Some(Slot::Packet(p))
+                    if !p.delivered
+                        && (!found_hole || self.memb.commit_membership.contains(p.header.proc_id)) =>
+                {
+                    self.deliver_packet(s)
                 }
-                None => {}
+                _ => {}
             }
         }
         self.packets.clear();
