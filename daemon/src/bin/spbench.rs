@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use spread_wire::client::service::{AGREED_MESS, JOIN_MESS};
+use spread_wire::client::service::{AGREED_MESS, JOIN_MESS, SAFE_MESS};
 use spread_wire::client::{
     hint_for, AuthChoice, AuthMethodList, ConnectRequest, GroupName, MessageHeader, SessionReply,
 };
@@ -41,6 +41,16 @@ struct Args {
     /// Messages in flight before the sender waits for its own copies.
     #[arg(long, default_value_t = 200)]
     window: u64,
+    /// Receivers on other daemons (<port>@<host>, repeatable); the
+    /// latency test then bounces between the sender and the first one.
+    #[arg(long = "receiver")]
+    receivers: Vec<String>,
+    /// Service of the throughput test: agreed or safe.
+    #[arg(long, default_value = "agreed", value_parser = ["agreed", "safe"])]
+    service: String,
+    /// Message sizes to test.
+    #[arg(long, value_delimiter = ',', default_values_t = [100usize, 1_000, 10_000, 100_000])]
+    sizes: Vec<usize>,
 }
 
 struct Client {
@@ -115,42 +125,96 @@ fn read_message(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<(u
     Ok((h.service_type, h.data_len.max(0) as usize))
 }
 
-fn throughput(addr: &str, size: usize, count: usize, window: u64) -> std::io::Result<(f64, f64)> {
-    let mut client = Client::connect(addr, &format!("tp{}", size % 100_000))?;
-    let group = GroupName::new(format!("bench{size}").as_bytes()).expect("short name");
+/// Addresses given as `<port>@<host>` (or a bare port on 127.0.0.1).
+fn parse_addr(spec: &str) -> String {
+    match spec.split_once('@') {
+        Some((port, host)) => format!("{host}:{port}"),
+        None => format!("127.0.0.1:{spec}"),
+    }
+}
+
+/// One sender multicasts `count` messages to a group its own copies flow
+/// back from; the rate is taken when every receiver has all of them.
+/// Receivers: extra clients (on other daemons); none = the sender alone.
+fn throughput(
+    addr: &str,
+    receivers: &[String],
+    service: u32,
+    size: usize,
+    count: usize,
+    window: u64,
+) -> std::io::Result<(f64, f64)> {
+    let tag = format!("{}{}", size % 100_000, std::process::id() % 1000);
+    let group = GroupName::new(format!("bench{tag}").as_bytes()).expect("short name");
+    let mut client = Client::connect(addr, &format!("tp{tag}").chars().take(10).collect::<String>())?;
+    let mut others = Vec::new();
+    for (i, r) in receivers.iter().enumerate() {
+        let mut c = Client::connect(r, &format!("rx{i}{tag}").chars().take(10).collect::<String>())?;
+        c.join(group)?;
+        others.push(c);
+    }
     client.join(group)?;
     let mut reader = client.stream.try_clone()?;
     let mut buf = Vec::new();
-    // Our own join notice.
-    read_message(&mut reader, &mut buf)?;
+    // Wait for the view that holds every receiver (join notices: members
+    // as names, then a 56-byte body).
+    loop {
+        read_message(&mut reader, &mut buf)?;
+        if buf.len().saturating_sub(56) / 32 > others.len() {
+            break;
+        }
+    }
     let received = Arc::new(AtomicU64::new(0));
     let seen = received.clone();
-    let receiver = std::thread::spawn(move || -> std::io::Result<()> {
+    let own = std::thread::spawn(move || -> std::io::Result<()> {
         let mut buf = Vec::new();
-        for _ in 0..count {
-            read_message(&mut reader, &mut buf)?;
-            seen.fetch_add(1, Ordering::Release);
+        let mut n = 0;
+        while n < count {
+            let (t, _) = read_message(&mut reader, &mut buf)?;
+            if t & 0x3f != 0 {
+                n += 1;
+                seen.fetch_add(1, Ordering::Release);
+            }
         }
         Ok(())
     });
-    let message = client.encode(AGREED_MESS, &[group], &vec![0xabu8; size]);
+    let remote: Vec<_> = others
+        .into_iter()
+        .map(|c| {
+            let mut stream = c.stream;
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let mut buf = Vec::new();
+                let mut n = 0;
+                while n < count {
+                    let (t, _) = read_message(&mut stream, &mut buf)?;
+                    if t & 0x3f != 0 {
+                        n += 1;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    let message = client.encode(service, &[group], &vec![0xabu8; size]);
     let start = Instant::now();
     for sent in 0..count as u64 {
         while sent - received.load(Ordering::Acquire) >= window {
-            std::hint::spin_loop();
             std::thread::yield_now();
         }
         client.stream.write_all(&message)?;
     }
-    receiver.join().expect("receiver thread")?;
+    own.join().expect("receiver thread")?;
+    for r in remote {
+        r.join().expect("receiver thread")?;
+    }
     let secs = start.elapsed().as_secs_f64();
     let rate = count as f64 / secs;
     Ok((rate, rate * size as f64 / 1e6))
 }
 
-fn latency(addr: &str, rounds: usize) -> std::io::Result<(Duration, Duration)> {
+fn latency(addr: &str, peer: &str, rounds: usize) -> std::io::Result<(Duration, Duration)> {
     let mut a = Client::connect(addr, "lat-a")?;
-    let mut b = Client::connect(addr, "lat-b")?;
+    let mut b = Client::connect(peer, "lat-b")?;
     let (a_name, b_name) = (a.private_group, b.private_group);
     let ping = a.encode(AGREED_MESS, &[b_name], &[7u8; 100]);
     let pong = b.encode(AGREED_MESS, &[a_name], &[8u8; 100]);
@@ -227,20 +291,31 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::from(1);
             }
         },
-        None => match args.daemon.split_once('@') {
-            Some((port, host)) => (None, format!("{host}:{port}")),
-            None => (None, format!("127.0.0.1:{}", args.daemon)),
-        },
+        None => (None, parse_addr(&args.daemon)),
     };
-    println!("spbench against {addr}");
+    let receivers: Vec<String> = args.receivers.iter().map(|r| parse_addr(r)).collect();
+    let service = if args.service == "safe" {
+        SAFE_MESS
+    } else {
+        AGREED_MESS
+    };
+    println!(
+        "spbench against {addr}, {} service, receivers: {}",
+        args.service,
+        if receivers.is_empty() {
+            "the sender itself".to_string()
+        } else {
+            receivers.join(" ")
+        }
+    );
     println!("{:>10} {:>12} {:>10}", "size", "msgs/s", "MB/s");
-    for size in [100usize, 1_000, 10_000, 100_000] {
+    for &size in &args.sizes {
         let count = if size >= 100_000 {
             (args.count / 10).max(1)
         } else {
             args.count
         };
-        match throughput(&addr, size, count, args.window) {
+        match throughput(&addr, &receivers, service, size, count, args.window) {
             Ok((rate, mbps)) => println!("{size:>10} {rate:>12.0} {mbps:>10.1}"),
             Err(e) => {
                 eprintln!("spbench: throughput at {size} bytes failed: {e}");
@@ -248,7 +323,8 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
-    match latency(&addr, args.rounds) {
+    let peer = receivers.first().cloned().unwrap_or_else(|| addr.clone());
+    match latency(&addr, &peer, args.rounds) {
         Ok((p50, p99)) => println!(
             "round trip (100 B, AGREED): p50 {:.1} us, p99 {:.1} us",
             us(p50),
