@@ -261,6 +261,18 @@ impl Engine {
         }
     }
 
+    /// The shell wrote all the socket would take: a client with more than
+    /// MaxSessionMessages messages still waiting has stopped reading and is
+    /// dropped, as the original does, so the others keep being served.
+    pub fn check_backlog(&mut self, conn: ConnId) {
+        let Some(session) = self.sessions.get(&conn) else { return };
+        let n = session.queued_messages();
+        if n > self.cfg.max_session_messages {
+            self.kill_session(conn, &format!("not reading: {n} messages queued"));
+            self.run_ordering();
+        }
+    }
+
     pub fn has_output(&self, conn: ConnId) -> bool {
         self.sessions.get(&conn).is_some_and(|s| s.has_output())
     }
@@ -521,18 +533,18 @@ impl Engine {
     }
 
     /// Queue bytes to one session, dropping it if it stopped reading.
+    /// Queue bytes to one session. Whether it keeps up is judged when the
+    /// shell has written what the socket takes ([`Engine::check_backlog`]),
+    /// so a burst delivered in one go does not count against a reader.
     fn queue_to(&mut self, conn: ConnId, bytes: Bytes) {
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
-        if session.queued_messages() >= self.cfg.max_session_messages {
-            let n = session.queued_messages();
-            self.kill_session(conn, &format!("not reading: {n} messages queued"));
-            return;
-        }
         let was_idle = !session.has_output();
         session.queue(bytes);
-        if was_idle {
+        // Wake the shell when output starts, and again when the backlog
+        // passes the bound, so a client that stopped reading is judged.
+        if was_idle || session.queued_messages() == self.cfg.max_session_messages + 1 {
             self.wake(conn);
         }
     }
