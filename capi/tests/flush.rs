@@ -174,16 +174,29 @@ impl Member {
             .env("LD_LIBRARY_PATH", lib)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start fl_member");
         let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 match line {
                     Ok(l) => sink.lock().unwrap_or_else(|p| p.into_inner()).push(l),
+                    Err(_) => break,
+                }
+            }
+        });
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                match line {
+                    Ok(l) => sink
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!("stderr: {l}")),
                     Err(_) => break,
                 }
             }
@@ -562,4 +575,178 @@ fn killed_member_survivors_agree_on_view_and_messages() {
         }
         check_view_synchrony(&logs);
     }
+}
+
+/// Wait until every member's last view has `n` members; on a timeout show
+/// what all of them saw.
+fn wait_views(ms: &[&Member], n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ms
+        .iter()
+        .all(|m| last_view(&m.lines()).is_some_and(|v| v.members.len() == n))
+    {
+        if Instant::now() > deadline {
+            let all: Vec<String> = ms
+                .iter()
+                .map(|m| format!("--- {}:\n{}", m.name, m.lines().join("\n")))
+                .collect();
+            panic!("timed out waiting for views of {n}:\n{}", all.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Two daemons on loopback segments (127.0.0.1 and 127.0.0.2), killed and
+/// restarted by the test.
+struct TwoDaemons {
+    bin: PathBuf,
+    dir: TempDir,
+    ports: [u16; 2],
+    children: [Option<Child>; 2],
+}
+
+impl TwoDaemons {
+    fn start(bin: PathBuf) -> TwoDaemons {
+        let dir = TempDir::new("fl-ring");
+        let p0 = free_port();
+        let mut p1 = free_port();
+        while p1.abs_diff(p0) < 2 {
+            p1 = free_port();
+        }
+        let ports = [p0, p1];
+        let conf: String = (0..2)
+            .map(|i| {
+                format!(
+                    "Spread_Segment 127.0.0.255:{} {{\n  d{i} 127.0.0.{}\n}}\n",
+                    ports[i],
+                    i + 1
+                )
+            })
+            .collect();
+        std::fs::write(dir.path().join("spread.conf"), conf).expect("write config");
+        let mut d = TwoDaemons {
+            bin,
+            dir,
+            ports,
+            children: [None, None],
+        };
+        d.launch(0);
+        d.launch(1);
+        d
+    }
+
+    fn launch(&mut self, i: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("d{i}.log")))
+            .expect("log file");
+        let child = Command::new(&self.bin)
+            .args(["-n", &format!("d{i}"), "-c"])
+            .arg(self.dir.path().join("spread.conf"))
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start daemon");
+        self.children[i] = Some(child);
+        // Accepting clients.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let addr = format!("127.0.0.{}:{}", i + 1, self.ports[i]);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "daemon d{i} does not accept clients");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(format!("/tmp/{}", self.ports[i]));
+    }
+
+    fn name(&self, i: usize) -> String {
+        format!("{}@127.0.0.{}", self.ports[i], i + 1)
+    }
+}
+
+impl Drop for TwoDaemons {
+    fn drop(&mut self) {
+        self.kill(0);
+        self.kill(1);
+    }
+}
+
+/// A daemon dies: its members vanish in one network change, which the
+/// survivors agree on; it comes back with a member of its own.
+///
+/// Always our member program: the original 4.4.0 Flush library crashes on
+/// network-caused memberships (it erases hash keys of the wrong type when it
+/// works out who left), so `FLUSH_PEER_MEMBER` is not used here.
+#[test]
+fn partition_and_merge_views_agree() {
+    let _serial = serial();
+    let Some(bin) = daemon_binary() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no daemon to test against"
+        );
+        eprintln!("SKIP partition_and_merge_views_agree: no daemon");
+        return;
+    };
+    let tmp = TempDir::new("fl-net");
+    let (exe, lib) = build(&tmp, "fl_member", &[]);
+    let mut ring = TwoDaemons::start(bin);
+    let mut a = Member::start(&exe, &lib, &ring.name(0), "na", "fnet", 1, 1);
+    let mut b = Member::start(&exe, &lib, &ring.name(0), "nb", "fnet", 2, 1);
+    let mut c = Member::start(&exe, &lib, &ring.name(1), "nc", "fnet", 3, 1);
+    // Members on both daemons: the ring has formed once all see three.
+    for m in [&mut a, &mut b, &mut c] {
+        m.say("join");
+    }
+    for m in [&a, &b, &c] {
+        m.wait_view(3);
+    }
+    for m in [&mut a, &mut b, &mut c] {
+        m.say("stream 40");
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    // Partition: d1 dies with its member.
+    ring.kill(1);
+    drop(c);
+    for m in [&a, &b] {
+        m.wait(|l| l.iter().any(|x| x.starts_with("SENT")), "its stream to end");
+        wait_views(&[&a, &b], 2);
+        let v = last_view(&m.lines()).expect("view");
+        assert_eq!(v.cause, "NETWORK", "{}: {v:?}", m.name);
+        assert_eq!(v.vs, vec![a.private(), b.private()], "{}: came along", m.name);
+    }
+    // Merge: d1 comes back with a member of its own in the group.
+    ring.launch(1);
+    let mut c2 = Member::start(&exe, &lib, &ring.name(1), "nd", "fnet", 4, 1);
+    c2.say("join");
+    for m in [&a, &b, &c2] {
+        m.wait_view(3);
+    }
+    let merged = last_view(&a.lines()).expect("view");
+    if merged.cause == "NETWORK" {
+        assert_eq!(merged.vs, vec![a.private(), b.private()]);
+        let theirs = last_view(&c2.lines()).expect("view");
+        assert_eq!(theirs.vs, vec![c2.private()]);
+    } else {
+        // The daemons merged before the join reached them.
+        assert_eq!(merged.cause, "JOIN");
+        eprintln!("partition_and_merge_views_agree: merge happened before the join");
+    }
+    let mut logs = BTreeMap::new();
+    for m in [a, b, c2] {
+        let name = m.name.clone();
+        let lines = m.quit();
+        no_errors(&name, &lines);
+        logs.insert(name, lines);
+    }
+    check_view_synchrony(&logs);
 }

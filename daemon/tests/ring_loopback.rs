@@ -114,7 +114,7 @@ impl Ring {
     /// The members of the last regular configuration daemon `i` installed.
     fn last_membership(&self, i: usize) -> Option<String> {
         let log = self.log(i);
-        let line = log.lines().filter(|l| l.contains("Membership id is (")).last()?;
+        let line = log.lines().rfind(|l| l.contains("Membership id is ("))?;
         Some(line.rsplit("): ").next().unwrap_or("").to_string())
     }
 
@@ -156,8 +156,8 @@ impl Drop for Ring {
             let _ = std::fs::remove_file(format!("/tmp/{}", self.ports[i]));
         }
         if std::thread::panicking() {
-            for i in 0..3 {
-                eprintln!("---- {} log ----\n{}", NAMES[i], self.log(i));
+            for (i, name) in NAMES.iter().enumerate() {
+                eprintln!("---- {name} log ----\n{}", self.log(i));
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);

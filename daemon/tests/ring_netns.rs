@@ -255,8 +255,7 @@ impl Daemons {
             let ok = which.iter().all(|&i| {
                 let log = self.log(i);
                 log.lines()
-                    .filter(|l| l.contains("Membership id is ("))
-                    .last()
+                    .rfind(|l| l.contains("Membership id is ("))
                     .is_some_and(|l| l.rsplit("): ").next() == Some(want.as_str()))
             });
             if ok {
@@ -289,8 +288,8 @@ impl Drop for Daemons {
             .args(["-f", &format!("spread-netns-{}/spread.conf", std::process::id())])
             .status();
         if std::thread::panicking() {
-            for i in 0..3 {
-                eprintln!("---- {} log ----\n{}", NAMES[i], self.log(i));
+            for (i, name) in NAMES.iter().enumerate() {
+                eprintln!("---- {name} log ----\n{}", self.log(i));
             }
         }
         let _ = std::fs::remove_file(format!("/tmp/{}", self.port));

@@ -502,7 +502,7 @@ impl Group {
         for (gid, c) in self.pending.iter_mut() {
             if !c.memb_recvd {
                 c.age += 1;
-                if c.age > FLOK_AGE_LIMIT && oldest.map_or(true, |(a, _)| c.age > a) {
+                if c.age > FLOK_AGE_LIMIT && oldest.is_none_or(|(a, _)| c.age > a) {
                     oldest = Some((c.age, *gid));
                 }
             }
