@@ -265,7 +265,9 @@ impl Engine {
     /// MaxSessionMessages messages still waiting has stopped reading and is
     /// dropped, as the original does, so the others keep being served.
     pub fn check_backlog(&mut self, conn: ConnId) {
-        let Some(session) = self.sessions.get(&conn) else { return };
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
         let n = session.queued_messages();
         if n > self.cfg.max_session_messages {
             self.kill_session(conn, &format!("not reading: {n} messages queued"));

@@ -543,7 +543,9 @@ impl Shell {
             }
         }
         self.engine.check_backlog(conn);
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         let pending = self.engine.has_output(conn);
         if pending != c.want_write {
             let interest = if pending {
