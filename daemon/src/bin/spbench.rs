@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use spread_wire::client::service::{AGREED_MESS, JOIN_MESS, SAFE_MESS};
+use spread_wire::client::service::{AGREED_MESS, CAUSED_BY_JOIN, JOIN_MESS, LEAVE_MESS, SAFE_MESS};
 use spread_wire::client::{
     hint_for, AuthChoice, AuthMethodList, ConnectRequest, GroupName, MessageHeader, SessionReply,
 };
@@ -48,6 +48,14 @@ struct Args {
     /// Service of the throughput test: agreed or safe.
     #[arg(long, default_value = "agreed", value_parser = ["agreed", "safe"])]
     service: String,
+    /// Run the group benchmarks instead: join latency with 1, 100 and
+    /// `--members` members (spread over the daemon and the receivers),
+    /// notice size per member, one client joining 10,000 groups.
+    #[arg(long)]
+    groups: bool,
+    /// Largest group of the join benchmark.
+    #[arg(long, default_value_t = 990)]
+    members: usize,
     /// Message sizes to test.
     #[arg(long, value_delimiter = ',', default_values_t = [100usize, 1_000, 10_000, 100_000])]
     sizes: Vec<usize>,
@@ -60,9 +68,13 @@ struct Client {
 
 impl Client {
     fn connect(addr: &str, name: &str) -> std::io::Result<Client> {
+        Client::connect_with(addr, name, true)
+    }
+
+    fn connect_with(addr: &str, name: &str, membership: bool) -> std::io::Result<Client> {
         let mut stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
-        stream.write_all(&ConnectRequest::new(name.as_bytes(), true, 0).emit())?;
+        stream.write_all(&ConnectRequest::new(name.as_bytes(), membership, 0).emit())?;
         let mut len = [0u8; 1];
         stream.read_exact(&mut len)?;
         if (len[0] as i8) < 0 {
@@ -110,6 +122,11 @@ impl Client {
 
     fn join(&mut self, group: GroupName) -> std::io::Result<()> {
         let bytes = self.encode(JOIN_MESS, &[group], &[]);
+        self.stream.write_all(&bytes)
+    }
+
+    fn leave(&mut self, group: GroupName) -> std::io::Result<()> {
+        let bytes = self.encode(LEAVE_MESS, &[group], &[]);
         self.stream.write_all(&bytes)
     }
 }
@@ -241,6 +258,97 @@ fn latency(addr: &str, peer: &str, rounds: usize) -> std::io::Result<(Duration, 
     Ok((samples[samples.len() / 2], samples[samples.len() * 99 / 100]))
 }
 
+/// Join latency of one more member with `size` members in the group:
+/// median of 20 join/leave rounds; also the notice's bytes per member.
+fn join_latency(daemons: &[String], size: usize) -> std::io::Result<(Duration, f64)> {
+    let group = GroupName::new(format!("jb{size}-{}", std::process::id() % 1000).as_bytes()).expect("short");
+    let mut members = Vec::new();
+    for i in 0..size.saturating_sub(1) {
+        let addr = &daemons[i % daemons.len()];
+        let mut c = Client::connect_with(addr, &format!("m{i}"), false)?;
+        c.join(group)?;
+        members.push(c);
+    }
+    let mut probe = Client::connect(&daemons[0], "probe")?;
+    let mut buf = Vec::new();
+    // Let the members' joins land: the first view that includes the probe
+    // lists everybody once its own join is ordered after theirs.
+    probe.join(group)?;
+    loop {
+        read_message(&mut probe.stream, &mut buf)?;
+        if buf.len().saturating_sub(56) / 32 >= size {
+            break;
+        }
+    }
+    let mut samples = Vec::new();
+    let mut per_member = 0.0;
+    for _ in 0..20 {
+        probe.leave(group)?;
+        read_message(&mut probe.stream, &mut buf)?; // self-leave
+        let t = Instant::now();
+        probe.join(group)?;
+        loop {
+            let (service, _) = read_message(&mut probe.stream, &mut buf)?;
+            if service & CAUSED_BY_JOIN != 0 {
+                break;
+            }
+        }
+        samples.push(t.elapsed());
+        per_member = (48 + buf.len()) as f64 / size as f64;
+    }
+    samples.sort();
+    drop(members);
+    Ok((samples[samples.len() / 2], per_member))
+}
+
+/// One client joins `n` groups; the time until its last join notice.
+fn join_many(addr: &str, n: usize) -> std::io::Result<Duration> {
+    let mut c = Client::connect(addr, "many")?;
+    let mut reader = c.stream.try_clone()?;
+    let t = Instant::now();
+    let joiner = std::thread::spawn(move || -> std::io::Result<()> {
+        for i in 0..n {
+            c.join(GroupName::new(format!("many-{i}").as_bytes()).expect("short"))?;
+        }
+        // Keep the session open until the reader is done.
+        std::thread::sleep(Duration::from_secs(1));
+        Ok(())
+    });
+    let mut buf = Vec::new();
+    for _ in 0..n {
+        read_message(&mut reader, &mut buf)?;
+    }
+    let elapsed = t.elapsed();
+    joiner.join().expect("joiner")?;
+    Ok(elapsed)
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn group_benchmarks(daemons: &[String], largest: usize, pid: Option<u32>) -> std::io::Result<()> {
+    println!("join latency (median of 20 joins of one more member):");
+    for size in [1, 100, largest] {
+        let (lat, per_member) = join_latency(daemons, size)?;
+        println!(
+            "  {size:>5} members: {:>8.2} ms, notice {per_member:.1} bytes per member",
+            lat.as_secs_f64() * 1e3
+        );
+    }
+    let before = pid.and_then(rss_kib);
+    let t = join_many(&daemons[0], 10_000)?;
+    let after = pid.and_then(rss_kib);
+    print!("one client joins 10,000 groups: {:.0} ms", t.as_secs_f64() * 1e3);
+    match (before, after) {
+        (Some(b), Some(a)) => println!(", daemon RSS {b} KiB -> {a} KiB"),
+        _ => println!(" (daemon memory: run with --spawn to measure)"),
+    }
+    Ok(())
+}
+
 struct Spawned(std::process::Child, u16);
 
 impl Drop for Spawned {
@@ -294,6 +402,18 @@ fn main() -> std::process::ExitCode {
         None => (None, parse_addr(&args.daemon)),
     };
     let receivers: Vec<String> = args.receivers.iter().map(|r| parse_addr(r)).collect();
+    if args.groups {
+        let mut daemons = vec![addr.clone()];
+        daemons.extend(receivers.iter().cloned());
+        let pid = _guard.as_ref().map(|g| g.0.id());
+        return match group_benchmarks(&daemons, args.members, pid) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("spbench: group benchmark failed: {e}");
+                std::process::ExitCode::from(1)
+            }
+        };
+    }
     let service = if args.service == "safe" {
         SAFE_MESS
     } else {
