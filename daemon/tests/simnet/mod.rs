@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod engines;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
