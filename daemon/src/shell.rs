@@ -172,6 +172,11 @@ pub struct Shell {
     next_conn: ConnId,
     /// Clients with unread bytes left after their read budget.
     read_again: VecDeque<ConnId>,
+    /// Token sockets to read again next turn: one token per turn, so that
+    /// client messages that came meanwhile are read before the next token
+    /// and leave with it (the original's event loop serves its clients
+    /// between two tokens in the same way).
+    token_again: Vec<usize>,
     /// Sessions with new output, written once per loop turn so that the
     /// messages of one read leave in one vectored write.
     to_flush: Vec<ConnId>,
@@ -243,6 +248,7 @@ impl Shell {
             conns: HashMap::new(),
             next_conn: FIRST_CONN,
             read_again: VecDeque::new(),
+            token_again: Vec::new(),
             to_flush: Vec::new(),
             read_buf: vec![0; 64 * 1024],
             udp: None,
@@ -281,6 +287,12 @@ impl Shell {
                         .handle_datagram(channel, &self.read_buf[..n], now, unix_secs());
                     self.send_datagrams();
                     self.apply_outputs();
+                    if channel == Channel::Token {
+                        if !self.token_again.contains(&index) {
+                            self.token_again.push(index);
+                        }
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -317,7 +329,7 @@ impl Shell {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            let timeout = if !self.read_again.is_empty() {
+            let timeout = if !self.read_again.is_empty() || !self.token_again.is_empty() {
                 Some(Duration::ZERO)
             } else {
                 self.engine
@@ -331,7 +343,12 @@ impl Shell {
                 return Err(e.into());
             }
             let now = Instant::now();
-            for event in events.iter() {
+            let token_pending = std::mem::take(&mut self.token_again);
+            // Clients before the ring sockets: a message that arrived with
+            // the token leaves with it instead of a whole rotation later.
+            let ring_socket = |e: &mio::event::Event| (FIRST_UDP..FIRST_CONN).contains(&e.token().0);
+            let clients = events.iter().filter(|e| !ring_socket(e));
+            for event in clients.chain(events.iter().filter(|e| ring_socket(e))) {
                 match event.token() {
                     SIGNAL => {
                         info!("signal received: shutting down");
@@ -353,6 +370,14 @@ impl Shell {
                     }
                 }
                 self.apply_outputs();
+                // A HURRY for the token leaves at once.
+                self.send_datagrams();
+            }
+            for index in token_pending {
+                if !self.token_again.contains(&index) {
+                    self.read_datagrams(index, now);
+                    self.apply_outputs();
+                }
             }
             for _ in 0..self.read_again.len() {
                 if let Some(conn) = self.read_again.pop_front() {

@@ -240,6 +240,9 @@ impl Daemons {
                 .spawn()
                 .expect("start spread in a namespace");
             children.push(child);
+            // The daemons share /tmp/<port> across namespaces: starting them
+            // at the same instant races for the Unix socket.
+            std::thread::sleep(Duration::from_millis(300));
         }
         Daemons { dir, port, children }
     }

@@ -236,11 +236,18 @@ fn latency(addr: &str, peer: &str, rounds: usize) -> std::io::Result<(Duration, 
     let ping = a.encode(AGREED_MESS, &[b_name], &[7u8; 100]);
     let pong = b.encode(AGREED_MESS, &[a_name], &[8u8; 100]);
     let mut b_stream = b.stream.try_clone()?;
+    // Only the 100-byte pings and pongs count: a stray notice (the original
+    // daemon has sent a reused descriptor an old session's notice) must not
+    // put a second ping in flight.
     let echo = std::thread::spawn(move || -> std::io::Result<()> {
         let mut buf = Vec::new();
-        for _ in 0..rounds {
-            read_message(&mut b_stream, &mut buf)?;
+        let mut n = 0;
+        while n < rounds {
+            if read_message(&mut b_stream, &mut buf)?.1 != 100 {
+                continue;
+            }
             b.stream.write_all(&pong)?;
+            n += 1;
         }
         Ok(())
     });
@@ -250,7 +257,7 @@ fn latency(addr: &str, peer: &str, rounds: usize) -> std::io::Result<(Duration, 
     for _ in 0..rounds {
         let t = Instant::now();
         a.stream.write_all(&ping)?;
-        read_message(&mut reader, &mut buf)?;
+        while read_message(&mut reader, &mut buf)?.1 != 100 {}
         samples.push(t.elapsed());
     }
     echo.join().expect("echo thread")?;
