@@ -272,11 +272,11 @@ fn join_latency(daemons: &[String], size: usize) -> std::io::Result<(Duration, f
     let mut members = Vec::new();
     for i in 0..size.saturating_sub(1) {
         let addr = &daemons[i % daemons.len()];
-        let mut c = Client::connect_with(addr, &format!("m{i}"), false)?;
+        let mut c = Client::connect_with(addr, &format!("s{}x{i}", size % 10_000), false)?;
         c.join(group)?;
         members.push(c);
     }
-    let mut probe = Client::connect(&daemons[0], "probe")?;
+    let mut probe = Client::connect(&daemons[0], &format!("probe{}", size % 10_000))?;
     let mut buf = Vec::new();
     // Let the members' joins land: the first view that includes the probe
     // lists everybody once its own join is ordered after theirs.
