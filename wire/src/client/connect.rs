@@ -242,6 +242,14 @@ impl AuthMethodList {
                 reason: "reject code",
             });
         }
+        if len > AUTH_CHOICE_LEN {
+            // The library refuses (and closes) a list longer than 3 x 30 bytes.
+            return Err(DecodeError::Invalid {
+                field: "auth list length",
+                offset: 0,
+                reason: "longer than 90 bytes",
+            });
+        }
         let body = buf
             .get(1..1 + len)
             .ok_or(DecodeError::Incomplete { needed: 1 + len })?;

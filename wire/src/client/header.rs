@@ -129,6 +129,11 @@ pub struct Message {
 impl Message {
     /// Decode one whole message; returns it, the writer's order and bytes used.
     pub fn parse(buf: &[u8]) -> Result<(Message, ByteOrder, usize), DecodeError> {
+        Message::parse_after_gap(buf, 0)
+    }
+
+    /// Decode a message whose names start `gap` bytes after the header.
+    fn parse_after_gap(buf: &[u8], gap: usize) -> Result<(Message, ByteOrder, usize), DecodeError> {
         let (header, order) = MessageHeader::parse(buf)?;
         if header.num_groups < 0 {
             return Err(DecodeError::Invalid {
@@ -144,13 +149,29 @@ impl Message {
                 reason: "negative",
             });
         }
-        let names_len = header.num_groups as usize * MAX_GROUP_NAME;
-        let total = MESSAGE_HEADER_LEN + names_len + header.data_len as usize;
+        let names_at = MESSAGE_HEADER_LEN + gap;
+        // Checked: on a 32-bit target the announced lengths can overflow.
+        let names_len =
+            (header.num_groups as usize)
+                .checked_mul(MAX_GROUP_NAME)
+                .ok_or(DecodeError::Invalid {
+                    field: "num_groups",
+                    offset: 36,
+                    reason: "too large",
+                })?;
+        let total = names_len
+            .checked_add(names_at)
+            .and_then(|n| n.checked_add(header.data_len as usize))
+            .ok_or(DecodeError::Invalid {
+                field: "data_len",
+                offset: 44,
+                reason: "message length overflows",
+            })?;
         if buf.len() < total {
             return Err(DecodeError::Incomplete { needed: total });
         }
-        let groups = parse_group_names(&buf[MESSAGE_HEADER_LEN..], header.num_groups as usize)?;
-        let body = buf[MESSAGE_HEADER_LEN + names_len..total].to_vec();
+        let groups = parse_group_names(&buf[names_at..], header.num_groups as usize)?;
+        let body = buf[names_at + names_len..total].to_vec();
         Ok((Message { header, groups, body }, order, total))
     }
 
@@ -189,6 +210,50 @@ pub fn emit_reject(
     emit_group_names(groups, &mut out);
     out.extend_from_slice(body);
     out
+}
+
+/// A reject delivery as a client reads it (the inverse of [`emit_reject`]).
+///
+/// `num_groups` and `data_len` do not count the old-type word; it sits
+/// between the header and the names. Only a daemon -> client stream carries
+/// this layout: a daemon must not apply it to what a client sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectDelivery {
+    /// The header, `type` = REJECT_MESS [| SELF_DISCARD].
+    pub message: Message,
+    /// The refused message's type, endian marker removed.
+    pub old_type: u32,
+}
+
+impl RejectDelivery {
+    /// Decode one reject delivery; returns it, the writer's order and bytes used.
+    pub fn parse(buf: &[u8]) -> Result<(RejectDelivery, ByteOrder, usize), DecodeError> {
+        let (_, order) = MessageHeader::parse(buf)?;
+        let old_word: [u8; 4] = buf
+            .get(MESSAGE_HEADER_LEN..MESSAGE_HEADER_LEN + 4)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(DecodeError::Incomplete {
+                needed: MESSAGE_HEADER_LEN + 4,
+            })?;
+        let old_type = order.read_u32(old_word) & !ENDIAN_MARKER;
+        let (message, _, used) = Message::parse_after_gap(buf, 4)?;
+        Ok((RejectDelivery { message, old_type }, order, used))
+    }
+
+    pub fn emit(&self, order: ByteOrder) -> Vec<u8> {
+        let header = MessageHeader {
+            num_groups: self.message.groups.len() as i32,
+            data_len: self.message.body.len() as i32,
+            ..self.message.header
+        };
+        emit_reject(
+            &header,
+            self.old_type,
+            &self.message.groups,
+            &self.message.body,
+            order,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -67,8 +67,10 @@ pub struct MembershipBody {
 impl MembershipBody {
     /// Offset of set `i`, counted from byte 20 as `my_vs_set_offset` is.
     pub fn vs_set_offset(&self, i: usize) -> usize {
-        self.vs_sets[..i]
+        // `take`, not a slice: an index past the end must not panic.
+        self.vs_sets
             .iter()
+            .take(i)
             .map(|s| 4 + s.len() * MAX_GROUP_NAME)
             .sum()
     }
