@@ -14,7 +14,7 @@ use spread_daemon::configuration::{Configuration, DaemonEntry, InterfaceKinds};
 use spread_daemon::engine::{Engine, EngineConfig};
 use spread_daemon::logging;
 use spread_daemon::network::{DaemonInterface, UdpChannels};
-use spread_daemon::ring::{FlowParams, RingParams, SegmentConf, Timeouts};
+use spread_daemon::ring::{FlowParams, RingParams, SegmentConf};
 use spread_daemon::shell::{self, Listen, RingAddresses, Shell};
 
 #[derive(Parser, Debug)]
@@ -221,18 +221,7 @@ fn ring_setup(config: &Configuration, me: &DaemonEntry) -> (RingParams, Vec<Daem
         })
         .collect();
     let mut params = RingParams::new(u32::from(me.ip), segments, config.hash());
-    let t = &config.timeouts;
-    params.timeouts = Timeouts {
-        token: t.token,
-        hurry: t.hurry,
-        alive: t.alive,
-        join: t.join,
-        rep: t.rep,
-        seg: t.seg,
-        gather: t.gather,
-        form: t.form,
-        lookup: t.lookup,
-    };
+    params.timeouts = config.timeouts;
     params.flow = FlowParams {
         window: config.flow.window as i32,
         personal_window: config.flow.personal_window as i32,

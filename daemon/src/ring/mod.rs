@@ -52,53 +52,9 @@ use wire::{bits, Fragment, PacketHeader, TokenHeader};
 
 use crate::membership::MembershipState;
 
-/// The membership timeouts (`membership.c` facts; config file may override).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    pub token: Duration,
-    pub hurry: Duration,
-    pub alive: Duration,
-    pub join: Duration,
-    pub rep: Duration,
-    pub seg: Duration,
-    pub gather: Duration,
-    pub form: Duration,
-    pub lookup: Duration,
-}
-
-impl Timeouts {
-    /// Defaults when all segments share their first two address bytes.
-    pub fn lan() -> Timeouts {
-        let ms = Duration::from_millis;
-        Timeouts {
-            token: ms(1250),
-            hurry: ms(500),
-            alive: ms(250),
-            join: ms(250),
-            rep: ms(625),
-            seg: ms(500),
-            gather: ms(1250),
-            form: ms(1250),
-            lookup: ms(30_000),
-        }
-    }
-
-    /// Defaults for a wide-area configuration.
-    pub fn wide() -> Timeouts {
-        let ms = Duration::from_millis;
-        Timeouts {
-            token: ms(5000),
-            hurry: ms(1500),
-            alive: ms(250),
-            join: ms(250),
-            rep: ms(1250),
-            seg: ms(500),
-            gather: ms(2500),
-            form: ms(2500),
-            lookup: ms(45_000),
-        }
-    }
-}
+/// The membership timeouts: the configuration's own type (LAN and
+/// wide-area defaults of the original there; the file may override).
+pub use crate::configuration::MembershipTimeouts as Timeouts;
 
 /// Flow control parameters (`spread_params.h` defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,7 +105,7 @@ impl RingParams {
             my_id,
             segments,
             conf_hash,
-            timeouts: if wide { Timeouts::wide() } else { Timeouts::lan() },
+            timeouts: Timeouts::defaults(wide),
             flow: FlowParams::default(),
         }
     }
