@@ -599,6 +599,19 @@ impl Client {
     }
 
     /// One whole message within the standard wait; panics otherwise.
+    /// Receive until a regular membership notice with `cause` arrives.
+    pub fn recv_membership(&mut self, cause: u32, within: Duration) -> Received {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self
+                .recv_within(deadline.saturating_duration_since(Instant::now()))
+                .expect("membership notice");
+            if r.service_type() & cause != 0 && r.service_type() & REG_MEMB_MESS != 0 {
+                return r;
+            }
+        }
+    }
+
     pub fn recv(&mut self) -> Received {
         match self.recv_within(WAIT) {
             Ok(m) => m,
