@@ -78,7 +78,7 @@ const VERSION: (c_int, c_int, c_int) = (4, 4, 0);
 
 /// # Safety
 /// `p` is NULL or a NUL-terminated string that outlives `'a`.
-unsafe fn c_bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
+pub(crate) unsafe fn c_bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
     if p.is_null() {
         None
     } else {
@@ -89,7 +89,7 @@ unsafe fn c_bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
 
 /// # Safety
 /// `p` is NULL or points at `n` readable 32-byte name slots.
-unsafe fn name_slots<'a>(p: *const [c_char; MAX_GROUP_NAME], n: usize) -> &'a [NameSlot] {
+pub(crate) unsafe fn name_slots<'a>(p: *const [c_char; MAX_GROUP_NAME], n: usize) -> &'a [NameSlot] {
     if p.is_null() || n == 0 {
         &[]
     } else {
@@ -100,7 +100,7 @@ unsafe fn name_slots<'a>(p: *const [c_char; MAX_GROUP_NAME], n: usize) -> &'a [N
 
 /// # Safety
 /// `p` is NULL or points at `n` writable 32-byte name slots.
-unsafe fn name_slots_mut<'a>(p: *mut [c_char; MAX_GROUP_NAME], n: usize) -> &'a mut [NameSlot] {
+pub(crate) unsafe fn name_slots_mut<'a>(p: *mut [c_char; MAX_GROUP_NAME], n: usize) -> &'a mut [NameSlot] {
     if p.is_null() || n == 0 {
         &mut []
     } else {
@@ -111,7 +111,7 @@ unsafe fn name_slots_mut<'a>(p: *mut [c_char; MAX_GROUP_NAME], n: usize) -> &'a 
 
 /// # Safety
 /// `p` is NULL or points at `n` readable bytes.
-unsafe fn bytes<'a>(p: *const c_char, n: usize) -> &'a [u8] {
+pub(crate) unsafe fn bytes<'a>(p: *const c_char, n: usize) -> &'a [u8] {
     if p.is_null() || n == 0 {
         &[]
     } else {
@@ -122,7 +122,7 @@ unsafe fn bytes<'a>(p: *const c_char, n: usize) -> &'a [u8] {
 
 /// # Safety
 /// `p` is NULL or points at `n` writable bytes.
-unsafe fn bytes_mut<'a>(p: *mut c_char, n: usize) -> &'a mut [u8] {
+pub(crate) unsafe fn bytes_mut<'a>(p: *mut c_char, n: usize) -> &'a mut [u8] {
     if p.is_null() || n == 0 {
         &mut []
     } else {
@@ -131,14 +131,14 @@ unsafe fn bytes_mut<'a>(p: *mut c_char, n: usize) -> &'a mut [u8] {
     }
 }
 
-/// The pieces of a scatter, or `None` if it claims too many.
+/// The pieces of a scatter, or `None` if NULL or it claims more than `max`.
 ///
 /// # Safety
 /// `s` is NULL or a valid scatter whose used elements point at readable memory.
-unsafe fn scatter_pieces<'a>(s: *const scatter) -> Option<Vec<&'a [u8]>> {
+pub(crate) unsafe fn scatter_pieces<'a>(s: *const scatter, max: usize) -> Option<Vec<&'a [u8]>> {
     // SAFETY: NULL or a valid scatter, as promised.
     let s = unsafe { s.as_ref() }?;
-    if s.num_elements > MAX_CLIENT_SCATTER_ELEMENTS {
+    if s.num_elements > max {
         return None;
     }
     s.elements[..s.num_elements]
@@ -150,7 +150,7 @@ unsafe fn scatter_pieces<'a>(s: *const scatter) -> Option<Vec<&'a [u8]>> {
 
 /// # Safety
 /// As `scatter_pieces`, with writable elements not aliasing each other.
-unsafe fn scatter_pieces_mut<'a>(s: *mut scatter) -> Option<Vec<&'a mut [u8]>> {
+pub(crate) unsafe fn scatter_pieces_mut<'a>(s: *mut scatter) -> Option<Vec<&'a mut [u8]>> {
     // SAFETY: NULL or a valid scatter, as promised.
     let s = unsafe { s.as_mut() }?;
     if s.num_elements > MAX_CLIENT_SCATTER_ELEMENTS {
@@ -571,7 +571,12 @@ pub unsafe extern "C" fn SP_scat_multicast(
     scat_mess: *const scatter,
 ) -> c_int {
     // SAFETY: forwarded promises.
-    let (dest, pieces) = unsafe { (one_group(group), scatter_pieces(scat_mess)) };
+    let (dest, pieces) = unsafe {
+        (
+            one_group(group),
+            scatter_pieces(scat_mess, MAX_CLIENT_SCATTER_ELEMENTS),
+        )
+    };
     multicast(
         mbox,
         service_type,
@@ -626,7 +631,12 @@ pub unsafe extern "C" fn SP_multigroup_scat_multicast(
 ) -> c_int {
     let n = num_groups.clamp(0, MAX_GROUPS_PER_MESSAGE as c_int + 1) as usize;
     // SAFETY: forwarded promises (at most 101 names are looked at).
-    let (names, pieces) = unsafe { (name_slots(groups, n), scatter_pieces(scat_mess)) };
+    let (names, pieces) = unsafe {
+        (
+            name_slots(groups, n),
+            scatter_pieces(scat_mess, MAX_CLIENT_SCATTER_ELEMENTS),
+        )
+    };
     multicast(
         mbox,
         service_type,
@@ -944,7 +954,12 @@ pub unsafe extern "C" fn SP_scat_get_memb_info(
     memb_info: *mut membership_info,
 ) -> c_int {
     // SAFETY: forwarded promises.
-    let (pieces, out) = unsafe { (scatter_pieces(memb_mess_scat), memb_info.as_mut()) };
+    let (pieces, out) = unsafe {
+        (
+            scatter_pieces(memb_mess_scat, MAX_CLIENT_SCATTER_ELEMENTS),
+            memb_info.as_mut(),
+        )
+    };
     match pieces {
         Some(p) => get_memb_info(&Pieces(&p), service_type, out),
         None => SpError::IllegalMessage.code(),
@@ -963,7 +978,7 @@ pub unsafe extern "C" fn SP_scat_get_vs_sets_info(
     my_vs_set_index: *mut u32,
 ) -> c_int {
     // SAFETY: forwarded promises.
-    match unsafe { scatter_pieces(memb_mess_scat) } {
+    match unsafe { scatter_pieces(memb_mess_scat, MAX_CLIENT_SCATTER_ELEMENTS) } {
         // SAFETY: forwarded promises.
         Some(p) => unsafe { get_vs_sets_info(&Pieces(&p), vs_sets, num_vs_sets, my_vs_set_index) },
         None => SpError::IllegalMessage.code(),
@@ -982,7 +997,7 @@ pub unsafe extern "C" fn SP_scat_get_vs_set_members(
     member_names_count: c_int,
 ) -> c_int {
     // SAFETY: forwarded promises.
-    match unsafe { scatter_pieces(memb_mess_scat) } {
+    match unsafe { scatter_pieces(memb_mess_scat, MAX_CLIENT_SCATTER_ELEMENTS) } {
         // SAFETY: forwarded promises.
         Some(p) => unsafe { get_vs_set_members(&Pieces(&p), vs_set, member_names, member_names_count) },
         None => SpError::IllegalMessage.code(),

@@ -4,7 +4,7 @@
 //! pointers into slices and writing results back. The work is done by
 //! [`super::conn`].
 
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -14,97 +14,13 @@ use spread_wire::client::limits::MAX_GROUP_NAME;
 use super::conn::{self, FlConn, Receivers, UserBuffers, FL_MAX_SCATTER_ELEMENTS};
 use super::view::code;
 use crate::client::session::{NameSlot, MAX_GROUPS_PER_MESSAGE};
-use crate::ffi_sp::{mailbox, scatter, service, MAX_CLIENT_SCATTER_ELEMENTS};
+use crate::ffi_sp::{
+    bytes, bytes_mut, c_bytes, mailbox, name_slots, name_slots_mut, scatter, scatter_pieces,
+    scatter_pieces_mut, service,
+};
 
 /// Version of the flush layer (not of Spread).
 const FL_VERSION: (c_int, c_int, c_int) = (2, 0, 0);
-
-/// # Safety
-/// `p` is NULL or a NUL-terminated string.
-unsafe fn c_bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
-    if p.is_null() {
-        None
-    } else {
-        // SAFETY: the caller promises a valid C string.
-        Some(unsafe { CStr::from_ptr(p) }.to_bytes())
-    }
-}
-
-/// # Safety
-/// `p` is NULL or points at `n` readable bytes.
-unsafe fn bytes<'a>(p: *const c_char, n: usize) -> &'a [u8] {
-    if p.is_null() || n == 0 {
-        &[]
-    } else {
-        // SAFETY: the program passes a buffer of `n` bytes.
-        unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) }
-    }
-}
-
-/// # Safety
-/// `p` is NULL or points at `n` writable bytes.
-unsafe fn bytes_mut<'a>(p: *mut c_char, n: usize) -> &'a mut [u8] {
-    if p.is_null() || n == 0 {
-        &mut []
-    } else {
-        // SAFETY: the program passes a writable buffer of `n` bytes.
-        unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), n) }
-    }
-}
-
-/// # Safety
-/// `p` is NULL or points at `n` readable 32-byte names.
-unsafe fn names<'a>(p: *const [c_char; MAX_GROUP_NAME], n: usize) -> &'a [NameSlot] {
-    if p.is_null() || n == 0 {
-        &[]
-    } else {
-        // SAFETY: `n` names as promised; c_char and u8 have the same layout.
-        unsafe { std::slice::from_raw_parts(p.cast::<NameSlot>(), n) }
-    }
-}
-
-/// # Safety
-/// `p` is NULL or points at `n` writable 32-byte names.
-unsafe fn names_mut<'a>(p: *mut [c_char; MAX_GROUP_NAME], n: usize) -> &'a mut [NameSlot] {
-    if p.is_null() || n == 0 {
-        &mut []
-    } else {
-        // SAFETY: `n` writable names as promised.
-        unsafe { std::slice::from_raw_parts_mut(p.cast::<NameSlot>(), n) }
-    }
-}
-
-/// The pieces of a scatter to send; `None` if NULL or too many elements.
-///
-/// # Safety
-/// `s` is NULL or a valid scatter whose used elements are readable.
-unsafe fn scatter_pieces<'a>(s: *const scatter, max: usize) -> Option<Vec<&'a [u8]>> {
-    // SAFETY: NULL or valid, as promised.
-    let s = unsafe { s.as_ref() }?;
-    if s.num_elements > max {
-        return None;
-    }
-    s.elements[..s.num_elements]
-        .iter()
-        // SAFETY: each used element describes `len` readable bytes.
-        .map(|e| Some(unsafe { bytes(e.buf, e.len) }))
-        .collect()
-}
-
-/// # Safety
-/// As `scatter_pieces`, with writable, non-overlapping elements.
-unsafe fn scatter_pieces_mut<'a>(s: *mut scatter) -> Option<Vec<&'a mut [u8]>> {
-    // SAFETY: NULL or valid, as promised.
-    let s = unsafe { s.as_mut() }?;
-    if s.num_elements > MAX_CLIENT_SCATTER_ELEMENTS {
-        return None;
-    }
-    s.elements[..s.num_elements]
-        .iter()
-        // SAFETY: each used element describes `len` writable bytes of its own.
-        .map(|e| Some(unsafe { bytes_mut(e.buf, e.len) }))
-        .collect()
-}
 
 /// # Safety
 /// `p` is NULL or valid for a write of `T`.
@@ -270,7 +186,7 @@ unsafe fn one_piece<'a>(mess: *const c_char, mess_len: c_int) -> Option<Vec<&'a 
 unsafe fn receivers<'a>(num: c_int, recvrs: *const [c_char; MAX_GROUP_NAME]) -> Receivers<'a> {
     let n = num.clamp(0, MAX_GROUPS_PER_MESSAGE as c_int + 1) as usize;
     // SAFETY: forwarded promise.
-    Receivers::Some(num, unsafe { names(recvrs, n) })
+    Receivers::Some(num, unsafe { name_slots(recvrs, n) })
 }
 
 /// A single receiver given as a string.
@@ -469,7 +385,7 @@ unsafe fn receive(
     // SAFETY: NULL or valid, as promised.
     let flags = unsafe { serv_type.as_ref() }.copied().unwrap_or(0) as u32;
     // SAFETY: room for `max_groups` names.
-    let slots = unsafe { names_mut(group_names, max_groups as usize) };
+    let slots = unsafe { name_slots_mut(group_names, max_groups as usize) };
     let mut out = UserBuffers::new(max_groups, slots, body);
     let ret = c.receive(flags, &mut out);
     // SAFETY: each pointer NULL or valid for its write; `sender_name` has 32 bytes.
