@@ -9,8 +9,7 @@
 //! duplication, delay (FIFO per link or reordering), partitions into
 //! components, crashes and restarts.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,7 @@ use spread_wire::client::{
 };
 use spread_wire::endian::ByteOrder;
 
-use super::{node_id, node_of, params_in, set_ctx, NetParams, Rng};
+use super::{node_id, node_of, params_in, set_ctx, NetParams, Rng, Wire};
 
 /// Identifies a workload message: the sending client and its counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -274,12 +273,6 @@ fn decode(msg: Message, order: ByteOrder) -> Ev {
     Ev::Bad(format!("unexpected message type {t:#x}"))
 }
 
-struct InFlight {
-    to: usize,
-    channel: Channel,
-    bytes: Vec<u8>,
-}
-
 /// Names of the simulated daemons: d1, d2, ...
 pub fn daemon_name(i: usize) -> String {
     format!("d{}", i + 1)
@@ -302,11 +295,7 @@ pub struct World {
     pub clients: Vec<Client>,
     by_conn: HashMap<ConnId, usize>,
     next_conn: ConnId,
-    flights: Vec<Option<InFlight>>,
-    free: Vec<usize>,
-    queue: BinaryHeap<Reverse<(Duration, u64, usize)>>,
-    last_arrival: HashMap<(usize, usize), Duration>,
-    seq: u64,
+    wire: Wire,
     pub unix_base: u32,
     pub steps: u64,
     seed: u64,
@@ -329,11 +318,7 @@ impl World {
             clients: Vec::new(),
             by_conn: HashMap::new(),
             next_conn: 1,
-            flights: Vec::new(),
-            free: Vec::new(),
-            queue: BinaryHeap::new(),
-            last_arrival: HashMap::new(),
-            seq: 0,
+            wire: Wire::default(),
             unix_base: 1_700_000_000,
             steps: 0,
             seed,
@@ -498,44 +483,15 @@ impl World {
     }
 
     fn enqueue(&mut self, from: usize, to: usize, channel: Channel, bytes: &[u8]) {
-        if self.component[from] != self.component[to] {
-            return;
-        }
-        let lossy = from != to;
-        if lossy && self.rng.chance(self.net.loss) {
-            return;
-        }
-        let copies = if lossy && self.rng.chance(self.net.dup) {
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let d = self.rng.dur_ms(self.net.delay_min_ms, self.net.delay_max_ms);
-            let mut at = self.now + d;
-            if self.net.fifo {
-                let last = self.last_arrival.entry((from, to)).or_default();
-                at = at.max(*last);
-                *last = at;
-            }
-            let f = InFlight {
-                to,
-                channel,
-                bytes: bytes.to_vec(),
-            };
-            let slot = match self.free.pop() {
-                Some(s) => {
-                    self.flights[s] = Some(f);
-                    s
-                }
-                None => {
-                    self.flights.push(Some(f));
-                    self.flights.len() - 1
-                }
-            };
-            self.seq += 1;
-            self.queue.push(Reverse((at, self.seq, slot)));
-        }
+        self.wire.send(
+            &mut self.rng,
+            &self.net,
+            &self.component,
+            self.now,
+            (from, to),
+            channel,
+            bytes,
+        );
     }
 
     /// Moves what node `i` wants sent onto the network and what it wrote
@@ -617,7 +573,7 @@ impl World {
     }
 
     fn next_event(&self) -> Option<Duration> {
-        let msg = self.queue.peek().map(|Reverse((t, _, _))| *t);
+        let msg = self.wire.next_at();
         let timer = self
             .engines
             .iter()
@@ -638,21 +594,16 @@ impl World {
             }
             self.now = self.now.max(t);
             self.steps += 1;
-            if let Some(Reverse((at, _, slot))) = self.queue.peek().copied() {
-                if at <= self.now {
-                    self.queue.pop();
-                    let f = self.flights[slot].take();
-                    self.free.push(slot);
-                    if let Some(f) = f {
-                        let (now, unix) = (self.instant(), self.unix());
-                        set_ctx(self.now, f.to);
-                        if let Some(e) = self.engines[f.to].as_mut() {
-                            e.handle_datagram(f.channel, &f.bytes, now, unix);
-                            self.pump(f.to);
-                        }
+            if let Some(arrival) = self.wire.take_due(self.now) {
+                if let Some(f) = arrival {
+                    let (now, unix) = (self.instant(), self.unix());
+                    set_ctx(self.now, f.to);
+                    if let Some(e) = self.engines[f.to].as_mut() {
+                        e.handle_datagram(f.channel, &f.bytes, now, unix);
+                        self.pump(f.to);
                     }
-                    continue;
                 }
+                continue;
             }
             let (now, unix) = (self.instant(), self.unix());
             for i in 0..self.n {

@@ -241,6 +241,98 @@ struct InFlight {
     bytes: Vec<u8>,
 }
 
+/// Datagrams in flight between nodes: delay, loss, duplication, FIFO
+/// links and partitions, shared by both simulators.
+#[derive(Default)]
+pub struct Wire {
+    flights: Vec<Option<InFlight>>,
+    free: Vec<usize>,
+    queue: BinaryHeap<Reverse<(Duration, u64, usize)>>,
+    /// Last arrival time per (from, to), for FIFO links.
+    last_arrival: std::collections::HashMap<(usize, usize), Duration>,
+    seq: u64,
+}
+
+/// A datagram that reached its node.
+pub struct Arrival {
+    pub to: usize,
+    pub channel: Channel,
+    pub bytes: Vec<u8>,
+}
+
+impl Wire {
+    /// Put a datagram on the wire at `now`, unless the partition `component`
+    /// separates the nodes or `net` loses it; it may be duplicated.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send(
+        &mut self,
+        rng: &mut Rng,
+        net: &NetParams,
+        component: &[u32],
+        now: Duration,
+        (from, to): (usize, usize),
+        channel: Channel,
+        bytes: &[u8],
+    ) {
+        if component[from] != component[to] {
+            return;
+        }
+        let lossy = from != to;
+        if lossy && rng.chance(net.loss) {
+            return;
+        }
+        let copies = if lossy && rng.chance(net.dup) { 2 } else { 1 };
+        for _ in 0..copies {
+            let d = rng.dur_ms(net.delay_min_ms, net.delay_max_ms);
+            let mut at = now + d;
+            if net.fifo {
+                let last = self.last_arrival.entry((from, to)).or_default();
+                at = at.max(*last);
+                *last = at;
+            }
+            let f = InFlight {
+                to,
+                channel,
+                bytes: bytes.to_vec(),
+            };
+            let slot = match self.free.pop() {
+                Some(s) => {
+                    self.flights[s] = Some(f);
+                    s
+                }
+                None => {
+                    self.flights.push(Some(f));
+                    self.flights.len() - 1
+                }
+            };
+            self.seq += 1;
+            self.queue.push(Reverse((at, self.seq, slot)));
+        }
+    }
+
+    /// When the next datagram arrives.
+    pub fn next_at(&self) -> Option<Duration> {
+        self.queue.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Take the next datagram if it has arrived by `now`. `Some(None)`: a
+    /// slot came due but held nothing.
+    pub fn take_due(&mut self, now: Duration) -> Option<Option<Arrival>> {
+        let Reverse((at, _, slot)) = self.queue.peek().copied()?;
+        if at > now {
+            return None;
+        }
+        self.queue.pop();
+        let f = self.flights[slot].take();
+        self.free.push(slot);
+        Some(f.map(|f| Arrival {
+            to: f.to,
+            channel: f.channel,
+            bytes: f.bytes,
+        }))
+    }
+}
+
 pub struct Sim {
     pub n: usize,
     pub base: Instant,
@@ -258,12 +350,7 @@ pub struct Sim {
     pub tweak: fn(&mut RingParams),
     /// Run the accelerated ring (the `AcceleratedRing` config setting).
     pub accelerated: bool,
-    flights: Vec<Option<InFlight>>,
-    free: Vec<usize>,
-    queue: BinaryHeap<Reverse<(Duration, u64, usize)>>,
-    /// Last arrival time per (from, to), for FIFO links.
-    last_arrival: std::collections::HashMap<(usize, usize), Duration>,
-    seq: u64,
+    wire: Wire,
     pub unix_base: u32,
     pub steps: u64,
 }
@@ -289,11 +376,7 @@ impl Sim {
             trace: None,
             tweak: |_| {},
             accelerated: false,
-            flights: Vec::new(),
-            free: Vec::new(),
-            queue: BinaryHeap::new(),
-            last_arrival: std::collections::HashMap::new(),
-            seq: 0,
+            wire: Wire::default(),
             unix_base: 1_700_000_000,
             steps: 0,
         }
@@ -387,44 +470,15 @@ impl Sim {
     }
 
     fn enqueue(&mut self, from: usize, to: usize, channel: Channel, bytes: &[u8]) {
-        if self.component[from] != self.component[to] {
-            return;
-        }
-        let lossy = from != to;
-        if lossy && self.rng.chance(self.net.loss) {
-            return;
-        }
-        let copies = if lossy && self.rng.chance(self.net.dup) {
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let d = self.rng.dur_ms(self.net.delay_min_ms, self.net.delay_max_ms);
-            let mut at = self.now + d;
-            if self.net.fifo {
-                let last = self.last_arrival.entry((from, to)).or_default();
-                at = at.max(*last);
-                *last = at;
-            }
-            let f = InFlight {
-                to,
-                channel,
-                bytes: bytes.to_vec(),
-            };
-            let slot = match self.free.pop() {
-                Some(s) => {
-                    self.flights[s] = Some(f);
-                    s
-                }
-                None => {
-                    self.flights.push(Some(f));
-                    self.flights.len() - 1
-                }
-            };
-            self.seq += 1;
-            self.queue.push(Reverse((at, self.seq, slot)));
-        }
+        self.wire.send(
+            &mut self.rng,
+            &self.net,
+            &self.component,
+            self.now,
+            (from, to),
+            channel,
+            bytes,
+        );
     }
 
     /// Moves everything node `i` wants to send onto the network and records
@@ -511,7 +565,7 @@ impl Sim {
 
     /// Time of the next thing that happens, if any.
     fn next_event(&self) -> Option<Duration> {
-        let msg = self.queue.peek().map(|Reverse((t, _, _))| *t);
+        let msg = self.wire.next_at();
         let timer = self
             .nodes
             .iter()
@@ -533,21 +587,16 @@ impl Sim {
             self.now = self.now.max(t);
             self.steps += 1;
             // Datagrams first, then timers, both at this instant.
-            if let Some(Reverse((at, _, slot))) = self.queue.peek().copied() {
-                if at <= self.now {
-                    self.queue.pop();
-                    let f = self.flights[slot].take();
-                    self.free.push(slot);
-                    if let Some(f) = f {
-                        let (now, unix) = (self.instant(), self.unix());
-                        set_ctx(self.now, f.to);
-                        if let Some(e) = self.nodes[f.to].engine.as_mut() {
-                            e.handle_datagram(f.channel, &f.bytes, now, unix);
-                            self.drain(f.to);
-                        }
+            if let Some(arrival) = self.wire.take_due(self.now) {
+                if let Some(f) = arrival {
+                    let (now, unix) = (self.instant(), self.unix());
+                    set_ctx(self.now, f.to);
+                    if let Some(e) = self.nodes[f.to].engine.as_mut() {
+                        e.handle_datagram(f.channel, &f.bytes, now, unix);
+                        self.drain(f.to);
                     }
-                    continue;
                 }
+                continue;
             }
             let (now, unix) = (self.instant(), self.unix());
             for i in 0..self.n {
