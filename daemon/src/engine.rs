@@ -139,6 +139,14 @@ impl Engine {
         self.run_ordering();
     }
 
+    /// The ring's counters (`None` without a ring).
+    pub fn ring_stats(&self) -> Option<crate::ring::RingStats> {
+        match &self.ordering {
+            Ordering::Ring(ring) => Some(ring.stats()),
+            _ => None,
+        }
+    }
+
     /// A datagram the ring wants sent.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         match &mut self.ordering {

@@ -20,7 +20,7 @@ impl RingEngine {
         let form = match wire::parse_form(bytes) {
             Ok(f) => f,
             Err(e) => {
-                log::warn!("membership: malformed FORM token dropped: {:?}", e);
+                self.drop_datagram(format_args!("malformed FORM token: {e:?}"));
                 return;
             }
         };

@@ -20,8 +20,6 @@
 
 mod form;
 
-use std::collections::HashSet;
-
 use spread_wire::client::MembId;
 use spread_wire::endian::ByteOrder;
 
@@ -90,8 +88,6 @@ pub(crate) struct MembershipState {
     pub trans_membership: Members,
     pub commit_membership: Members,
     pub reg_membership: Members,
-    /// (sender, hash) pairs already logged as configuration mismatches.
-    pub hash_warned: HashSet<(u32, u32)>,
 }
 
 impl MembershipState {
@@ -122,7 +118,6 @@ impl MembershipState {
             trans_membership: me.clone(),
             commit_membership: me.clone(),
             reg_membership: me,
-            hash_warned: HashSet::new(),
         }
     }
 
@@ -402,7 +397,10 @@ impl RingEngine {
 
     pub(crate) fn memb_handle_message(&mut self, h: &PacketHeader, datagram: &[u8]) {
         if !self.conf.knows(h.proc_id) {
-            log::debug!("membership: message from unknown daemon {}", ip(h.proc_id));
+            self.drop_datagram(format_args!(
+                "membership message from unknown daemon {}",
+                ip(h.proc_id)
+            ));
             return;
         }
         if h.kind & bits::ALIVE != 0 {
@@ -410,7 +408,7 @@ impl RingEngine {
         } else if h.kind & bits::JOIN != 0 {
             match wire::parse_probe(datagram, true) {
                 Ok(p) => self.handle_join(h.proc_id, &p.members, &p.reps.unwrap_or_default()),
-                Err(e) => log::debug!("membership: malformed JOIN from {}: {:?}", ip(h.proc_id), e),
+                Err(e) => self.drop_datagram(format_args!("malformed JOIN from {}: {e:?}", ip(h.proc_id))),
             }
         } else if h.kind & bits::REFER != 0 {
             self.handle_refer(h.memb_id);

@@ -274,6 +274,21 @@ pub struct RingStats {
     pub packets_sent: u64,
     pub memberships_installed: u64,
     pub dropped_conf_hash: u64,
+    /// Datagrams dropped as malformed or foreign: too short, wrong length,
+    /// unknown type, another configuration's hash, from a daemon or an
+    /// address outside the configuration (the monitor's `status` shows it).
+    pub dropped_datagrams: u64,
+}
+
+/// How often the ring says it dropped datagrams (one line per window, with
+/// the count, however many arrive: a flood must not flood the log).
+pub(crate) const DROP_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Rate limit of the dropped-datagram log line.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DropLog {
+    last_line: Option<Instant>,
+    unlogged: u64,
 }
 
 /// One daemon's ring protocol and membership engine.
@@ -318,6 +333,7 @@ pub struct RingEngine {
     pub(crate) out: VecDeque<Transmit>,
     pub(crate) events: VecDeque<RingEvent>,
     pub(crate) stats: RingStats,
+    pub(crate) drop_log: DropLog,
 }
 
 impl RingEngine {
@@ -358,6 +374,7 @@ impl RingEngine {
             out: VecDeque::new(),
             events: VecDeque::new(),
             stats: RingStats::default(),
+            drop_log: DropLog::default(),
             conf,
         };
         if !e.conf.knows(e.my_id) {
@@ -477,6 +494,30 @@ impl RingEngine {
 
     pub fn stats(&self) -> RingStats {
         self.stats
+    }
+
+    /// Counts a datagram dropped as malformed or foreign and says so in the
+    /// log at most once per [`DROP_LOG_INTERVAL`] (the rest at debug level).
+    pub(crate) fn drop_datagram(&mut self, why: std::fmt::Arguments<'_>) {
+        self.stats.dropped_datagrams += 1;
+        let due = self
+            .drop_log
+            .last_line
+            .is_none_or(|t| self.now.saturating_duration_since(t) >= DROP_LOG_INTERVAL);
+        if due {
+            log::warn!(
+                "ring: dropped a datagram: {why} ({} more dropped since the last such line, {} in all)",
+                self.drop_log.unlogged,
+                self.stats.dropped_datagrams
+            );
+            self.drop_log = DropLog {
+                last_line: Some(self.now),
+                unlogged: 0,
+            };
+        } else {
+            self.drop_log.unlogged += 1;
+            log::debug!("ring: dropped a datagram: {why}");
+        }
     }
 
     fn fire(&mut self, t: Timer) {

@@ -25,22 +25,18 @@ impl RingEngine {
             return true;
         }
         self.stats.dropped_conf_hash += 1;
-        if self.memb.hash_warned.insert((from, hash)) {
-            log::warn!(
-                "ring: dropping traffic from {} with configuration hash {} (mine is {}): \
-                 the daemons' configuration files differ",
-                ip(from),
-                hash,
-                self.conf_hash
-            );
-        }
+        let mine = self.conf_hash;
+        self.drop_datagram(format_args!(
+            "from {} with configuration hash {hash} (mine is {mine}): the daemons' configuration files differ",
+            ip(from)
+        ));
         false
     }
 
     /// A datagram from the data port.
     pub(crate) fn handle_packet(&mut self, bytes: &[u8]) {
         let Ok((h, order)) = PacketHeader::parse(bytes) else {
-            log::debug!("ring: short packet of {} bytes dropped", bytes.len());
+            self.drop_datagram(format_args!("short packet of {} bytes", bytes.len()));
             return;
         };
         if !self.hash_ok(h.conf_hash, h.proc_id, true) {
@@ -54,7 +50,11 @@ impl RingEngine {
             return;
         }
         if bytes.len() != wire::HEADER_LEN + usize::from(h.data_len) {
-            log::debug!("ring: packet length {} != 40 + {}", bytes.len(), h.data_len);
+            self.drop_datagram(format_args!(
+                "packet length {} != 40 + {}",
+                bytes.len(),
+                h.data_len
+            ));
             return;
         }
         if h.kind & bits::ROUTED != 0 && self.bcast_needed() {
@@ -72,7 +72,7 @@ impl RingEngine {
         } else if h.kind & bits::HURRY != 0 {
             self.handle_hurry(h.proc_id);
         } else if h.kind & bits::REGULAR == 0 {
-            log::debug!("ring: unknown packet type {:#x}", h.kind);
+            self.drop_datagram(format_args!("unknown packet type {:#x}", h.kind));
         } else if h.memb_id != self.memb.membership_id {
             self.memb_handle_foreign(&h, bytes, order);
         } else {
@@ -99,7 +99,11 @@ impl RingEngine {
             return;
         }
         if !self.conf.knows(h.proc_id) {
-            log::debug!("ring: packet {} from unknown daemon {}", h.seq, ip(h.proc_id));
+            self.drop_datagram(format_args!(
+                "packet {} from unknown daemon {}",
+                h.seq,
+                ip(h.proc_id)
+            ));
             return;
         }
         let (frags, whole) = wire::parse_data(datagram);
@@ -144,6 +148,7 @@ impl RingEngine {
     /// A datagram from the token port.
     pub(crate) fn handle_token_datagram(&mut self, bytes: &[u8]) {
         let Ok((t, _)) = TokenHeader::parse(bytes) else {
+            self.drop_datagram(format_args!("short token of {} bytes", bytes.len()));
             return;
         };
         if !self.hash_ok(t.conf_hash, t.proc_id, false) {
@@ -167,11 +172,15 @@ impl RingEngine {
             return;
         }
         if bytes.len() != wire::HEADER_LEN + usize::from(token.rtr_len) {
-            log::warn!("ring: token length {} != 40 + {}", bytes.len(), token.rtr_len);
+            self.drop_datagram(format_args!(
+                "token length {} != 40 + {}",
+                bytes.len(),
+                token.rtr_len
+            ));
             return;
         }
         let Ok(rtrs) = wire::parse_rtr(bytes) else {
-            log::warn!("ring: token with malformed retransmission requests");
+            self.drop_datagram(format_args!("token with malformed retransmission requests"));
             return;
         };
         let in_evs = self.memb.state == State::Evs;
