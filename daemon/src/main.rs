@@ -1,5 +1,6 @@
 //! `spread`: the daemon binary. Same flags as the original:
-//! `spread [-l y|n] [-n <proc name>] [-c <config file>]`.
+//! `spread [-l y|n] [-n <proc name>] [-c <config file>]`, plus
+//! `--extensions FILE` for spread-rs's own settings.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -23,7 +24,8 @@ use spread_daemon::shell::{self, Listen, RingAddresses, Shell};
     version,
     about = "Spread group communication daemon (spread-rs, wire-compatible with Spread 4.4)",
     after_help = "Without -c, spread.conf is looked for where Spread 4.4 looks; if none is found, one daemon \
-                  runs on 127.0.0.1:4803 from a built-in configuration.\nLogging: DebugFlags in the \
+                  runs on 127.0.0.1:4803 from a built-in configuration.\nspread-rs's own settings are read \
+                  from spread-rs.toml next to the configuration file (or --extensions FILE).\nLogging: DebugFlags in the \
                   configuration, or RUST_LOG (e.g. RUST_LOG=spread::session=debug)."
 )]
 struct Cli {
@@ -33,6 +35,10 @@ struct Cli {
     /// Configuration file.
     #[arg(short = 'c', value_name = "file name")]
     config: Option<PathBuf>,
+    /// spread-rs extensions file (default: spread-rs.toml next to the
+    /// configuration file, when it exists).
+    #[arg(long = "extensions", value_name = "FILE")]
+    extensions: Option<PathBuf>,
     /// Print the status log (y/n).
     #[arg(short = 'l', value_name = "y/n", value_parser = ["y", "n"])]
     log: Option<String>,
@@ -46,7 +52,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let (config, source) = match load_configuration(cli.config.as_ref()) {
+    let (config, source) = match load_configuration(cli.config.as_ref(), cli.extensions.as_deref()) {
         Ok(found) => found,
         Err(message) => {
             eprintln!("{message}");
@@ -56,6 +62,12 @@ fn main() -> ExitCode {
     if let Err(e) = logging::init(&config) {
         eprintln!("spread: {e}");
         return ExitCode::from(1);
+    }
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
+    if let Some(file) = &config.extensions_file {
+        info!("extensions file {}", file.display());
     }
     match run(cli, config, source) {
         Ok(()) => {
@@ -69,7 +81,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_configuration(explicit: Option<&PathBuf>) -> Result<(Configuration, String), String> {
+fn load_configuration(
+    explicit: Option<&PathBuf>,
+    extensions: Option<&std::path::Path>,
+) -> Result<(Configuration, String), String> {
     if let Some(path) = explicit {
         if !path.is_file() {
             // The original then falls back to the usual places; say so.
@@ -80,11 +95,17 @@ fn load_configuration(explicit: Option<&PathBuf>) -> Result<(Configuration, Stri
         }
     }
     match Configuration::locate(explicit.map(PathBuf::as_path)) {
-        Ok(path) => Configuration::load(&path)
+        Ok(path) => Configuration::load_with_extensions(&path, extensions)
             .map(|c| (c, path.display().to_string()))
             .map_err(|e| e.to_string()),
         Err(e) if explicit.is_some() => Err(e.to_string()),
-        Err(_) => Ok((Configuration::embedded_default(), String::from(BUILT_IN))),
+        Err(_) => {
+            let mut config = Configuration::embedded_default();
+            config
+                .read_extensions(None, extensions)
+                .map_err(|e| e.to_string())?;
+            Ok((config, String::from(BUILT_IN)))
+        }
     }
 }
 
@@ -147,7 +168,7 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
             ip_access,
         },
         max_session_messages: config.max_session_messages,
-        max_message_body: config.max_message_body,
+        max_message_body: config.extensions.max_message_body,
         max_sessions: spread_daemon::engine::MAX_SESSIONS,
         seed: unix_secs as u64 ^ ((std::process::id() as u64) << 32),
     };

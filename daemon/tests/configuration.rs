@@ -226,7 +226,6 @@ SegTimeout = 550
 GatherTimeout = 1500
 FormTimeout = 1600
 LookupTimeout = 40000
-MaxMessageBodyLength = 1000000
 "#;
 
 #[test]
@@ -305,7 +304,6 @@ fn full_configuration() {
             lookup: ms(40000),
         }
     );
-    assert_eq!(c.max_message_body, 1_000_000);
     assert!(c.is_wide_area());
     assert_eq!(
         c.hash_text(),
@@ -331,7 +329,7 @@ fn defaults() {
     assert!(c.required_auth_methods.is_empty());
     assert_eq!(c.access_control_policy, None);
     assert_eq!(c.max_session_messages, 1000);
-    assert_eq!(c.max_message_body, 144_000);
+    assert_eq!(c.extensions.max_message_body, 144_000);
     assert_eq!(
         (c.event_log_file.clone(), c.event_timestamp.clone()),
         (None, None)
@@ -779,7 +777,6 @@ const ALL_KEYWORDS: &[&str] = &[
     "GatherTimeout",
     "FormTimeout",
     "LookupTimeout",
-    "MaxMessageBodyLength",
 ];
 
 #[test]
@@ -855,7 +852,7 @@ fn sample_examples_cover_every_keyword_and_parse() {
         "the sample shows the LAN defaults"
     );
     assert_eq!(c.flow.window, 160);
-    assert_eq!(c.max_message_body, 144_000);
+    assert_eq!(c.extensions.max_message_body, 144_000);
     assert_eq!(c.route_matrix.len(), 3);
 }
 

@@ -622,10 +622,11 @@ fn message_size_limit() {
     rx.expect_nothing(100);
 }
 
-/// (original: `MaxMessageBodyLength` is our extension.)
+/// (original: none; `MaxMessageBodyLength` is our extension, read from
+/// spread-rs.toml next to spread.conf.)
 #[test]
 fn message_size_limit_can_be_raised() {
-    let daemon = Daemon::start_with("MaxMessageBodyLength = 200000\n", &[]);
+    let daemon = Daemon::start_with("", &[("spread-rs.toml", "MaxMessageBodyLength = 200000\n")]);
     let mut rx = daemon.client(Transport::Tcp, "rx", false);
     rx.join("big");
     let body = vec![7u8; 190_000];

@@ -2,8 +2,15 @@
 //!
 //! [`Configuration::parse`] reads the whole Spread 4.4 file format (segments,
 //! daemons, interface blocks, logging, security, flow control and membership
-//! timeouts) plus one extension of ours, `MaxMessageBodyLength`. Every error
-//! is reported as `file:line:col: message`.
+//! timeouts). Every error is reported as `file:line:col: message`.
+//!
+//! spread.conf holds only the original's grammar, so one file serves a ring
+//! that mixes C and Rust daemons. Settings of spread-rs live in the optional
+//! extensions file ([`extensions`], `spread-rs.toml` next to spread.conf),
+//! read by [`Configuration::read_extensions`]. An old spread.conf that still
+//! has an extension line is read with a warning naming the new place
+//! ([`Configuration::warnings`]); [`Configuration::check_original_grammar`]
+//! refuses such lines.
 //!
 //! [`Configuration::hash`] gives the value that must match between daemons of
 //! one ring, computed exactly as the original does.
@@ -21,10 +28,9 @@
 //!   the original), partial membership timeouts and inconsistent windows (the
 //!   original exits at start-up; here they are parse errors with a position).
 //! * Files must be UTF-8.
-//! * Extension: `MaxMessageBodyLength = <bytes>` raises the client message
-//!   size limit above the standard 144000.
 
 mod defaults;
+pub mod extensions;
 mod hash;
 mod lexer;
 mod parser;
@@ -35,6 +41,7 @@ use std::ops::BitOr;
 use std::path::{Path, PathBuf};
 
 pub use defaults::*;
+pub use extensions::{Extensions, EXTENSIONS_FILE_NAME};
 pub use hash::conf_hash;
 
 /// What an interface of a daemon is used for.
@@ -214,9 +221,15 @@ pub struct Configuration {
     pub access_control_policy: Option<String>,
     /// Messages queued for one client before the daemon disconnects it.
     pub max_session_messages: usize,
-    /// Largest client message body accepted (extension; never below the
-    /// original's 144000).
-    pub max_message_body: usize,
+    /// spread-rs's own settings (from the extensions file).
+    pub extensions: Extensions,
+    /// The extensions file that was read, if any.
+    pub extensions_file: Option<PathBuf>,
+    /// Extension settings found in spread.conf itself (old files).
+    pub extension_keys_in_spread_conf: Vec<String>,
+    /// Things worth a warning in the log once logging is set up (e.g. an
+    /// extension setting still in spread.conf), each with its place.
+    pub warnings: Vec<String>,
     /// Log file as written (`%h`/`%H` stand for the host name, see
     /// [`Configuration::event_log_path`]); `None` logs to standard output.
     pub event_log_file: Option<PathBuf>,
@@ -304,7 +317,67 @@ impl Configuration {
         file_name: &str,
         resolve: &dyn Fn(&str) -> Option<Ipv4Addr>,
     ) -> Result<Configuration, ConfigError> {
-        parser::parse(text, file_name, resolve)
+        parser::parse(
+            text,
+            file_name,
+            resolve,
+            parser::ExtensionLines::AcceptWithWarning,
+        )
+    }
+
+    /// Check that `text` is a configuration the original daemon reads: valid,
+    /// and without spread-rs extension lines. Host names are not looked up
+    /// (each stands for a distinct documentation address).
+    pub fn check_original_grammar(text: &str, file_name: &str) -> Result<(), ConfigError> {
+        let names = std::cell::RefCell::new(Vec::<String>::new());
+        let resolve = |name: &str| {
+            let mut names = names.borrow_mut();
+            let index = names.iter().position(|n| n == name).unwrap_or_else(|| {
+                names.push(name.to_owned());
+                names.len() - 1
+            });
+            Some(Ipv4Addr::new(192, 0, 2, (index % 250) as u8 + 1))
+        };
+        parser::parse(text, file_name, &resolve, parser::ExtensionLines::Refuse).map(|_| ())
+    }
+
+    /// Read the extensions file that goes with this configuration: `explicit`
+    /// (from `--extensions`; it must exist), else [`EXTENSIONS_FILE_NAME`]
+    /// next to `spread_conf` when there is one. Its settings replace those of
+    /// an old spread.conf (with a warning when both set one).
+    pub fn read_extensions(
+        &mut self,
+        spread_conf: Option<&Path>,
+        explicit: Option<&Path>,
+    ) -> Result<(), ConfigError> {
+        let Some(path) = Extensions::locate(spread_conf, explicit) else {
+            return Ok(());
+        };
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Io {
+            file: file.clone(),
+            message: format!("cannot read the extensions file: {e}"),
+        })?;
+        for set in self.extensions.apply_file(&text, &file)? {
+            if self.extension_keys_in_spread_conf.contains(&set.key) {
+                self.warnings.push(format!(
+                    "{}: {} is also set in {}; the extensions file's value is used",
+                    set.place, set.key, self.source
+                ));
+            }
+        }
+        self.extensions_file = Some(path);
+        Ok(())
+    }
+
+    /// [`Configuration::load`] followed by [`Configuration::read_extensions`].
+    pub fn load_with_extensions(
+        path: &Path,
+        explicit_extensions: Option<&Path>,
+    ) -> Result<Configuration, ConfigError> {
+        let mut conf = Self::load(path)?;
+        conf.read_extensions(Some(path), explicit_extensions)?;
+        Ok(conf)
     }
 
     /// Read and parse a file.

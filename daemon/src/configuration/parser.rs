@@ -6,13 +6,24 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::defaults::*;
+use super::extensions::{Extensions, Value};
 use super::lexer::{tokenize, Pos, Tok, Token};
 use super::{
     debug_flags, ConfigError, Configuration, DaemonEntry, EventPriority, Interface, InterfaceKinds,
     LinkProtocol, PortReuse, Segment,
 };
 
-/// The keywords of the original, plus `MaxMessageBodyLength`.
+/// What the parser does with an extension setting written in spread.conf
+/// (where files from before the extensions file have it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ExtensionLines {
+    /// Use it and warn that it belongs in the extensions file.
+    AcceptWithWarning,
+    /// Refuse it: only the original's grammar is allowed.
+    Refuse,
+}
+
+/// The keywords of the original's grammar.
 const KEYWORDS: &[&str] = &[
     "Spread_Segment",
     "EventLogFile",
@@ -47,7 +58,6 @@ const KEYWORDS: &[&str] = &[
     "GatherTimeout",
     "FormTimeout",
     "LookupTimeout",
-    "MaxMessageBodyLength",
 ];
 
 const TIMEOUT_KEYWORDS: [&str; 9] = [
@@ -134,6 +144,7 @@ struct Parser<'a> {
     eof: Pos,
     file: &'a str,
     resolve: &'a dyn Fn(&str) -> Option<Ipv4Addr>,
+    extension_lines: ExtensionLines,
     conf: Configuration,
     seen: Seen,
 }
@@ -144,6 +155,7 @@ pub(super) fn parse(
     text: &str,
     file: &str,
     resolve: &dyn Fn(&str) -> Option<Ipv4Addr>,
+    extension_lines: ExtensionLines,
 ) -> Result<Configuration> {
     let toks = tokenize(text).map_err(|e| error(file, e.pos, e.message))?;
     let last_line = text.rsplit('\n').next().unwrap_or("");
@@ -157,6 +169,7 @@ pub(super) fn parse(
         eof,
         file,
         resolve,
+        extension_lines,
         conf: blank(file),
         seen: Seen::default(),
     };
@@ -185,7 +198,10 @@ fn blank(file: &str) -> Configuration {
         allowed_auth_methods: vec!["NULL".to_owned()],
         access_control_policy: None,
         max_session_messages: DEFAULT_MAX_SESSION_MESSAGES,
-        max_message_body: DEFAULT_MAX_MESSAGE_BODY,
+        extensions: Extensions::default(),
+        extensions_file: None,
+        extension_keys_in_spread_conf: Vec::new(),
+        warnings: Vec::new(),
         event_log_file: None,
         event_timestamp: None,
         event_precise_timestamp: false,
@@ -385,10 +401,7 @@ impl Parser<'_> {
             "MaxSessionMessages" => {
                 self.conf.max_session_messages = self.number_value(&key, 0..=i32::MAX as u64)?.0 as usize;
             }
-            "MaxMessageBodyLength" => {
-                let range = DEFAULT_MAX_MESSAGE_BODY as u64..=MAX_MESSAGE_BODY_LIMIT as u64;
-                self.conf.max_message_body = self.number_value(&key, range)?.0 as usize;
-            }
+            _ if Extensions::is_key(&key) => self.extension_line(&key, t.pos)?,
             "LinkProtocol" => {
                 let (w, pos) = self.word_value(&key, "Hop or TcpHop")?;
                 self.conf.link_protocol = Some(match w.as_str() {
@@ -431,6 +444,35 @@ impl Parser<'_> {
                 }
             },
         }
+        Ok(())
+    }
+
+    /// `<extension key> = <number>` in spread.conf, from before the
+    /// extensions file: used (with a warning) or refused.
+    fn extension_line(&mut self, key: &str, pos: Pos) -> Result<()> {
+        let new_place = super::extensions::Extensions::path_next_to(std::path::Path::new(self.file));
+        if self.extension_lines == ExtensionLines::Refuse {
+            let msg = format!(
+                "{key} is a spread-rs extension, not part of the Spread 4.4 grammar (the original daemon \
+                 refuses it); it belongs in the extensions file {}",
+                new_place.display()
+            );
+            return Err(self.err(pos, msg));
+        }
+        let (n, value_pos) = self.number_value(key, 0..=i64::MAX as u64)?;
+        self.conf
+            .extensions
+            .set_from_spread_conf(key, Value::Integer(n as i64))
+            .map_err(|m| self.err(value_pos, m))?;
+        self.conf.extension_keys_in_spread_conf.push(key.to_owned());
+        self.conf.warnings.push(format!(
+            "{}:{}:{}: {key} is a spread-rs extension that Spread 4.4 daemons refuse; move this line \
+             unchanged to {} (spread.conf should hold only the original grammar)",
+            self.file,
+            pos.line,
+            pos.col,
+            new_place.display()
+        ));
         Ok(())
     }
 

@@ -112,6 +112,12 @@ impl Daemon {
             let conf = format!(
                 "Spread_Segment 127.0.0.255:{port} {{\n\tlocalhost 127.0.0.1 {{ D 127.0.0.1 C 127.0.0.1 }}\n}}\n{extra}\n"
             );
+            // Test configurations, too, must be ones the original reads.
+            if let Err(e) =
+                spread_daemon::configuration::Configuration::check_original_grammar(&conf, "test spread.conf")
+            {
+                panic!("{e}");
+            }
             std::fs::write(dir.join("spread.conf"), conf).expect("write the test configuration");
             for (name, content) in files {
                 std::fs::write(dir.join(name), content).expect("write a test file");
