@@ -13,6 +13,14 @@ need_apt=()
 command -v cc >/dev/null || need_apt+=(gcc)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 command -v ip >/dev/null || need_apt+=(iproute2)
+# packaging test: pkg-config, dpkg-deb, groff, setpriv, readelf/objdump, venv
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v dpkg-deb >/dev/null || need_apt+=(dpkg)
+command -v groff >/dev/null || need_apt+=(groff-base)
+command -v setpriv >/dev/null || need_apt+=(util-linux)
+command -v readelf >/dev/null || need_apt+=(binutils)
+command -v make >/dev/null || need_apt+=(make)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
@@ -35,5 +43,8 @@ if [ -x bindings/python/run_tests.sh ]; then
   SPREAD_LIBRARY="$PWD/target/debug/libspread.so" SPREAD_DAEMON="$PWD/target/debug/spread" \
     bindings/python/run_tests.sh
 fi
+
+step "packaging: make install, .deb, Python wheel (one release build)"
+packaging/test.sh
 
 step "all test suites passed"

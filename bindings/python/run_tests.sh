@@ -45,7 +45,10 @@ trap 'rm -rf "$work"' EXIT
 
 # Install from a copy so that no build/ or *.egg-info appears in the source tree.
 mkdir "$work/src"
-cp -r "$here/pyproject.toml" "$here/README.md" "$here/src" "$work/src/"
+cp -r "$here/pyproject.toml" "$here/setup.py" "$here/README.md" "$here/src" "$work/src/"
+# These tests use the library named by SPREAD_LIBRARY (a debug build); the
+# wheel with its own libspread.so.3 is tested by packaging/test.sh.
+export SPREAD_PYTHON_NO_LIBRARY=1
 pip_install() {
     "$py" -m pip install --quiet --disable-pip-version-check --no-deps --target "$work/site" "$@" "$work/src"
 }

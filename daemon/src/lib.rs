@@ -8,7 +8,8 @@
 //! * [`auth`]: the NULL and IP client authentication methods.
 //! * [`configuration`]: the `spread.conf` grammar and the configuration hash.
 //! * [`shell`] and [`network`]: the thin mio event loop that runs the engine
-//!   on real sockets (client TCP/Unix listeners, the ring's UDP channels).
+//!   on real sockets (client TCP/Unix listeners, the ring's UDP channels);
+//!   [`notify`] tells a systemd-style service manager when it is ready.
 
 pub mod auth;
 pub mod configuration;
@@ -17,6 +18,7 @@ pub mod groups;
 pub mod logging;
 pub mod membership;
 pub mod network;
+pub mod notify;
 pub mod ring;
 pub mod session;
 pub mod shell;

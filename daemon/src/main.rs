@@ -15,6 +15,7 @@ use spread_daemon::configuration::{Configuration, DaemonEntry, InterfaceKinds};
 use spread_daemon::engine::{Engine, EngineConfig};
 use spread_daemon::logging;
 use spread_daemon::network::{DaemonInterface, UdpChannels};
+use spread_daemon::notify::{Notifier, NOTIFY_SOCKET_ENV};
 use spread_daemon::ring::{FlowParams, RingParams, SegmentConf};
 use spread_daemon::shell::{self, Listen, RingAddresses, Shell};
 
@@ -225,8 +226,19 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
         None => info!("Membership id is ({}, {})", entry.ip, unix_secs),
     }
 
+    // Connected before a chroot could hide the manager's socket.
+    let notifier = Notifier::from_env().unwrap_or_else(|e| {
+        warn!("cannot reach the service manager's ${NOTIFY_SOCKET_ENV}: {e}");
+        Notifier::disabled()
+    });
     drop_privileges(&config, &mut shell);
-    shell.run().map_err(|e| e.to_string())
+    // Every listening socket is bound: tell a Type=notify service manager.
+    if let Err(e) = notifier.ready(&format!("daemon '{}' serving clients on port {port}", entry.name)) {
+        warn!("cannot notify the service manager: {e}");
+    }
+    let result = shell.run().map_err(|e| e.to_string());
+    let _ = notifier.stopping();
+    result
 }
 
 /// The ring's view of the configuration, its sockets' interfaces and the
