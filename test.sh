@@ -21,6 +21,7 @@ command -v setpriv >/dev/null || need_apt+=(util-linux)
 command -v readelf >/dev/null || need_apt+=(binutils)
 command -v make >/dev/null || need_apt+=(make)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+command -v iptables >/dev/null || need_apt+=(iptables)   # impaired links in daemon/tests/faults.rs
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi

@@ -7,6 +7,10 @@
 
 #![allow(dead_code)]
 
+pub mod impair;
+pub mod netns;
+pub mod order;
+
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
