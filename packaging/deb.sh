@@ -59,5 +59,5 @@ Description: Spread group communication daemon, tools and client library (Rust)
 CONTROL
 
 DEB=$OUT_DIR/spread-rs_${VERSION}_${ARCH}.deb
-dpkg-deb --root-owner-group -Zxz --build "$STAGE" "$DEB" >/dev/null
+dpkg-deb --root-owner-group -Zgzip --build "$STAGE" "$DEB" >/dev/null
 echo "$DEB"

@@ -165,7 +165,7 @@ build_client() {
         static)
             flags=$(PKG_CONFIG_PATH=$pcdir PKG_CONFIG_SYSROOT_DIR=$sysroot pkg-config --cflags --libs --static spread)
             cc -Wall -Werror -o "$out" "$HERE/tests/pkgconfig_client.c" \
-                $(echo "$flags" | sed "s|-lspread|$libdir/libspread.a|") -lgcc_s ;;
+                $(echo "$flags" | sed "s|-lspread|$libdir/libspread.a|") ;;
         core) cc -Wall -Werror -o "$out" "$HERE/tests/pkgconfig_client.c" \
             $(PKG_CONFIG_PATH=$pcdir PKG_CONFIG_SYSROOT_DIR=$sysroot pkg-config --cflags spread) \
             -L"$libdir" -ltspread-core -Wl,-rpath,"$libdir" -Wl,--no-as-needed ;;
