@@ -133,13 +133,14 @@ step_install_prefix() {
     done
     [ "$(readlink "$PREFIX/lib/libspread.so")" = libspread.so.3 ] || fail "libspread.so link" || return 1
     for f in libspread libspread-core libtspread-core; do
-        readelf -d "$PREFIX/lib/$f.so.3" | grep -q "SONAME.*\[$f.so.3\]" || fail "$f soname" || return 1
+        grep -q "SONAME.*\[$f.so.3\]" <<<"$(readelf -d "$PREFIX/lib/$f.so.3")" || fail "$f soname" || return 1
     done
     # Stripped: no debug sections left in the archive (28 MB with them).
     local size
     size=$(stat -c %s "$PREFIX/lib/libspread.a")
     echo "libspread.a: $size bytes"
-    if readelf -S "$PREFIX/lib/libspread.a" 2>/dev/null | grep -q '\.debug_info'; then
+    # (whole outputs first: grep -q closing a pipe early fails it under pipefail)
+    if grep -q '\.debug_info' <<<"$(readelf -S "$PREFIX/lib/libspread.a" 2>/dev/null)"; then
         fail "libspread.a still has debug info"
         return 1
     fi
@@ -178,7 +179,7 @@ step_pkgconfig_client_against_prefix() {
     for how in shared static core; do
         build_client "$PREFIX/lib/pkgconfig" "" "$SCRATCH/client-$how" "$how" || return 1
         if [ "$how" != static ]; then
-            ldd "$SCRATCH/client-$how" | grep -q "$PREFIX/lib/lib" || fail "client-$how does not load the installed library" || return 1
+            grep -q "$PREFIX/lib/lib" <<<"$(ldd "$SCRATCH/client-$how")" || fail "client-$how does not load the installed library" || return 1
         fi
         "$SCRATCH/client-$how" "$PORT@127.0.0.1" || fail "client-$how against the installed daemon" || return 1
     done
@@ -203,8 +204,12 @@ step_deb_build_and_extract() {
         ./usr/share/doc/spread-rs/copyright; do
         grep -qx "$f" "$SCRATCH/deb-contents" || fail "package lacks $f" || return 1
     done
-    dpkg-deb --field "$DEB" Depends | grep -q 'libc6' || fail "no libc6 dependency" || return 1
-    dpkg-deb --ctrl-tarfile "$DEB" | tar -t | grep -q conffiles || fail "no conffiles" || return 1
+    # (whole outputs first: grep -q closing a pipe early fails it under pipefail)
+    local depends control
+    depends=$(dpkg-deb --field "$DEB" Depends)
+    grep -q 'libc6' <<<"$depends" || fail "no libc6 dependency" || return 1
+    control=$(dpkg-deb --ctrl-tarfile "$DEB" | tar -t)
+    grep -q conffiles <<<"$control" || fail "no conffiles" || return 1
     mkdir -p "$DEBROOT"
     dpkg -x "$DEB" "$DEBROOT"
     grep -q '^prefix=/usr$' "$DEBROOT/usr/lib/pkgconfig/spread.pc" || fail "spread.pc prefix"
@@ -229,6 +234,8 @@ step_deb_daemon_serves_installed_clients() {
         [ "$(ps -o user= -p "$pid" | tr -d ' ')" = nobody ] || fail "daemon is not unprivileged" || return 1
     fi
     build_client "$DEBROOT/usr/lib/pkgconfig" "$DEBROOT" "$SCRATCH/client-deb" shared || return 1
+    # Started like the unit does (Type=notify): READY=1 arrives and then it serves.
+    notify_ready "$DEBROOT/usr/sbin/spread" "$SCRATCH/deb-daemon" $runner || return 1
     "$SCRATCH/client-deb" "$PORT@127.0.0.1" || fail "pkg-config client against the packaged daemon" || return 1
     local tools=0
     if [ -x "$DEBROOT/usr/bin/spflooder" ]; then
@@ -245,6 +252,42 @@ step_deb_daemon_serves_installed_clients() {
     fi
     echo "installed tools run against the packaged daemon: $tools"
     stop_daemons
+}
+
+# notify_ready BINARY DIR [RUNNER...]: a second daemon on DIR's configuration
+# (another port) under a stand-in service manager; READY=1 must come, and a
+# client must connect right after it.
+notify_ready() {
+    local binary=$1 dir=$2/notify
+    shift 2
+    mkdir -p "$dir"
+    chmod 0777 "$dir"
+    local port
+    port=$(free_port)
+    printf 'Spread_Segment 127.0.0.255:%s {\n\tlocalhost 127.0.0.1 { D 127.0.0.1 C 127.0.0.1 }\n}\n' "$port" >"$dir/spread.conf"
+    chmod a+r "$dir/spread.conf"
+    python3 - "$dir" "$port" "$binary" "$@" <<'PY'
+import os, socket, subprocess, sys, time
+d, port, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+path = os.path.join(d, "notify.sock")
+manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+manager.bind(path)
+os.chmod(path, 0o777)
+manager.settimeout(10)
+runner, binary = cmd[1:], cmd[0]
+env = dict(os.environ, NOTIFY_SOCKET=path)
+started = time.monotonic()
+daemon = subprocess.Popen(runner + [binary, "-n", "localhost", "-c", os.path.join(d, "spread.conf")],
+                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    message = manager.recv(512).decode()
+    assert message.startswith("READY=1\n"), message
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    print(f"READY=1 after {time.monotonic() - started:.3f} s, then a client connected: {message!r}")
+finally:
+    daemon.terminate()
+    daemon.wait(timeout=10)
+PY
 }
 
 step_systemd_unit_verifies() {

@@ -24,4 +24,15 @@ with spread.Mailbox(daemon, "pywheel") as mb:
     got = mb.receive(timeout=10)
     assert isinstance(got, spread.DataMessage), got
     assert got.text == "hello from the wheel", got
+# The documented order still puts SPREAD_LIBRARY first, before the bundled copy.
+import subprocess
+
+check = subprocess.run(
+    [sys.executable, "-c", "import spread; spread.library_path()"],
+    env={**os.environ, "SPREAD_LIBRARY": "/nonexistent/libspread.so.3"},
+    capture_output=True,
+    text=True,
+    timeout=60,
+)
+assert check.returncode != 0 and "/nonexistent/libspread.so.3" in check.stderr, check
 print(f"python: {loaded} (bundled, {os.path.getsize(loaded)} bytes): message went round")
