@@ -719,3 +719,53 @@ fn one_seed() {
     }
     assert!(errs.is_empty(), "seed {seed}: {} violations", errs.len());
 }
+
+/// Issue 14 scenario: a daemon stopped for 15 s (SIGSTOP) while the others
+/// carry traffic, then continued. It must notice first that its ring is
+/// gone (its token-loss timer expired long ago), as the original's event
+/// loop runs due timers before reading sockets: the stale token in its
+/// socket buffer must not let it send its clients' waiting messages into
+/// that dead ring, where only it would deliver them. They go into the
+/// merged ring, to everyone.
+#[test]
+fn frozen_daemon_sends_nothing_into_the_ring_it_was_left_out_of() {
+    let mut sim = Sim::new(3, 14, NetParams::default());
+    for i in 0..3 {
+        sim.start(i);
+    }
+    sim.run_until(secs(5.0));
+    let mut t = 5.0;
+    while t < 23.0 {
+        sim.run_until(secs(t));
+        for i in 0..3 {
+            if i < 2 || t < 8.0 {
+                sim.submit(i, PacketType::Agreed, 100);
+            }
+        }
+        if (t - 8.0).abs() < 0.01 {
+            sim.freeze(2);
+        }
+        t += 0.025;
+    }
+    let waited = sim.thaw(2, &[(PacketType::Agreed, 100); 20]);
+    sim.run_until(secs(45.0));
+    let errs = check(&sim);
+    assert!(errs.is_empty(), "{errs:?}");
+    for i in 0..2 {
+        let inc = &sim.incarnations[sim.nodes[i].current.unwrap()];
+        let got: HashSet<MsgId> = inc
+            .log
+            .iter()
+            .filter_map(|r| match r {
+                Rec::Deliver { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let lost: Vec<&MsgId> = waited.iter().filter(|m| !got.contains(m)).collect();
+        assert!(
+            lost.is_empty(),
+            "node {i} never got {} of the thawed node's messages",
+            lost.len()
+        );
+    }
+}

@@ -436,6 +436,13 @@ impl RingEngine {
 
     /// A datagram that arrived on `channel`.
     pub fn handle_datagram(&mut self, channel: Channel, bytes: &[u8], now: Instant, unix_secs: u32) {
+        // Timers that expired before this datagram was read run first, as
+        // the original's event loop runs due timers before reading sockets:
+        // after a stall (SIGSTOP, a VM pause) a token that waited in the
+        // socket through the token-loss timeout belongs to a dead ring.
+        if self.timers.next().is_some_and(|due| due < now) {
+            self.handle_timeout(now, unix_secs);
+        }
         self.now = now;
         self.unix_secs = unix_secs;
         match channel {

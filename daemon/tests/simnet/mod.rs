@@ -353,6 +353,10 @@ pub struct Sim {
     wire: Wire,
     pub unix_base: u32,
     pub steps: u64,
+    /// Stopped nodes (SIGSTOP): no timers run, arriving datagrams wait in
+    /// their socket buffer until [`Sim::thaw`].
+    pub frozen: Vec<bool>,
+    held: Vec<Vec<(Channel, Vec<u8>)>>,
 }
 
 impl Sim {
@@ -379,6 +383,8 @@ impl Sim {
             wire: Wire::default(),
             unix_base: 1_700_000_000,
             steps: 0,
+            frozen: vec![false; n],
+            held: (0..n).map(|_| Vec::new()).collect(),
         }
     }
 
@@ -412,7 +418,35 @@ impl Sim {
         self.drain(i);
     }
 
+    /// Stops node `i` (like SIGSTOP): time passes without it.
+    pub fn freeze(&mut self, i: usize) {
+        self.frozen[i] = true;
+    }
+
+    /// Continues node `i` (like SIGCONT): first its clients' messages that
+    /// waited are read (`submit_first`, as the shell reads clients before
+    /// ring sockets), then every datagram that waited, at once, with its
+    /// timers long expired. Returns the ids of the submitted messages.
+    pub fn thaw(&mut self, i: usize, submit_first: &[(PacketType, usize)]) -> Vec<MsgId> {
+        self.frozen[i] = false;
+        let ids = submit_first
+            .iter()
+            .filter_map(|&(ptype, size)| self.submit(i, ptype, size))
+            .collect();
+        let (now, unix) = (self.instant(), self.unix());
+        for (channel, bytes) in std::mem::take(&mut self.held[i]) {
+            set_ctx(self.now, i);
+            if let Some(e) = self.nodes[i].engine.as_mut() {
+                e.handle_datagram(channel, &bytes, now, unix);
+            }
+            self.drain(i);
+        }
+        ids
+    }
+
     pub fn crash(&mut self, i: usize) {
+        self.frozen[i] = false;
+        self.held[i].clear();
         self.nodes[i].engine = None;
         if let Some(c) = self.nodes[i].current.take() {
             self.incarnations[c].alive = false;
@@ -569,7 +603,9 @@ impl Sim {
         let timer = self
             .nodes
             .iter()
-            .filter_map(|n| n.engine.as_ref()?.poll_timeout())
+            .zip(&self.frozen)
+            .filter(|(_, frozen)| !**frozen)
+            .filter_map(|(n, _)| n.engine.as_ref()?.poll_timeout())
             .map(|t| t.saturating_duration_since(self.base))
             .min();
         match (msg, timer) {
@@ -589,6 +625,10 @@ impl Sim {
             // Datagrams first, then timers, both at this instant.
             if let Some(arrival) = self.wire.take_due(self.now) {
                 if let Some(f) = arrival {
+                    if self.frozen[f.to] {
+                        self.held[f.to].push((f.channel, f.bytes));
+                        continue;
+                    }
                     let (now, unix) = (self.instant(), self.unix());
                     set_ctx(self.now, f.to);
                     if let Some(e) = self.nodes[f.to].engine.as_mut() {
@@ -600,6 +640,9 @@ impl Sim {
             }
             let (now, unix) = (self.instant(), self.unix());
             for i in 0..self.n {
+                if self.frozen[i] {
+                    continue;
+                }
                 let due = self.nodes[i]
                     .engine
                     .as_ref()
