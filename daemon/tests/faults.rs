@@ -248,3 +248,111 @@ fn the_order_checker_catches_each_broken_rule() {
     );
     assert_eq!(order::parse_body(b"random bytes"), None);
 }
+
+/// How long it took from `since` until daemons `which` all logged `members`
+/// as their ring (bounded by `within`).
+fn time_to_ring(net: &Net, ring: &Ring, which: &[usize], members: &[usize], within: Duration) -> Duration {
+    let since = Instant::now();
+    ring.wait_for_ring(net, which, members, within);
+    since.elapsed()
+}
+
+#[test]
+fn frozen_daemon_is_left_behind_and_merges_back() {
+    let Some(net) = net(3) else { return };
+    let _one = traffic_lock();
+    let mut ring = Ring::start(&net, &[0, 1, 2], &[0, 1, 2]);
+    ring.wait_for_ring(&net, &[0, 1, 2], &[0, 1, 2], Duration::from_secs(20));
+    let rs = receivers(&net, &ring, &[0, 1, 2]);
+    // 3 senders, 40 messages/s each for ~30 s: traffic before, during and
+    // after the freeze.
+    const COUNT: u32 = 1200;
+    let sending: Vec<_> = (0..3)
+        .map(|i| start_sender(&net, &ring, i, i as u32, COUNT, Duration::from_millis(25), 100))
+        .collect();
+    // Done once the last message of every sender is in (or at the deadline).
+    let receiving: Vec<JoinHandle<Log>> = rs
+        .into_iter()
+        .map(|(c, current)| {
+            std::thread::spawn(move || {
+                let name = c.private_group_str();
+                order::receive(c, &name, &current, Duration::from_secs(75), |l| {
+                    (0..3).all(|s| l.deliveries.iter().any(|d| d.sender == s && d.seq == COUNT - 1))
+                })
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    ring.freeze(2);
+    let frozen_at = Instant::now();
+    let split = time_to_ring(&net, &ring, &[0, 1], &[0, 1], Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(15).saturating_sub(frozen_at.elapsed()));
+    ring.thaw(2);
+    let merge = time_to_ring(&net, &ring, &[0, 1, 2], &[0, 1, 2], Duration::from_secs(30));
+    for s in sending {
+        s.join().unwrap();
+    }
+    let logs: Vec<Log> = receiving.into_iter().map(|h| h.join().unwrap()).collect();
+    for l in &logs {
+        let views: Vec<String> = l
+            .views
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}{:?}",
+                    if v.1 & CAUSED_BY_NETWORK != 0 {
+                        "net"
+                    } else {
+                        "join"
+                    },
+                    v.2
+                )
+            })
+            .collect();
+        eprintln!(
+            "faults: freeze: {} saw {} transitional notices, views {}, {} messages, ended {:?}",
+            l.name,
+            l.transitions,
+            views.join(" -> "),
+            l.deliveries.len(),
+            l.ended
+        );
+    }
+    order::assert_ok(&logs);
+    for l in &logs[..2] {
+        assert!(l.ended.is_none(), "{}: {:?}", l.name, l.ended);
+        // As with the original: a transitional notice before the view
+        // without the frozen daemon, none before the merge (it only adds).
+        assert_eq!(l.transitions, 1, "{}: one transitional notice", l.name);
+        let members: Vec<usize> = l.views.iter().skip(1).map(|v| v.2.len()).collect();
+        assert!(
+            members.starts_with(&[2]) && members.last() == Some(&3),
+            "{}: the survivors' view, then the merged one: {members:?}",
+            l.name
+        );
+        // Nothing the survivors' senders sent is lost to the survivors.
+        for s in 0..2 {
+            let got = l.deliveries.iter().filter(|d| d.sender == s).count();
+            assert_eq!(got, COUNT as usize, "{}: from sender {s}", l.name);
+        }
+    }
+    // Every message of the frozen daemon's sender reaches the survivors:
+    // those it read after SIGCONT go into the merged ring (not into the
+    // dead one, the stale token notwithstanding), as with the original.
+    for l in &logs[..2] {
+        let got = l.deliveries.iter().filter(|d| d.sender == 2).count();
+        assert_eq!(got, COUNT as usize, "{}: from the frozen daemon's sender", l.name);
+    }
+    // The frozen daemon's sessions survive the freeze (TCP holds them; the
+    // original keeps them too): one transitional notice, then directly the
+    // merged view (it never installs a view of its own), receiving again.
+    let frozen = &logs[2];
+    assert!(frozen.ended.is_none(), "{}: {:?}", frozen.name, frozen.ended);
+    assert_eq!(frozen.transitions, 1);
+    assert_eq!(frozen.views.last().map(|v| v.2.len()), Some(3));
+    assert!(ring.is_running(2));
+    eprintln!(
+        "faults: freeze: survivors re-formed {split:.2?} after SIGSTOP; merged {merge:.2?} after SIGCONT"
+    );
+    assert!(merge < Duration::from_secs(15), "merge took {merge:?}");
+}
