@@ -139,6 +139,21 @@ impl Engine {
         self.run_ordering();
     }
 
+    /// A datagram from `from` (see [`RingEngine::handle_datagram_from`]).
+    pub fn handle_datagram_from(
+        &mut self,
+        channel: Channel,
+        from: std::net::SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+        unix_secs: u32,
+    ) {
+        if let Ordering::Ring(ring) = &mut self.ordering {
+            ring.handle_datagram_from(channel, from, bytes, now, unix_secs);
+        }
+        self.run_ordering();
+    }
+
     /// The ring's counters (`None` without a ring).
     pub fn ring_stats(&self) -> Option<crate::ring::RingStats> {
         match &self.ordering {

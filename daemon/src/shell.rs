@@ -282,9 +282,9 @@ impl Shell {
                 ChannelKind::Token => Channel::Token,
             };
             match socket.recv_from(&mut self.read_buf) {
-                Ok((n, _)) => {
+                Ok((n, from)) => {
                     self.engine
-                        .handle_datagram(channel, &self.read_buf[..n], now, unix_secs());
+                        .handle_datagram_from(channel, from, &self.read_buf[..n], now, unix_secs());
                     self.send_datagrams();
                     self.apply_outputs();
                     if channel == Channel::Token {

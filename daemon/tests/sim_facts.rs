@@ -439,3 +439,66 @@ fn garbage_datagrams_never_panic() {
         assert!(sim.engine(i).unwrap().poll_timeout().is_some());
     }
 }
+
+/// Issue 14: copies of real datagrams (replayed, or mangled to look new)
+/// sent from an address outside the configuration never reach the ring
+/// protocol: each is dropped and counted, nothing is delivered or sent,
+/// the ring stays as it is. The monitor program's packets are exempt (it
+/// may run on any host), and loopback stays trusted.
+#[test]
+fn datagrams_from_outside_the_configuration_are_dropped_and_counted() {
+    let mut sim = ring_of_three();
+    sim.run_until(secs(14.0));
+    for i in 0..3 {
+        sim.submit(i, PacketType::Agreed, 3000);
+    }
+    sim.run_for(secs(1.0));
+    let samples: Vec<(Channel, Vec<u8>)> = sim
+        .trace
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|t| t.from != 0)
+        .map(|t| match t.to {
+            Destination::Daemon { channel, .. } => (channel, t.bytes.clone()),
+            Destination::Segment(_) => (Channel::Data, t.bytes.clone()),
+        })
+        .collect();
+    assert!(samples.len() > 20);
+    let outsider: std::net::SocketAddr = "10.9.9.9:4803".parse().unwrap();
+    let now = sim.base + sim.now;
+    let e = sim.engine_mut(0).unwrap();
+    while e.poll_transmit().is_some() {}
+    while e.poll_event().is_some() {}
+    let before = e.stats();
+    let ring_before = e.membership().0;
+    for (ch, b) in &samples {
+        e.handle_datagram_from(*ch, outsider, b, now, 1_700_000_020);
+        assert!(
+            e.poll_event().is_none(),
+            "a datagram from outside delivered something"
+        );
+        assert!(
+            e.poll_transmit().is_none(),
+            "a datagram from outside made d1 send"
+        );
+    }
+    let after = e.stats();
+    assert_eq!(
+        after.dropped_datagrams - before.dropped_datagrams,
+        samples.len() as u64
+    );
+    assert_eq!(after.tokens_handled, before.tokens_handled);
+    assert_eq!(e.membership().0, ring_before);
+    // A monitor packet (configuration hash 1100) from outside gets through
+    // to the ring, which ignores it without counting it as foreign.
+    let (_, mut monitor) = samples
+        .iter()
+        .find(|(ch, _)| *ch == Channel::Data)
+        .unwrap()
+        .clone();
+    monitor[28..32].copy_from_slice(&1100u32.to_le_bytes());
+    let before = e.stats().dropped_datagrams;
+    e.handle_datagram_from(Channel::Data, outsider, &monitor, now, 1_700_000_020);
+    assert_eq!(e.stats().dropped_datagrams, before);
+}

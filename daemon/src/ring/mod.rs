@@ -451,6 +451,31 @@ impl RingEngine {
         }
     }
 
+    /// A datagram that arrived on `channel` from `from`. Datagrams from an
+    /// address that is neither a configured daemon's nor this host's
+    /// loopback are dropped and counted (monitor packets excepted: the
+    /// monitor program may run anywhere): a forged or mangled copy of a
+    /// real packet from outside the ring must not enter its order.
+    pub fn handle_datagram_from(
+        &mut self,
+        channel: Channel,
+        from: std::net::SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+        unix_secs: u32,
+    ) {
+        let known = match from.ip() {
+            std::net::IpAddr::V4(a) => a.is_loopback() || self.conf.knows(u32::from(a)),
+            std::net::IpAddr::V6(_) => false,
+        };
+        if !known && !(channel == Channel::Data && protocol::is_monitor_packet(bytes)) {
+            self.now = now;
+            self.drop_datagram(format_args!("from {from}, an address outside the configuration"));
+            return;
+        }
+        self.handle_datagram(channel, bytes, now, unix_secs);
+    }
+
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant, unix_secs: u32) {
         self.now = now;

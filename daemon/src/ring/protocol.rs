@@ -19,6 +19,11 @@ pub(crate) const MAX_PACKETS_AHEAD: i32 = 8192;
 /// Up-queue key of single-packet RELIABLE messages (delivered out of order).
 const RELIABLE_KEY: usize = usize::MAX;
 
+/// Whether a data-port datagram is the monitor program's.
+pub(crate) fn is_monitor_packet(bytes: &[u8]) -> bool {
+    PacketHeader::parse(bytes).is_ok_and(|(h, _)| h.conf_hash == MONITOR_HASH)
+}
+
 impl RingEngine {
     fn hash_ok(&mut self, hash: u32, from: u32, allow_monitor: bool) -> bool {
         if hash == self.conf_hash || (allow_monitor && hash == MONITOR_HASH) {
