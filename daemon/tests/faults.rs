@@ -356,3 +356,141 @@ fn frozen_daemon_is_left_behind_and_merges_back() {
     );
     assert!(merge < Duration::from_secs(15), "merge took {merge:?}");
 }
+
+/// The ring daemons' log lines saying they dropped datagrams.
+fn drop_lines(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("ring: dropped a datagram"))
+        .count()
+}
+
+#[test]
+fn foreign_datagrams_and_a_foreign_daemon_on_the_segment() {
+    use common::impair::Rng;
+    use std::net::{SocketAddr, UdpSocket};
+
+    let Some(net) = net(4) else { return };
+    let _one = traffic_lock();
+    let mut ring = Ring::start(&net, &[0, 1, 2], &[0, 1, 2]);
+    ring.wait_for_ring(&net, &[0, 1, 2], &[0, 1, 2], Duration::from_secs(20));
+    // A daemon of another configuration (another hash) on the same segment
+    // and port, at an address outside the ring's configuration.
+    let other_conf = Ring::conf_text(&net, ring.port, &[0, 1, 2, 3]).replace("  d1 ", "  x1 ");
+    let mut other = Ring::start_on(&net, ring.port, &[3], &other_conf);
+    let formed: Vec<usize> = (0..3).map(|i| ring.memberships_installed(i)).collect();
+
+    // Real datagrams to mangle: the ring's broadcasts, heard on the host.
+    let capture =
+        UdpSocket::bind(SocketAddr::from((net.broadcast(), ring.port))).expect("bind the capture socket");
+    capture
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut samples: Vec<Vec<u8>> = Vec::new();
+    let mut probe = ring.client(&net, 0, "probe");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = vec![0u8; 70_000];
+    while samples.len() < 50 && Instant::now() < deadline {
+        probe.multicast(AGREED_MESS, &["nobody"], 0, &[7u8; 300]);
+        if let Ok((n, _)) = capture.recv_from(&mut buf) {
+            samples.push(buf[..n].to_vec());
+        }
+    }
+    drop(capture);
+    assert!(samples.len() >= 10, "heard only {} ring datagrams", samples.len());
+
+    let rs = receivers(&net, &ring, &[0, 1, 2]);
+    let start = Instant::now();
+    let want = 3 * PER_SENDER as usize;
+    let receiving = start_receiving(rs, want, Duration::from_secs(90));
+    let sending: Vec<_> = (0..3)
+        .map(|i| {
+            start_sender(
+                &net,
+                &ring,
+                i,
+                i as u32,
+                PER_SENDER,
+                Duration::from_millis(8),
+                100,
+            )
+        })
+        .collect();
+    // 20,000 foreign datagrams from the host (10.x.y.254, outside the
+    // configuration): random bytes, real datagrams with flipped bytes,
+    // truncated, with other types and hashes; unicast to every daemon's
+    // ports P and P+1, and broadcast.
+    let sock = UdpSocket::bind(SocketAddr::from((net.host_ip(), 0))).unwrap();
+    sock.set_broadcast(true).unwrap();
+    let mut rng = Rng::new(0xf0e1);
+    let mut targets: Vec<SocketAddr> = Vec::new();
+    for ip in [net.ip(0), net.ip(1), net.ip(2), net.broadcast()] {
+        targets.push(SocketAddr::from((ip, ring.port)));
+        targets.push(SocketAddr::from((ip, ring.port + 1)));
+    }
+    for k in 0..20_000u32 {
+        let mut d = samples[rng.below(samples.len() as u64) as usize].clone();
+        match k % 5 {
+            0 => {
+                let len = rng.below(1500) as usize;
+                d = (0..len).map(|_| rng.next_u64() as u8).collect();
+            }
+            1 => {
+                for _ in 0..1 + rng.below(8) {
+                    let at = rng.below(d.len() as u64) as usize;
+                    d[at] ^= 1 << rng.below(8);
+                }
+            }
+            2 => d.truncate(rng.below(d.len() as u64) as usize),
+            3 => {
+                // Another packet type (token, membership, ... bits).
+                let t = 1u32 << rng.below(32);
+                d[0..4].copy_from_slice(&t.to_le_bytes());
+            }
+            _ => {
+                let h = rng.next_u64() as u32;
+                d[28..32].copy_from_slice(&h.to_le_bytes());
+            }
+        }
+        let _ = sock.send_to(&d, targets[rng.below(targets.len() as u64) as usize]);
+        if k % 40 == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let flood_took = start.elapsed();
+    for s in sending {
+        assert_eq!(s.join().unwrap(), PER_SENDER);
+    }
+    let logs: Vec<Log> = receiving.into_iter().map(|h| h.join().unwrap()).collect();
+    for l in &logs {
+        let missing = expected(3, PER_SENDER).difference(&l.got()).count();
+        assert_eq!(missing, 0, "{}: {missing} missing ({:?})", l.name, l.ended);
+        assert_eq!(l.views.len(), 1, "{}: the view changed: {:?}", l.name, l.views);
+    }
+    order::assert_ok(&logs);
+    for i in 0..3 {
+        assert!(ring.is_running(i), "d{} died", i + 1);
+        let log = ring.log(i);
+        assert_eq!(
+            ring.memberships_installed(i),
+            formed[i],
+            "d{}: the membership changed",
+            i + 1
+        );
+        let lines = drop_lines(&log);
+        let allowed = 1 + start.elapsed().as_secs() as usize / 10 + 1;
+        assert!(
+            (1..=allowed).contains(&lines),
+            "d{}: {lines} dropped-datagram lines (want 1..={allowed}):\n{}",
+            i + 1,
+            log.lines()
+                .filter(|l| l.contains("dropped"))
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    assert!(other.is_running(3), "the foreign daemon died");
+    eprintln!(
+        "faults: foreign: 20,000 datagrams in {flood_took:.2?}; 3 x {PER_SENDER} delivered in order meanwhile"
+    );
+}
