@@ -468,7 +468,8 @@ impl RingEngine {
             std::net::IpAddr::V4(a) => a.is_loopback() || self.conf.knows(u32::from(a)),
             std::net::IpAddr::V6(_) => false,
         };
-        if !known && !(channel == Channel::Data && protocol::is_monitor_packet(bytes)) {
+        let monitor = channel == Channel::Data && protocol::is_monitor_packet(bytes);
+        if !(known || monitor) {
             self.now = now;
             self.drop_datagram(format_args!("from {from}, an address outside the configuration"));
             return;
