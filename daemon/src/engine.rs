@@ -23,6 +23,7 @@ use spread_wire::client::{
 use spread_wire::endian::ByteOrder;
 
 use crate::auth::AuthPolicy;
+use crate::clock::Clock;
 use crate::groups::{Cause, Change, Exchange, Groups, Member, Notice, MAX_LOCAL_GROUP_MEMBERS};
 use crate::ring::{
     Channel, DeliveryThreshold, DownQueue, Outgoing, PacketType, RingEngine, RingEvent, RingParams, Transmit,
@@ -101,10 +102,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(cfg: EngineConfig, unix_secs: u32) -> Engine {
+    pub fn new(cfg: EngineConfig, now: Clock) -> Engine {
         let memb_id = MembId {
             proc_id: u32::from(cfg.daemon_ip) as i32,
-            time: unix_secs as i32,
+            time: now.unix_secs as i32,
         };
         let rng = cfg.seed | 1;
         let (daemon_ids, daemon_rank) = (cfg.daemon_ids.clone(), cfg.daemon_rank);
@@ -125,18 +126,18 @@ impl Engine {
     }
 
     /// An engine whose messages are ordered by the ring protocol.
-    pub fn with_ring(cfg: EngineConfig, ring: RingParams, now: Instant, unix_secs: u32) -> Engine {
-        let mut engine = Engine::new(cfg, unix_secs);
-        engine.ordering = Ordering::Ring(Box::new(RingEngine::new(ring, now, unix_secs)));
+    pub fn with_ring(cfg: EngineConfig, ring: RingParams, now: Clock) -> Engine {
+        let mut engine = Engine::new(cfg, now);
+        engine.ordering = Ordering::Ring(Box::new(RingEngine::new(ring, now)));
         engine
     }
 
     /// A datagram from another daemon.
-    pub fn handle_datagram(&mut self, channel: Channel, bytes: &[u8], now: Instant, unix_secs: u32) {
+    pub fn handle_datagram(&mut self, channel: Channel, bytes: &[u8], now: Clock) {
         if let Ordering::Ring(ring) = &mut self.ordering {
-            ring.handle_datagram(channel, bytes, now, unix_secs);
+            ring.handle_datagram(channel, bytes, now);
         }
-        self.run_ordering();
+        self.run_ordering(now);
     }
 
     /// A datagram from `from` (see [`RingEngine::handle_datagram_from`]).
@@ -145,13 +146,12 @@ impl Engine {
         channel: Channel,
         from: std::net::SocketAddr,
         bytes: &[u8],
-        now: Instant,
-        unix_secs: u32,
+        now: Clock,
     ) {
         if let Ordering::Ring(ring) = &mut self.ordering {
-            ring.handle_datagram_from(channel, from, bytes, now, unix_secs);
+            ring.handle_datagram_from(channel, from, bytes, now);
         }
-        self.run_ordering();
+        self.run_ordering(now);
     }
 
     /// The ring's counters (`None` without a ring).
@@ -189,7 +189,7 @@ impl Engine {
     // ----- events from the shell -----
 
     /// A client connected.
-    pub fn handle_accept(&mut self, conn: ConnId, peer: Peer, fd: i32, now: Instant) {
+    pub fn handle_accept(&mut self, conn: ConnId, peer: Peer, fd: i32, now: Clock) {
         if self.sessions.len() >= self.cfg.max_sessions {
             warn!(target: "spread::session", "rejecting connection {conn} from {peer:?}: {} sessions (quota)", self.sessions.len());
             self.outputs.push_back(Output::Close {
@@ -199,51 +199,51 @@ impl Engine {
             return;
         }
         debug!(target: "spread::session", "accepted connection {conn} from {peer:?}");
-        self.sessions.insert(conn, Session::new(conn, peer, fd, now));
+        self.sessions.insert(conn, Session::new(conn, peer, fd, now.mono));
     }
 
     /// Bytes arrived from a client.
-    pub fn handle_client_data(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+    pub fn handle_client_data(&mut self, conn: ConnId, bytes: &[u8], now: Clock) {
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
         session.receive(bytes);
         self.process_input(conn, now);
-        self.run_ordering();
+        self.run_ordering(now);
     }
 
     /// The client closed its side, or the socket failed.
-    pub fn handle_client_closed(&mut self, conn: ConnId, _now: Instant) {
+    pub fn handle_client_closed(&mut self, conn: ConnId, now: Clock) {
         let Some(session) = self.sessions.get(&conn) else {
             return;
         };
         match session.phase {
             // The original's one read of the auth choice comes back short.
             Phase::AwaitAuth => self.deny(conn, "connection closed before the auth choice"),
-            Phase::Operational => self.kill_session(conn, "connection closed"),
+            Phase::Operational => self.kill_session(conn, "connection closed", now),
             _ => self.drop_session(conn, Vec::new()),
         }
-        self.run_ordering();
+        self.run_ordering(now);
     }
 
     /// Time passed: connections that sent no connect request in 1 s go;
     /// the ring's timers run.
-    pub fn handle_timeout(&mut self, now: Instant, unix_secs: u32) {
+    pub fn handle_timeout(&mut self, now: Clock) {
         if let Ordering::Ring(ring) = &mut self.ordering {
-            if ring.poll_timeout().is_some_and(|t| t <= now) {
-                ring.handle_timeout(now, unix_secs);
+            if ring.poll_timeout().is_some_and(|t| t <= now.mono) {
+                ring.handle_timeout(now);
             }
         }
         let expired: Vec<ConnId> = self
             .sessions
             .values()
-            .filter(|s| matches!(s.phase, Phase::AwaitConnect { deadline } if deadline <= now))
+            .filter(|s| matches!(s.phase, Phase::AwaitConnect { deadline } if deadline <= now.mono))
             .map(|s| s.conn)
             .collect();
         for conn in expired {
             self.process_connect(conn);
         }
-        self.run_ordering();
+        self.run_ordering(now);
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -287,14 +287,14 @@ impl Engine {
     /// The shell wrote all the socket would take: a client with more than
     /// MaxSessionMessages messages still waiting has stopped reading and is
     /// dropped, as the original does, so the others keep being served.
-    pub fn check_backlog(&mut self, conn: ConnId) {
+    pub fn check_backlog(&mut self, conn: ConnId, now: Clock) {
         let Some(session) = self.sessions.get(&conn) else {
             return;
         };
         let n = session.queued_messages();
         if n > self.cfg.max_session_messages {
-            self.kill_session(conn, &format!("not reading: {n} messages queued"));
-            self.run_ordering();
+            self.kill_session(conn, &format!("not reading: {n} messages queued"), now);
+            self.run_ordering(now);
         }
     }
 
@@ -304,7 +304,7 @@ impl Engine {
 
     // ----- the handshake -----
 
-    fn process_input(&mut self, conn: ConnId, now: Instant) {
+    fn process_input(&mut self, conn: ConnId, now: Clock) {
         loop {
             let Some(session) = self.sessions.get(&conn) else {
                 return;
@@ -438,15 +438,15 @@ impl Engine {
 
     // ----- operational sessions -----
 
-    fn process_messages(&mut self, conn: ConnId, _now: Instant) {
+    fn process_messages(&mut self, conn: ConnId, now: Clock) {
         loop {
             let session = self.sessions.get_mut(&conn).expect("present");
             match session.next_message(&self.cfg.daemon_name, self.cfg.max_message_body) {
-                Ok(Some(msg)) => self.handle_client_message(conn, msg),
+                Ok(Some(msg)) => self.handle_client_message(conn, msg, now),
                 Ok(None) => return,
                 Err(e) => {
                     let name = session.private_group;
-                    self.kill_session(conn, &format!("invalid message header from {name}: {e}"));
+                    self.kill_session(conn, &format!("invalid message header from {name}: {e}"), now);
                     return;
                 }
             }
@@ -456,10 +456,10 @@ impl Engine {
         }
     }
 
-    fn handle_client_message(&mut self, conn: ConnId, msg: ClientMessage) {
+    fn handle_client_message(&mut self, conn: ConnId, msg: ClientMessage, now: Clock) {
         let t = msg.header.service_type;
         if t & KILL_MESS != 0 {
-            self.kill_session(conn, "disconnect requested");
+            self.kill_session(conn, "disconnect requested", now);
             return;
         }
         if t & (JOIN_MESS | LEAVE_MESS) != 0 && msg.header.num_groups < 1 {
@@ -479,7 +479,7 @@ impl Engine {
                 return;
             }
         }
-        self.submit(msg);
+        self.submit(msg, now);
     }
 
     /// Send a refused message back to its sender as a REJECT_MESS.
@@ -509,7 +509,7 @@ impl Engine {
 
     /// Drop a session that was operational: its departure is ordered like
     /// any message, so members see the disconnect at one place in the order.
-    fn kill_session(&mut self, conn: ConnId, why: &str) {
+    fn kill_session(&mut self, conn: ConnId, why: &str, now: Clock) {
         let Some(session) = self.sessions.get(&conn) else {
             return;
         };
@@ -526,10 +526,13 @@ impl Engine {
             let mut bytes = Vec::with_capacity(MESSAGE_HEADER_LEN + 32);
             header.emit_into(ByteOrder::NATIVE, &mut bytes);
             emit_group_names(&[me], &mut bytes);
-            self.submit(ClientMessage {
-                header,
-                bytes: Arc::new(bytes),
-            });
+            self.submit(
+                ClientMessage {
+                    header,
+                    bytes: Arc::new(bytes),
+                },
+                now,
+            );
         }
         self.drop_session(conn, Vec::new());
     }
@@ -576,22 +579,25 @@ impl Engine {
 
     // ----- delivery in order -----
 
-    fn submit(&mut self, msg: ClientMessage) {
+    fn submit(&mut self, msg: ClientMessage, now: Clock) {
         if self.exchanging {
             self.held.push_back(msg);
             return;
         }
         match &mut self.ordering {
             Ordering::Local(queue) => queue.push_back(msg),
-            Ordering::Ring(ring) => ring.submit(Outgoing {
-                packet_type: PacketType::for_service(msg.header.service_type),
-                bytes: msg.bytes.as_ref().clone(),
-            }),
+            Ordering::Ring(ring) => ring.submit(
+                now,
+                Outgoing {
+                    packet_type: PacketType::for_service(msg.header.service_type),
+                    bytes: msg.bytes.as_ref().clone(),
+                },
+            ),
         }
     }
 
     /// Deliver what the ordering layer has put in order.
-    fn run_ordering(&mut self) {
+    fn run_ordering(&mut self, now: Clock) {
         loop {
             let event = match &mut self.ordering {
                 Ordering::Local(queue) => match queue.pop_front() {
@@ -607,7 +613,7 @@ impl Engine {
                 Ordered::Local(msg) => self.deliver(msg),
                 Ordered::Ring(RingEvent::Deliver { bytes, from, .. }) => {
                     if is_groups_message(&bytes) {
-                        self.deliver_groups_message(&bytes, from);
+                        self.deliver_groups_message(&bytes, from, now);
                     } else {
                         match message_from_ring(bytes) {
                             Some(msg) => self.deliver(msg),
@@ -630,7 +636,7 @@ impl Engine {
                     let members: Vec<i32> = members.iter().map(|&m| m as i32).collect();
                     let (notices, exchange) = self.groups.regular(&members, memb_id);
                     self.render(notices);
-                    self.apply_exchange(exchange);
+                    self.apply_exchange(exchange, now);
                 }
             }
         }
@@ -720,7 +726,7 @@ impl Engine {
     }
 
     /// Switch message flow for the groups state exchange.
-    fn apply_exchange(&mut self, exchange: Exchange) {
+    fn apply_exchange(&mut self, exchange: Exchange, now: Clock) {
         let Ordering::Ring(ring) = &mut self.ordering else {
             return;
         };
@@ -752,7 +758,7 @@ impl Engine {
                     } else {
                         PacketType::Reliable
                     };
-                    ring.submit(Outgoing { packet_type, bytes });
+                    ring.submit(now, Outgoing { packet_type, bytes });
                 }
             }
             Exchange::Done => {
@@ -760,13 +766,13 @@ impl Engine {
                 ring.set_delivery_threshold(DeliveryThreshold::Reliable);
                 self.exchanging = false;
                 while let Some(msg) = self.held.pop_front() {
-                    self.submit(msg);
+                    self.submit(msg, now);
                 }
             }
         }
     }
 
-    fn deliver_groups_message(&mut self, bytes: &[u8], from: u32) {
+    fn deliver_groups_message(&mut self, bytes: &[u8], from: u32, now: Clock) {
         let Ok((header, order)) = MessageHeader::parse(bytes) else {
             return;
         };
@@ -788,7 +794,7 @@ impl Engine {
         let last = header.service_type & AGREED_MESS != 0;
         let (notices, exchange) = self.groups.groups_message(rank, body, size, last);
         self.render(notices);
-        self.apply_exchange(exchange);
+        self.apply_exchange(exchange, now);
     }
 
     /// The configuration rank of a member's daemon (members of unknown

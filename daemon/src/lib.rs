@@ -5,6 +5,7 @@
 //! * [`ring`] and [`membership`]: the daemon-to-daemon token ring protocol
 //!   and its membership algorithm (sans-IO), ordering client messages when
 //!   the configuration has more than one daemon.
+//! * [`clock`]: time as a value the shell passes into every handler.
 //! * [`auth`]: the NULL and IP client authentication methods.
 //! * [`configuration`]: the `spread.conf` grammar and the configuration hash.
 //! * [`shell`] and [`network`]: the thin mio event loop that runs the engine
@@ -12,6 +13,7 @@
 //!   [`notify`] tells a systemd-style service manager when it is ready.
 
 pub mod auth;
+pub mod clock;
 pub mod configuration;
 pub mod engine;
 pub mod groups;

@@ -5,7 +5,6 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use log::{error, info, warn};
@@ -146,10 +145,8 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
             None
         }
     };
-    let unix_secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0);
+    let now = spread_daemon::shell::read_clock();
+    let unix_secs = now.unix_secs;
     let rank = config.daemon_refs().position(|(r, _)| r == me).unwrap_or(0) as u32;
     let engine_config = EngineConfig {
         daemon_name: entry.name.as_bytes().to_vec(),
@@ -175,13 +172,8 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
     };
     let ring = (config.num_daemons() > 1).then(|| ring_setup(&config, &entry));
     let engine = match &ring {
-        Some((params, _, _)) => Engine::with_ring(
-            engine_config,
-            params.clone(),
-            std::time::Instant::now(),
-            unix_secs,
-        ),
-        None => Engine::new(engine_config, unix_secs),
+        Some((params, _, _)) => Engine::with_ring(engine_config, params.clone(), now),
+        None => Engine::new(engine_config, now),
     };
     // An implicit interface (no interface block) listens on every address.
     let mut tcp: Vec<SocketAddr> = entry

@@ -16,6 +16,7 @@ use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
+use crate::clock::Clock;
 use crate::engine::{Engine, Output};
 use crate::network::{ChannelKind, UdpChannels};
 use crate::ring::{Channel, Destination};
@@ -271,7 +272,7 @@ impl Shell {
         Ok(())
     }
 
-    fn read_datagrams(&mut self, index: usize, now: Instant) {
+    fn read_datagrams(&mut self, index: usize, now: Clock) {
         loop {
             let Some((channels, _)) = &self.udp else { return };
             let Some((kind, socket)) = channels.receivers.get(index) else {
@@ -284,7 +285,7 @@ impl Shell {
             match socket.recv_from(&mut self.read_buf) {
                 Ok((n, from)) => {
                     self.engine
-                        .handle_datagram_from(channel, from, &self.read_buf[..n], now, unix_secs());
+                        .handle_datagram_from(channel, from, &self.read_buf[..n], now);
                     self.send_datagrams();
                     self.apply_outputs();
                     if channel == Channel::Token {
@@ -328,13 +329,13 @@ impl Shell {
     pub fn run(&mut self) -> Result<(), ShellError> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let now = Instant::now();
+            let now = read_clock();
             let timeout = if !self.read_again.is_empty() || !self.token_again.is_empty() {
                 Some(Duration::ZERO)
             } else {
                 self.engine
                     .poll_timeout()
-                    .map(|t| t.saturating_duration_since(now))
+                    .map(|t| t.saturating_duration_since(now.mono))
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -342,7 +343,7 @@ impl Shell {
                 }
                 return Err(e.into());
             }
-            let now = Instant::now();
+            let now = read_clock();
             let token_pending = std::mem::take(&mut self.token_again);
             // Clients before the ring sockets: a message that arrived with
             // the token leaves with it instead of a whole rotation later.
@@ -365,7 +366,7 @@ impl Shell {
                             self.read_client(conn, now);
                         }
                         if event.is_writable() {
-                            self.flush(conn);
+                            self.flush(conn, now);
                         }
                     }
                 }
@@ -385,12 +386,12 @@ impl Shell {
                     self.apply_outputs();
                 }
             }
-            if self.engine.poll_timeout().is_some_and(|t| t <= now) {
-                self.engine.handle_timeout(now, unix_secs());
+            if self.engine.poll_timeout().is_some_and(|t| t <= now.mono) {
+                self.engine.handle_timeout(now);
                 self.apply_outputs();
             }
             self.send_datagrams();
-            self.flush_woken();
+            self.flush_woken(now);
         }
     }
 
@@ -423,7 +424,7 @@ impl Shell {
         drop_privileges(user, group, runtime_dir, socket)
     }
 
-    fn accept_tcp(&mut self, index: usize, now: Instant) {
+    fn accept_tcp(&mut self, index: usize, now: Clock) {
         loop {
             let Some(listener) = self.tcp_listeners.get(index) else {
                 return;
@@ -447,7 +448,7 @@ impl Shell {
         }
     }
 
-    fn accept_unix(&mut self, now: Instant) {
+    fn accept_unix(&mut self, now: Clock) {
         loop {
             let Some((listener, _)) = &self.unix_listener else {
                 return;
@@ -463,7 +464,7 @@ impl Shell {
         }
     }
 
-    fn add_conn(&mut self, mut stream: Stream, peer: Peer, now: Instant) {
+    fn add_conn(&mut self, mut stream: Stream, peer: Peer, now: Clock) {
         let conn = self.next_conn;
         self.next_conn += 1;
         if let Err(e) = self
@@ -486,7 +487,7 @@ impl Shell {
         self.apply_outputs();
     }
 
-    fn read_client(&mut self, conn: ConnId, now: Instant) {
+    fn read_client(&mut self, conn: ConnId, now: Clock) {
         let mut budget = READ_BUDGET;
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
@@ -526,11 +527,11 @@ impl Shell {
         }
     }
 
-    fn flush_woken(&mut self) {
+    fn flush_woken(&mut self, now: Clock) {
         while !self.to_flush.is_empty() {
             let woken = std::mem::take(&mut self.to_flush);
             for conn in woken {
-                self.flush(conn);
+                self.flush(conn, now);
             }
             // A failed write may have dropped a session and woken others.
             self.apply_outputs();
@@ -538,7 +539,7 @@ impl Shell {
     }
 
     /// Write what the engine holds for `conn` until the socket is full.
-    fn flush(&mut self, conn: ConnId) {
+    fn flush(&mut self, conn: ConnId, now: Clock) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -562,12 +563,12 @@ impl Shell {
                 Err(e) => {
                     drop(slices);
                     debug!(target: "spread::session", "connection {conn}: write failed: {e}");
-                    self.engine.handle_client_closed(conn, Instant::now());
+                    self.engine.handle_client_closed(conn, now);
                     return;
                 }
             }
         }
-        self.engine.check_backlog(conn);
+        self.engine.check_backlog(conn, now);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -610,11 +611,14 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
-/// Seconds since the Unix epoch (ring membership ids carry them).
-pub fn unix_secs() -> u32 {
-    std::time::SystemTime::now()
+/// The one place the daemon reads the clocks: the monotonic clock for
+/// deadlines and the wall clock (seconds since the Unix epoch, which ring
+/// membership ids carry), read together once per event.
+pub fn read_clock() -> Clock {
+    let unix_secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
+        .map_or(0, |d| d.as_secs() as u32);
+    Clock::new(Instant::now(), unix_secs)
 }
 
 /// The IPv4 addresses of this host's interfaces (to find our own entry in

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use spread_daemon::clock::Clock;
 use spread_daemon::ring::{
     Channel, DeliveryThreshold, Destination, Outgoing, PacketType, RingEngine, RingEvent, RingParams,
     SegmentConf,
@@ -149,11 +150,8 @@ fn replay_d01(me: u32, groups_on: &[usize], rings: usize) {
     let base = Instant::now();
     let unix = |t: f64| (UNIX_AT_ZERO + t).floor() as u32;
     let start = (recs.iter().find(|r| r.src == ME).unwrap().t - 0.0005).max(0.0);
-    let mut e = RingEngine::new(
-        RingParams::new(ME, vec![seg], 778_066_868),
-        base + Duration::from_secs_f64(start),
-        unix(start),
-    );
+    let clock_at = |t: f64| Clock::new(base + Duration::from_secs_f64(t), unix(t));
+    let mut e = RingEngine::new(RingParams::new(ME, vec![seg], 778_066_868), clock_at(start));
 
     // What the original d2 sent, and what it got.
     let expected: Vec<&Rec> = recs.iter().filter(|r| r.src == ME).collect();
@@ -203,8 +201,7 @@ fn replay_d01(me: u32, groups_on: &[usize], rings: usize) {
             } else {
                 Channel::Data
             };
-            let now = base + Duration::from_secs_f64(t);
-            e.handle_datagram(ch, &b, now, unix(t));
+            e.handle_datagram(ch, &b, clock_at(t));
         }
         while let Some(ev) = e.poll_event() {
             any = true;
@@ -212,10 +209,13 @@ fn replay_d01(me: u32, groups_on: &[usize], rings: usize) {
                 regulars += 1;
                 e.set_delivery_threshold(DeliveryThreshold::Reliable);
                 if groups_on.contains(&regulars) {
-                    e.submit(Outgoing {
-                        packet_type: PacketType::Agreed,
-                        bytes: groups_msgs.pop().unwrap_or_default(),
-                    });
+                    e.submit(
+                        clock_at(t),
+                        Outgoing {
+                            packet_type: PacketType::Agreed,
+                            bytes: groups_msgs.pop().unwrap_or_default(),
+                        },
+                    );
                 }
             }
         }
@@ -249,7 +249,7 @@ fn replay_d01(me: u32, groups_on: &[usize], rings: usize) {
             break;
         }
         clock = t;
-        let now = base + Duration::from_secs_f64(t);
+        let now = clock_at(t);
         if input_first {
             let r = inputs[next_input];
             next_input += 1;
@@ -261,12 +261,12 @@ fn replay_d01(me: u32, groups_on: &[usize], rings: usize) {
             if BIG_ENDIAN_PEERS.with(|b| b.get()) {
                 let big = to_big_endian(r.port, &r.bytes);
                 assert_ne!(big, r.bytes);
-                e.handle_datagram(ch, &big, now, unix(t));
+                e.handle_datagram(ch, &big, now);
             } else {
-                e.handle_datagram(ch, &r.bytes, now, unix(t));
+                e.handle_datagram(ch, &r.bytes, now);
             }
         } else if t_timer < f64::MAX {
-            e.handle_timeout(now, unix(t));
+            e.handle_timeout(now);
         } else {
             panic!("the engine owes datagram {} but has nothing to do", sent.len());
         }

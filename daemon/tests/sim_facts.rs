@@ -7,6 +7,7 @@ mod simnet;
 use std::time::Duration;
 
 use simnet::{node_id, NetParams, Sim, TraceRec};
+use spread_daemon::clock::Clock;
 use spread_daemon::ring::{Channel, Destination, Outgoing, PacketType};
 
 const ALIVE: u32 = 0x100;
@@ -417,9 +418,12 @@ fn garbage_datagrams_never_panic() {
                 _ => b.extend((0..r.range(1, 64)).map(|_| r.next_u64() as u8)),
             }
             let to = r.range(0, 2) as usize;
-            let now = base + sim.now + Duration::from_micros(u64::from(round % 1000));
+            let now = Clock::new(
+                base + sim.now + Duration::from_micros(u64::from(round % 1000)),
+                1_700_000_020,
+            );
             if let Some(e) = sim.engine_mut(to) {
-                e.handle_datagram(ch, &b, now, 1_700_000_020);
+                e.handle_datagram(ch, &b, now);
                 while e.poll_transmit().is_some() {}
                 while e.poll_event().is_some() {}
             }
@@ -466,14 +470,14 @@ fn datagrams_from_outside_the_configuration_are_dropped_and_counted() {
         .collect();
     assert!(samples.len() > 20);
     let outsider: std::net::SocketAddr = "10.9.9.9:4803".parse().unwrap();
-    let now = sim.base + sim.now;
+    let now = Clock::new(sim.base + sim.now, 1_700_000_020);
     let e = sim.engine_mut(0).unwrap();
     while e.poll_transmit().is_some() {}
     while e.poll_event().is_some() {}
     let before = e.stats();
     let ring_before = e.membership().0;
     for (ch, b) in &samples {
-        e.handle_datagram_from(*ch, outsider, b, now, 1_700_000_020);
+        e.handle_datagram_from(*ch, outsider, b, now);
         assert!(
             e.poll_event().is_none(),
             "a datagram from outside delivered something"
@@ -499,6 +503,6 @@ fn datagrams_from_outside_the_configuration_are_dropped_and_counted() {
         .clone();
     monitor[28..32].copy_from_slice(&1100u32.to_le_bytes());
     let before = e.stats().dropped_datagrams;
-    e.handle_datagram_from(Channel::Data, outsider, &monitor, now, 1_700_000_020);
+    e.handle_datagram_from(Channel::Data, outsider, &monitor, now);
     assert_eq!(e.stats().dropped_datagrams, before);
 }

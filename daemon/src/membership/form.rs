@@ -1,6 +1,7 @@
 //! FORM1 and FORM2: agreeing on the new ring and on what each old ring must
 //! recover before the change.
 
+use crate::clock::Clock;
 use spread_wire::client::MembId;
 
 use super::{insert_member, CommitSet, State};
@@ -16,22 +17,22 @@ const MAX_FORM_REPS: usize = 20;
 const MAX_SEQ_GAP: usize = 1600;
 
 impl RingEngine {
-    pub(crate) fn memb_handle_form(&mut self, bytes: &[u8]) {
+    pub(crate) fn memb_handle_form(&mut self, now: Clock, bytes: &[u8]) {
         let form = match wire::parse_form(bytes) {
             Ok(f) => f,
             Err(e) => {
-                self.drop_datagram(format_args!("malformed FORM token: {e:?}"));
+                self.drop_datagram(now, format_args!("malformed FORM token: {e:?}"));
                 return;
             }
         };
         if form.header.kind & bits::FORM1 != 0 {
             match self.memb.state {
-                State::Op if self.memb.membership.leader() != Some(self.my_id) => self.fill_form1(form),
-                State::Represented | State::Gather => self.fill_form1(form),
+                State::Op if self.memb.membership.leader() != Some(self.my_id) => self.fill_form1(now, form),
+                State::Represented | State::Gather => self.fill_form1(now, form),
                 _ => {}
             }
         } else if self.memb.state == State::Form {
-            self.read_form2(form);
+            self.read_form2(now, form);
         }
     }
 
@@ -48,8 +49,8 @@ impl RingEngine {
     }
 
     /// A fresh Unix time for an id, strictly after the last one used.
-    fn next_time(&mut self) -> i32 {
-        let mut t = self.unix_secs as i32;
+    fn next_time(&mut self, now: Clock) -> i32 {
+        let mut t = now.unix_secs as i32;
         if t <= self.memb.last_time_used {
             t = self.memb.last_time_used + 1;
         }
@@ -81,9 +82,9 @@ impl RingEngine {
         }
     }
 
-    fn enter_form(&mut self) {
+    fn enter_form(&mut self, now: Clock) {
         self.disarm(Timer::Join);
-        self.arm(Timer::TokenLoss, self.to.form);
+        self.arm(now, Timer::TokenLoss, self.to.form);
         self.disarm(Timer::Hurry);
         self.memb.token_alive = false;
         self.threshold = DeliveryThreshold::Blocked;
@@ -140,10 +141,10 @@ impl RingEngine {
     }
 
     /// The smallest representative starts the FORM1 token.
-    pub(crate) fn create_form1(&mut self) {
+    pub(crate) fn create_form1(&mut self, now: Clock) {
         let memb_id = MembId {
             proc_id: self.my_id as i32,
-            time: self.next_time(),
+            time: self.next_time(now),
         };
         self.memb.form1_memb_id = memb_id;
         let header = TokenHeader {
@@ -182,11 +183,11 @@ impl RingEngine {
             rings: vec![ring],
         };
         self.forward_form1(form);
-        self.enter_form();
+        self.enter_form(now);
     }
 
     /// A FORM1 reached me: add myself (and what I represent) and pass it on.
-    fn fill_form1(&mut self, mut form: FormToken) {
+    fn fill_form1(&mut self, now: Clock, mut form: FormToken) {
         form.header.proc_id = self.my_id;
         let floor = self.highest_seq.saturating_add(FORM_SEQ_MARGIN);
         if form.header.seq < floor {
@@ -302,11 +303,11 @@ impl RingEngine {
         self.forward_form1(form);
         self.disarm(Timer::FormOrFail);
         self.disarm(Timer::ShiftToSeg);
-        self.enter_form();
+        self.enter_form(now);
     }
 
     /// FORM2: the new ring is decided; prepare EVS.
-    fn read_form2(&mut self, mut form: FormToken) {
+    fn read_form2(&mut self, now: Clock, mut form: FormToken) {
         if form.header.memb_id != self.memb.form1_memb_id {
             log::debug!("membership: FORM2 of another attempt dropped");
             return;
@@ -342,7 +343,7 @@ impl RingEngine {
         log::debug!("membership: reading FORM2 {:?}", form.members);
         let mut memb_time = 0;
         if form.members.done == 1 {
-            memb_time = self.next_time();
+            memb_time = self.next_time(now);
             self.memb.last_time_used += 1;
             form.middle = FormMiddle::NewId(MembId {
                 proc_id: self.my_id as i32,
@@ -365,7 +366,7 @@ impl RingEngine {
         self.highest_seq = my_ring.highest_seq.clamp(self.last_discarded, ahead);
         self.aru = my_ring.aru.clamp(self.last_discarded, self.highest_seq);
         // Still in FORM: delivers the old ring's packets up to its aru.
-        self.discard_packets();
+        self.discard_packets(now);
         for hole in &my_ring.holes {
             if let Some(Slot::Packet(p)) = self.packets.get(hole) {
                 log::warn!(
@@ -382,7 +383,7 @@ impl RingEngine {
         };
         if my_ring.trans_time == 0 {
             if memb_time == 0 {
-                memb_time = self.next_time();
+                memb_time = self.next_time(now);
             }
             form.rings[ri].trans_time = memb_time;
         }
@@ -414,7 +415,7 @@ impl RingEngine {
             self.token_rounds = 1;
         }
         self.memb.token_alive = true;
-        self.arm(Timer::TokenLoss, self.to.token);
+        self.arm(now, Timer::TokenLoss, self.to.token);
         self.received_token_rounds = 0;
         self.last_token = TokenHeader::default();
         self.aru = 0;

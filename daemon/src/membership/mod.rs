@@ -20,6 +20,7 @@
 
 mod form;
 
+use crate::clock::Clock;
 use spread_wire::client::MembId;
 use spread_wire::endian::ByteOrder;
 
@@ -140,9 +141,9 @@ impl MembershipState {
 }
 
 impl RingEngine {
-    pub(crate) fn memb_init(&mut self) {
+    pub(crate) fn memb_init(&mut self, now: Clock) {
         self.memb.state = State::Op;
-        self.memb_token_loss();
+        self.memb_token_loss(now);
     }
 
     fn seg_of(&self, id: u32) -> Option<usize> {
@@ -175,7 +176,7 @@ impl RingEngine {
     }
 
     /// `Memb_token_loss`: the ring is gone (or never was); start over.
-    pub(crate) fn memb_token_loss(&mut self) {
+    pub(crate) fn memb_token_loss(&mut self, now: Clock) {
         match self.memb.state {
             State::Op => {
                 let ring = self.memb.membership.clone();
@@ -219,30 +220,30 @@ impl RingEngine {
         self.last_token.seq = 0;
         self.last_token.aru = 0;
         self.memb.membership = self.conf.ordered([self.my_id]);
-        self.shift_to_seg();
+        self.shift_to_seg(now);
     }
 
     fn shift_to_op(&mut self) {
         self.memb.state = State::Op;
     }
 
-    pub(crate) fn shift_to_seg(&mut self) {
+    pub(crate) fn shift_to_seg(&mut self, now: Clock) {
         self.memb.state = State::Seg;
         self.memb.f_members = vec![self.my_id];
-        self.arm(Timer::Alive, std::time::Duration::ZERO);
-        self.arm(Timer::GatherOrRepresented, self.to.seg);
+        self.arm(now, Timer::Alive, std::time::Duration::ZERO);
+        self.arm(now, Timer::GatherOrRepresented, self.to.seg);
     }
 
-    pub(crate) fn gather_or_represented(&mut self) {
+    pub(crate) fn gather_or_represented(&mut self, now: Clock) {
         self.memb.my_seg_rep = None;
         if self.smallest_member(&self.memb.f_members) == Some(self.my_id) {
-            self.shift_to_gather();
+            self.shift_to_gather(now);
         } else {
-            self.shift_to_represented();
+            self.shift_to_represented(now);
         }
     }
 
-    fn shift_to_gather(&mut self) {
+    fn shift_to_gather(&mut self, now: Clock) {
         log::debug!("membership: GATHER (token alive: {})", self.memb.token_alive);
         self.memb.state = State::Gather;
         self.memb.f_reps = vec![Rep {
@@ -256,31 +257,31 @@ impl RingEngine {
         }];
         self.disarm(Timer::Alive);
         self.disarm(Timer::Lookup);
-        self.arm(Timer::Join, std::time::Duration::ZERO);
-        self.arm(Timer::FormOrFail, self.to.gather);
+        self.arm(now, Timer::Join, std::time::Duration::ZERO);
+        self.arm(now, Timer::FormOrFail, self.to.gather);
     }
 
-    fn shift_to_represented(&mut self) {
+    fn shift_to_represented(&mut self, now: Clock) {
         log::debug!("membership: REPRESENTED");
         self.memb.state = State::Represented;
         self.disarm(Timer::Alive);
         self.disarm(Timer::GatherOrRepresented);
-        self.arm(Timer::ShiftToSeg, self.to.rep);
+        self.arm(now, Timer::ShiftToSeg, self.to.rep);
     }
 
-    pub(crate) fn form_or_fail(&mut self) {
+    pub(crate) fn form_or_fail(&mut self, now: Clock) {
         if self.smallest_rep(&self.memb.f_reps).map(|(id, _)| id) == Some(self.my_id) {
             if self.memb.token_alive && self.memb.f_reps.len() == 1 {
                 self.disarm(Timer::Join);
-                self.arm(Timer::Lookup, self.to.lookup);
+                self.arm(now, Timer::Lookup, self.to.lookup);
                 self.shift_to_op();
             } else {
-                self.create_form1();
+                self.create_form1(now);
             }
         } else if self.memb.token_alive {
             log::debug!("membership: gather failed, back to OP");
             self.disarm(Timer::Join);
-            self.arm(Timer::Lookup, self.to.lookup);
+            self.arm(now, Timer::Lookup, self.to.lookup);
             self.shift_to_op();
         } else {
             self.memb.f_members = vec![self.my_id];
@@ -289,7 +290,7 @@ impl RingEngine {
                 self.insert_rep(&mut reps, rep);
             }
             self.memb.potential_reps = reps;
-            self.shift_to_gather();
+            self.shift_to_gather(now);
         }
     }
 
@@ -323,7 +324,7 @@ impl RingEngine {
     }
 
     /// Broadcasts ALIVE with the daemons gathered so far; `repeat` re-arms.
-    pub(crate) fn scast_alive(&mut self, repeat: bool) {
+    pub(crate) fn scast_alive(&mut self, now: Clock, repeat: bool) {
         let members = MembersInfo {
             done: self.memb.f_members.len(),
             ids: self.memb.f_members.clone(),
@@ -331,7 +332,7 @@ impl RingEngine {
         let bytes = wire::emit_probe(&self.probe_header(bits::ALIVE), &members, None);
         self.scast_my_segment(bytes);
         if repeat {
-            self.arm(Timer::Alive, self.to.alive);
+            self.arm(now, Timer::Alive, self.to.alive);
         }
     }
 
@@ -347,7 +348,7 @@ impl RingEngine {
         wire::emit_probe(&self.probe_header(bits::JOIN), &members, Some(&reps))
     }
 
-    pub(crate) fn send_join(&mut self) {
+    pub(crate) fn send_join(&mut self, now: Clock) {
         let bytes = self.join_bytes();
         if !self.memb.token_alive {
             self.scast_my_segment(bytes.clone());
@@ -356,11 +357,11 @@ impl RingEngine {
         for id in targets {
             self.ucast_data(id, bytes.clone());
         }
-        self.arm(Timer::Join, self.to.join);
+        self.arm(now, Timer::Join, self.to.join);
     }
 
     /// The leader's periodic probe for daemons outside the ring.
-    pub(crate) fn memb_lookup_new_members(&mut self) {
+    pub(crate) fn memb_lookup_new_members(&mut self, now: Clock) {
         if self.memb.state != State::Op {
             return;
         }
@@ -391,52 +392,54 @@ impl RingEngine {
             }
         }
         if num_missing > 0 {
-            self.shift_to_gather();
+            self.shift_to_gather(now);
         }
     }
 
-    pub(crate) fn memb_handle_message(&mut self, h: &PacketHeader, datagram: &[u8]) {
+    pub(crate) fn memb_handle_message(&mut self, now: Clock, h: &PacketHeader, datagram: &[u8]) {
         if !self.conf.knows(h.proc_id) {
-            self.drop_datagram(format_args!(
-                "membership message from unknown daemon {}",
-                ip(h.proc_id)
-            ));
+            self.drop_datagram(
+                now,
+                format_args!("membership message from unknown daemon {}", ip(h.proc_id)),
+            );
             return;
         }
         if h.kind & bits::ALIVE != 0 {
-            self.handle_alive(h.proc_id);
+            self.handle_alive(now, h.proc_id);
         } else if h.kind & bits::JOIN != 0 {
             match wire::parse_probe(datagram, true) {
-                Ok(p) => self.handle_join(h.proc_id, &p.members, &p.reps.unwrap_or_default()),
-                Err(e) => self.drop_datagram(format_args!("malformed JOIN from {}: {e:?}", ip(h.proc_id))),
+                Ok(p) => self.handle_join(now, h.proc_id, &p.members, &p.reps.unwrap_or_default()),
+                Err(e) => {
+                    self.drop_datagram(now, format_args!("malformed JOIN from {}: {e:?}", ip(h.proc_id)))
+                }
             }
         } else if h.kind & bits::REFER != 0 {
             self.handle_refer(h.memb_id);
         }
     }
 
-    fn handle_alive(&mut self, from: u32) {
+    fn handle_alive(&mut self, now: Clock, from: u32) {
         match self.memb.state {
             State::Op => {
                 if self.memb.membership.contains(from) {
-                    self.memb_token_loss();
+                    self.memb_token_loss(now);
                     insert_member(&mut self.memb.f_members, from);
                 }
             }
             State::Seg => insert_member(&mut self.memb.f_members, from),
-            State::Represented => self.arm(Timer::ShiftToSeg, self.to.rep),
+            State::Represented => self.arm(now, Timer::ShiftToSeg, self.to.rep),
             State::Gather => {
                 if !self.memb.token_alive {
                     insert_member(&mut self.memb.f_members, from);
                 } else if self.memb.membership.contains(from) {
-                    self.memb_token_loss();
+                    self.memb_token_loss(now);
                     insert_member(&mut self.memb.f_members, from);
                 }
             }
             State::Form => {}
             State::Evs => {
                 if self.memb.future_membership.contains(from) {
-                    self.memb_token_loss();
+                    self.memb_token_loss(now);
                     insert_member(&mut self.memb.f_members, from);
                 }
             }
@@ -452,7 +455,7 @@ impl RingEngine {
         h.emit_bare()
     }
 
-    fn handle_join(&mut self, from: u32, members: &MembersInfo, reps: &RepsInfo) {
+    fn handle_join(&mut self, now: Clock, from: u32, members: &MembersInfo, reps: &RepsInfo) {
         let Some(first_rep) = reps.reps.first().copied() else {
             log::debug!("membership: JOIN without representatives from {}", ip(from));
             return;
@@ -463,7 +466,7 @@ impl RingEngine {
                     if self.memb.membership.leader() == Some(self.my_id) {
                         self.memb.potential_reps = vec![first_rep];
                         self.memb.f_members.clear();
-                        self.shift_to_gather();
+                        self.shift_to_gather(now);
                     } else if first_rep.seg_index != self.my_seg as i16
                         || self.memb.membership.first_in_segment(&self.conf, self.my_seg) == Some(self.my_id)
                     {
@@ -473,15 +476,15 @@ impl RingEngine {
                         }
                     }
                 } else if self.conf.segments.len() > 1 {
-                    self.memb_token_loss();
+                    self.memb_token_loss(now);
                 }
             }
             State::Seg => {
                 if self.seg_of(from) == Some(self.my_seg) && first_rep.kind == rep_kind::SEG {
                     self.memb.my_seg_rep = Some(from);
-                    self.shift_to_represented();
+                    self.shift_to_represented(now);
                     let _ = members;
-                    self.scast_alive(false);
+                    self.scast_alive(now, false);
                 }
             }
             State::Represented => {
@@ -490,8 +493,8 @@ impl RingEngine {
                         log::debug!("membership: my representative is now {}", ip(from));
                         self.memb.my_seg_rep = Some(from);
                     }
-                    self.arm(Timer::ShiftToSeg, self.to.rep);
-                    self.scast_alive(false);
+                    self.arm(now, Timer::ShiftToSeg, self.to.rep);
+                    self.scast_alive(now, false);
                 } else if let Some(rep) = self.memb.my_seg_rep {
                     let b = self.refer_bytes(rep, rep_kind::SEG);
                     self.ucast_data(from, b);
@@ -507,13 +510,13 @@ impl RingEngine {
                 }
                 self.memb.potential_reps = pot;
                 if self.smallest_rep(&self.memb.f_reps).map(|(id, _)| id) == Some(first_rep.proc_id) {
-                    self.arm(Timer::FormOrFail, self.to.gather);
+                    self.arm(now, Timer::FormOrFail, self.to.gather);
                 }
             }
             State::Form => {}
             State::Evs => {
                 if self.memb.future_membership.contains(from) {
-                    self.memb_token_loss();
+                    self.memb_token_loss(now);
                     insert_member(&mut self.memb.f_members, from);
                 }
             }
@@ -546,12 +549,12 @@ impl RingEngine {
     }
 
     /// A data packet of another ring: someone is out there.
-    pub(crate) fn memb_handle_foreign(&mut self, h: &PacketHeader, raw: &[u8], order: ByteOrder) {
+    pub(crate) fn memb_handle_foreign(&mut self, now: Clock, h: &PacketHeader, raw: &[u8], order: ByteOrder) {
         if self.memb.state != State::Op || !self.conf.knows(h.proc_id) {
             return;
         }
         if self.memb.membership.leader() == Some(self.my_id) {
-            self.memb_lookup_new_members();
+            self.memb_lookup_new_members(now);
         } else if self.memb.membership.first_in_segment(&self.conf, self.my_seg) == Some(self.my_id)
             && !self.memb.foreign_found
         {
@@ -697,7 +700,7 @@ impl RingEngine {
     }
 
     /// Installs the future membership as the regular one.
-    pub(crate) fn memb_regular(&mut self) {
+    pub(crate) fn memb_regular(&mut self, now: Clock) {
         self.memb.just_installed = true;
         self.memb.membership = self.memb.future_membership.clone();
         self.memb.membership_id = self.memb.future_membership_id;
@@ -706,7 +709,7 @@ impl RingEngine {
         self.memb.foreign_found = false;
         self.stats.memberships_installed += 1;
         if self.memb.membership.leader() == Some(self.my_id) {
-            self.arm(Timer::Lookup, self.to.lookup);
+            self.arm(now, Timer::Lookup, self.to.lookup);
         }
         log::info!(
             "membership: id is ({}, {}); members {:?}",

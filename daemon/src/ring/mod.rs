@@ -50,6 +50,7 @@ pub(crate) use protocol::MAX_PACKETS_AHEAD;
 pub(crate) use timers::{Timer, Timers};
 use wire::{bits, Fragment, PacketHeader, TokenHeader};
 
+use crate::clock::Clock;
 use crate::membership::MembershipState;
 
 /// The membership timeouts: the configuration's own type (LAN and
@@ -299,8 +300,6 @@ pub struct RingEngine {
     pub(crate) conf_hash: u32,
     pub(crate) to: Timeouts,
     pub(crate) fc: FlowControl,
-    pub(crate) now: Instant,
-    pub(crate) unix_secs: u32,
     pub(crate) timers: Timers,
 
     // --- ring protocol state (`Aru`, `My_aru`, ... of the original) ---
@@ -338,7 +337,7 @@ pub struct RingEngine {
 
 impl RingEngine {
     /// A daemon that has just started: alone, probing for others.
-    pub fn new(params: RingParams, now: Instant, unix_secs: u32) -> RingEngine {
+    pub fn new(params: RingParams, now: Clock) -> RingEngine {
         let conf = Conf::new(params.segments);
         let my_seg = conf.pos(params.my_id).map(|p| p.seg).unwrap_or(0);
         let me = conf.ordered([params.my_id]);
@@ -348,8 +347,6 @@ impl RingEngine {
             conf_hash: params.conf_hash,
             to: params.timeouts,
             fc: FlowControl::new(params.flow),
-            now,
-            unix_secs,
             timers: Timers::default(),
             packets: BTreeMap::new(),
             aru: 0,
@@ -380,12 +377,13 @@ impl RingEngine {
         if !e.conf.knows(e.my_id) {
             log::error!("ring: my id {} is not in the configuration", ip(e.my_id));
         }
-        e.memb_init();
+        e.memb_init(now);
         e
     }
 
-    /// Queues a message for the ring (on the active send queue).
-    pub fn submit(&mut self, msg: Outgoing) {
+    /// Queues a message for the ring (on the active send queue); on an idle
+    /// ring it asks for the token at `now`.
+    pub fn submit(&mut self, now: Clock, msg: Outgoing) {
         let pieces: Vec<Vec<u8>> = if msg.bytes.is_empty() {
             vec![Vec::new()]
         } else {
@@ -397,7 +395,7 @@ impl RingEngine {
             pieces,
         });
         if q.messages.len() == 1 && self.is_token_held() {
-            self.ask_for_token();
+            self.ask_for_token(now);
         }
     }
 
@@ -435,19 +433,17 @@ impl RingEngine {
     }
 
     /// A datagram that arrived on `channel`.
-    pub fn handle_datagram(&mut self, channel: Channel, bytes: &[u8], now: Instant, unix_secs: u32) {
+    pub fn handle_datagram(&mut self, channel: Channel, bytes: &[u8], now: Clock) {
         // Timers that expired before this datagram was read run first, as
         // the original's event loop runs due timers before reading sockets:
         // after a stall (SIGSTOP, a VM pause) a token that waited in the
         // socket through the token-loss timeout belongs to a dead ring.
-        if self.timers.next().is_some_and(|due| due < now) {
-            self.handle_timeout(now, unix_secs);
+        if self.timers.next().is_some_and(|due| due < now.mono) {
+            self.handle_timeout(now);
         }
-        self.now = now;
-        self.unix_secs = unix_secs;
         match channel {
-            Channel::Data => self.handle_packet(bytes),
-            Channel::Token => self.handle_token_datagram(bytes),
+            Channel::Data => self.handle_packet(now, bytes),
+            Channel::Token => self.handle_token_datagram(now, bytes),
         }
     }
 
@@ -461,8 +457,7 @@ impl RingEngine {
         channel: Channel,
         from: std::net::SocketAddr,
         bytes: &[u8],
-        now: Instant,
-        unix_secs: u32,
+        now: Clock,
     ) {
         let known = match from.ip() {
             std::net::IpAddr::V4(a) => a.is_loopback() || self.conf.knows(u32::from(a)),
@@ -470,23 +465,23 @@ impl RingEngine {
         };
         let monitor = channel == Channel::Data && protocol::is_monitor_packet(bytes);
         if !(known || monitor) {
-            self.now = now;
-            self.drop_datagram(format_args!("from {from}, an address outside the configuration"));
+            self.drop_datagram(
+                now,
+                format_args!("from {from}, an address outside the configuration"),
+            );
             return;
         }
-        self.handle_datagram(channel, bytes, now, unix_secs);
+        self.handle_datagram(channel, bytes, now);
     }
 
     /// Runs every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant, unix_secs: u32) {
-        self.now = now;
-        self.unix_secs = unix_secs;
+    pub fn handle_timeout(&mut self, now: Clock) {
         // Bounded: a configuration with zero timeouts must not spin here.
         for _ in 0..64 {
-            let Some(t) = self.timers.pop_due(now) else {
+            let Some(t) = self.timers.pop_due(now.mono) else {
                 break;
             };
-            self.fire(t);
+            self.fire(now, t);
         }
     }
 
@@ -531,12 +526,12 @@ impl RingEngine {
 
     /// Counts a datagram dropped as malformed or foreign and says so in the
     /// log at most once per [`DROP_LOG_INTERVAL`] (the rest at debug level).
-    pub(crate) fn drop_datagram(&mut self, why: std::fmt::Arguments<'_>) {
+    pub(crate) fn drop_datagram(&mut self, now: Clock, why: std::fmt::Arguments<'_>) {
         self.stats.dropped_datagrams += 1;
         let due = self
             .drop_log
             .last_line
-            .is_none_or(|t| self.now.saturating_duration_since(t) >= DROP_LOG_INTERVAL);
+            .is_none_or(|t| now.mono.saturating_duration_since(t) >= DROP_LOG_INTERVAL);
         if due {
             log::warn!(
                 "ring: dropped a datagram: {why} ({} more dropped since the last such line, {} in all)",
@@ -544,7 +539,7 @@ impl RingEngine {
                 self.stats.dropped_datagrams
             );
             self.drop_log = DropLog {
-                last_line: Some(self.now),
+                last_line: Some(now.mono),
                 unlogged: 0,
             };
         } else {
@@ -553,21 +548,21 @@ impl RingEngine {
         }
     }
 
-    fn fire(&mut self, t: Timer) {
+    fn fire(&mut self, now: Clock, t: Timer) {
         match t {
-            Timer::TokenLoss => self.memb_token_loss(),
-            Timer::Hurry => self.token_hurry(),
-            Timer::Alive => self.scast_alive(true),
-            Timer::Join => self.send_join(),
-            Timer::FormOrFail => self.form_or_fail(),
-            Timer::GatherOrRepresented => self.gather_or_represented(),
-            Timer::ShiftToSeg => self.shift_to_seg(),
-            Timer::Lookup => self.memb_lookup_new_members(),
+            Timer::TokenLoss => self.memb_token_loss(now),
+            Timer::Hurry => self.token_hurry(now),
+            Timer::Alive => self.scast_alive(now, true),
+            Timer::Join => self.send_join(now),
+            Timer::FormOrFail => self.form_or_fail(now),
+            Timer::GatherOrRepresented => self.gather_or_represented(now),
+            Timer::ShiftToSeg => self.shift_to_seg(now),
+            Timer::Lookup => self.memb_lookup_new_members(now),
         }
     }
 
-    pub(crate) fn arm(&mut self, t: Timer, after: Duration) {
-        self.timers.set(t, self.now + after);
+    pub(crate) fn arm(&mut self, now: Clock, t: Timer, after: Duration) {
+        self.timers.set(t, now.mono + after);
     }
 
     pub(crate) fn disarm(&mut self, t: Timer) {
@@ -642,3 +637,6 @@ impl RingEngine {
 pub(crate) fn ip(id: u32) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::from(id)
 }
+
+#[cfg(test)]
+mod tests;

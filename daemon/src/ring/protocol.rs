@@ -5,6 +5,7 @@ use super::wire::{self, bits, Fragment, PacketHeader, RingRtr, TokenHeader};
 use super::{
     ip, Channel, DeliveryThreshold, Destination, PacketType, RingEngine, RingEvent, Slot, Stored, Timer,
 };
+use crate::clock::Clock;
 use crate::membership::State;
 
 /// `conf_hash` of the monitor program's packets.
@@ -25,13 +26,13 @@ pub(crate) fn is_monitor_packet(bytes: &[u8]) -> bool {
 }
 
 impl RingEngine {
-    fn hash_ok(&mut self, hash: u32, from: u32, allow_monitor: bool) -> bool {
+    fn hash_ok(&mut self, now: Clock, hash: u32, from: u32, allow_monitor: bool) -> bool {
         if hash == self.conf_hash || (allow_monitor && hash == MONITOR_HASH) {
             return true;
         }
         self.stats.dropped_conf_hash += 1;
         let mine = self.conf_hash;
-        self.drop_datagram(format_args!(
+        self.drop_datagram(now, format_args!(
             "from {} with configuration hash {hash} (mine is {mine}): the daemons' configuration files differ",
             ip(from)
         ));
@@ -39,12 +40,12 @@ impl RingEngine {
     }
 
     /// A datagram from the data port.
-    pub(crate) fn handle_packet(&mut self, bytes: &[u8]) {
+    pub(crate) fn handle_packet(&mut self, now: Clock, bytes: &[u8]) {
         let Ok((h, order)) = PacketHeader::parse(bytes) else {
-            self.drop_datagram(format_args!("short packet of {} bytes", bytes.len()));
+            self.drop_datagram(now, format_args!("short packet of {} bytes", bytes.len()));
             return;
         };
-        if !self.hash_ok(h.conf_hash, h.proc_id, true) {
+        if !self.hash_ok(now, h.conf_hash, h.proc_id, true) {
             return;
         }
         if h.kind & bits::CONTROL != 0 || h.conf_hash == MONITOR_HASH {
@@ -55,11 +56,10 @@ impl RingEngine {
             return;
         }
         if bytes.len() != wire::HEADER_LEN + usize::from(h.data_len) {
-            self.drop_datagram(format_args!(
-                "packet length {} != 40 + {}",
-                bytes.len(),
-                h.data_len
-            ));
+            self.drop_datagram(
+                now,
+                format_args!("packet length {} != 40 + {}", bytes.len(), h.data_len),
+            );
             return;
         }
         if h.kind & bits::ROUTED != 0 && self.bcast_needed() {
@@ -73,23 +73,23 @@ impl RingEngine {
         let mut h = h;
         h.kind &= !bits::ROUTED;
         if h.kind & bits::MEMBERSHIP != 0 {
-            self.memb_handle_message(&h, bytes);
+            self.memb_handle_message(now, &h, bytes);
         } else if h.kind & bits::HURRY != 0 {
-            self.handle_hurry(h.proc_id);
+            self.handle_hurry(now, h.proc_id);
         } else if h.kind & bits::REGULAR == 0 {
-            self.drop_datagram(format_args!("unknown packet type {:#x}", h.kind));
+            self.drop_datagram(now, format_args!("unknown packet type {:#x}", h.kind));
         } else if h.memb_id != self.memb.membership_id {
-            self.memb_handle_foreign(&h, bytes, order);
+            self.memb_handle_foreign(now, &h, bytes, order);
         } else {
-            self.handle_data(h, bytes);
+            self.handle_data(now, h, bytes);
         }
     }
 
-    fn handle_data(&mut self, h: PacketHeader, datagram: &[u8]) {
+    fn handle_data(&mut self, now: Clock, h: PacketHeader, datagram: &[u8]) {
         if self.memb.token_alive {
-            self.arm(Timer::TokenLoss, self.to.token);
+            self.arm(now, Timer::TokenLoss, self.to.token);
             if self.i_am_leader() {
-                self.arm(Timer::Hurry, self.to.hurry);
+                self.arm(now, Timer::Hurry, self.to.hurry);
             }
         }
         if h.seq <= self.last_discarded || self.packets.contains_key(&h.seq) {
@@ -104,11 +104,10 @@ impl RingEngine {
             return;
         }
         if !self.conf.knows(h.proc_id) {
-            self.drop_datagram(format_args!(
-                "packet {} from unknown daemon {}",
-                h.seq,
-                ip(h.proc_id)
-            ));
+            self.drop_datagram(
+                now,
+                format_args!("packet {} from unknown daemon {}", h.seq, ip(h.proc_id)),
+            );
             return;
         }
         let (frags, whole) = wire::parse_data(datagram);
@@ -151,22 +150,22 @@ impl RingEngine {
     }
 
     /// A datagram from the token port.
-    pub(crate) fn handle_token_datagram(&mut self, bytes: &[u8]) {
+    pub(crate) fn handle_token_datagram(&mut self, now: Clock, bytes: &[u8]) {
         let Ok((t, _)) = TokenHeader::parse(bytes) else {
-            self.drop_datagram(format_args!("short token of {} bytes", bytes.len()));
+            self.drop_datagram(now, format_args!("short token of {} bytes", bytes.len()));
             return;
         };
-        if !self.hash_ok(t.conf_hash, t.proc_id, false) {
+        if !self.hash_ok(now, t.conf_hash, t.proc_id, false) {
             return;
         }
         if t.kind & bits::FORM != 0 {
-            self.memb_handle_form(bytes);
+            self.memb_handle_form(now, bytes);
             return;
         }
-        self.handle_regular_token(t, bytes);
+        self.handle_regular_token(now, t, bytes);
     }
 
-    fn handle_regular_token(&mut self, mut token: TokenHeader, bytes: &[u8]) {
+    fn handle_regular_token(&mut self, now: Clock, mut token: TokenHeader, bytes: &[u8]) {
         if !self.memb.token_alive {
             return; // veto: no ring is running here
         }
@@ -177,15 +176,14 @@ impl RingEngine {
             return;
         }
         if bytes.len() != wire::HEADER_LEN + usize::from(token.rtr_len) {
-            self.drop_datagram(format_args!(
-                "token length {} != 40 + {}",
-                bytes.len(),
-                token.rtr_len
-            ));
+            self.drop_datagram(
+                now,
+                format_args!("token length {} != 40 + {}", bytes.len(), token.rtr_len),
+            );
             return;
         }
         let Ok(rtrs) = wire::parse_rtr(bytes) else {
-            self.drop_datagram(format_args!("token with malformed retransmission requests"));
+            self.drop_datagram(now, format_args!("token with malformed retransmission requests"));
             return;
         };
         let in_evs = self.memb.state == State::Evs;
@@ -214,7 +212,7 @@ impl RingEngine {
             if wire::retrans(token.kind) > wire::retrans(self.last_token.kind) {
                 // The leader fears the token is lost: pass mine on again.
                 self.last_token.kind = wire::with_retrans(self.last_token.kind, wire::retrans(token.kind));
-                self.token_hurry();
+                self.token_hurry(now);
             }
             return;
         } else if arq != (last_arq + 1) % 16 {
@@ -293,9 +291,9 @@ impl RingEngine {
         }
         self.token_rounds += 1;
         if leader {
-            self.arm(Timer::Hurry, self.to.hurry);
+            self.arm(now, Timer::Hurry, self.to.hurry);
         }
-        self.arm(Timer::TokenLoss, self.to.token);
+        self.arm(now, Timer::TokenLoss, self.to.token);
         self.flush_bcast();
 
         // Everyone has what the lower of the last two tokens says.
@@ -311,13 +309,13 @@ impl RingEngine {
         }
         self.last_token = token;
 
-        self.discard_packets();
+        self.discard_packets(now);
         self.deliver_agreed();
         self.deliver_reliable(self.highest_seq - num_sent + 1, num_sent);
 
         if self.memb.state == State::Evs && self.token_rounds > MAX_EVS_ROUNDS {
             log::error!("ring: too many token rounds in EVS; dropping the token");
-            self.memb_token_loss();
+            self.memb_token_loss(now);
         }
     }
 
@@ -595,7 +593,7 @@ impl RingEngine {
 
     /// Delivers and forgets what every member has; in EVS, once the new ring
     /// has everything, finishes the old configuration and installs the new.
-    pub(crate) fn discard_packets(&mut self) {
+    pub(crate) fn discard_packets(&mut self, now: Clock) {
         if self.aru <= self.last_discarded {
             return;
         }
@@ -686,7 +684,7 @@ impl RingEngine {
             q.cur_piece = 0;
         }
         self.up.clear();
-        self.memb_regular();
+        self.memb_regular(now);
         self.events.push_back(RingEvent::Regular {
             memb_id: self.memb.membership_id,
             members: self.memb.membership.ids().to_vec(),
@@ -710,12 +708,12 @@ impl RingEngine {
     }
 
     /// A daemon wants to send while the token rests: wake the leader.
-    pub(crate) fn ask_for_token(&mut self) {
+    pub(crate) fn ask_for_token(&mut self, now: Clock) {
         let Some(leader) = self.active_leader() else {
             return;
         };
         if leader == self.my_id {
-            self.handle_hurry(self.my_id);
+            self.handle_hurry(now, self.my_id);
         } else {
             let h = PacketHeader {
                 kind: bits::HURRY,
@@ -734,21 +732,21 @@ impl RingEngine {
         }
     }
 
-    fn handle_hurry(&mut self, from: u32) {
+    fn handle_hurry(&mut self, now: Clock, from: u32) {
         if self.i_am_leader() && self.is_token_held() && self.memb.active().contains(from) {
             self.token_counter = 0;
-            self.token_hurry();
+            self.token_hurry(now);
         }
     }
 
     /// Sends the last token again (at the leader: with RETRANS raised, and
     /// re-arms the hurry timer).
-    pub(crate) fn token_hurry(&mut self) {
+    pub(crate) fn token_hurry(&mut self, now: Clock) {
         self.last_token.rtr_len = 0;
         if self.i_am_leader() {
             let r = wire::retrans(self.last_token.kind).wrapping_add(1);
             self.last_token.kind = wire::with_retrans(self.last_token.kind, r);
-            self.arm(Timer::Hurry, self.to.hurry);
+            self.arm(now, Timer::Hurry, self.to.hurry);
         }
         let mut t = self.last_token;
         t.transmitter = self.my_id;

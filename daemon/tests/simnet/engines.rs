@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use spread_daemon::clock::Clock;
 use spread_daemon::engine::{Engine, EngineConfig, Output};
 use spread_daemon::ring::{Channel, Destination, RingParams};
 use spread_daemon::session::{ConnId, Peer};
@@ -333,6 +334,11 @@ impl World {
         self.base + self.now
     }
 
+    /// The virtual time as the engines take it.
+    pub fn clock(&self) -> Clock {
+        Clock::new(self.instant(), self.unix())
+    }
+
     pub fn is_up(&self, i: usize) -> bool {
         self.engines[i].is_some()
     }
@@ -358,7 +364,7 @@ impl World {
         (self.tweak)(&mut p);
         let cfg = self.engine_config(i);
         set_ctx(self.now, i);
-        self.engines[i] = Some(Engine::with_ring(cfg, p, self.instant(), self.unix()));
+        self.engines[i] = Some(Engine::with_ring(cfg, p, self.clock()));
         self.pump(i);
     }
 
@@ -405,7 +411,7 @@ impl World {
         });
         let k = self.clients.len() - 1;
         self.by_conn.insert(conn, k);
-        let now = self.instant();
+        let now = self.clock();
         set_ctx(self.now, i);
         let e = self.engines[i].as_mut()?;
         e.handle_accept(conn, Peer::Unix, conn as i32, now);
@@ -416,7 +422,7 @@ impl World {
 
     fn send(&mut self, k: usize, bytes: &[u8]) {
         let (i, conn) = (self.clients[k].node, self.clients[k].conn);
-        let now = self.instant();
+        let now = self.clock();
         set_ctx(self.now, i);
         if let Some(e) = self.engines[i].as_mut() {
             e.handle_client_data(conn, bytes, now);
@@ -473,7 +479,7 @@ impl World {
         if c.phase != Phase::Closed {
             c.phase = Phase::Closed;
             let (i, conn) = (c.node, c.conn);
-            let now = self.instant();
+            let now = self.clock();
             set_ctx(self.now, i);
             if let Some(e) = self.engines[i].as_mut() {
                 e.handle_client_closed(conn, now);
@@ -549,7 +555,7 @@ impl World {
                     continue;
                 };
                 if let Some(reply) = self.clients[k].read(&bytes) {
-                    let now = self.instant();
+                    let now = self.clock();
                     if let Some(e) = self.engines[i].as_mut() {
                         e.handle_client_data(conn, &reply, now);
                     }
@@ -596,25 +602,25 @@ impl World {
             self.steps += 1;
             if let Some(arrival) = self.wire.take_due(self.now) {
                 if let Some(f) = arrival {
-                    let (now, unix) = (self.instant(), self.unix());
+                    let now = self.clock();
                     set_ctx(self.now, f.to);
                     if let Some(e) = self.engines[f.to].as_mut() {
-                        e.handle_datagram(f.channel, &f.bytes, now, unix);
+                        e.handle_datagram(f.channel, &f.bytes, now);
                         self.pump(f.to);
                     }
                 }
                 continue;
             }
-            let (now, unix) = (self.instant(), self.unix());
+            let now = self.clock();
             for i in 0..self.n {
                 let due = self.engines[i]
                     .as_ref()
                     .and_then(|e| e.poll_timeout())
-                    .is_some_and(|d| d <= now);
+                    .is_some_and(|d| d <= now.mono);
                 if due {
                     set_ctx(self.now, i);
                     if let Some(e) = self.engines[i].as_mut() {
-                        e.handle_timeout(now, unix);
+                        e.handle_timeout(now);
                     }
                     self.pump(i);
                 }

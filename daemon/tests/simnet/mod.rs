@@ -14,6 +14,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
+use spread_daemon::clock::Clock;
 use spread_daemon::ring::{
     Channel, DeliveryThreshold, Destination, MembId, Outgoing, PacketType, RingEngine, RingEvent, RingParams,
     SegmentConf,
@@ -396,6 +397,11 @@ impl Sim {
         self.base + self.now
     }
 
+    /// The virtual time as the engines take it.
+    pub fn clock(&self) -> Clock {
+        Clock::new(self.instant(), self.unix())
+    }
+
     pub fn start(&mut self, i: usize) {
         if self.nodes[i].engine.is_some() {
             return;
@@ -403,7 +409,7 @@ impl Sim {
         let mut p = params_in(&self.layout, i);
         p.flow.accelerated_ring = self.accelerated;
         (self.tweak)(&mut p);
-        let e = RingEngine::new(p, self.instant(), self.unix());
+        let e = RingEngine::new(p, self.clock());
         let number = self.incarnations.iter().filter(|x| x.node == i).count() as u32;
         self.incarnations.push(Incarnation {
             node: i,
@@ -433,11 +439,11 @@ impl Sim {
             .iter()
             .filter_map(|&(ptype, size)| self.submit(i, ptype, size))
             .collect();
-        let (now, unix) = (self.instant(), self.unix());
+        let now = self.clock();
         for (channel, bytes) in std::mem::take(&mut self.held[i]) {
             set_ctx(self.now, i);
             if let Some(e) = self.nodes[i].engine.as_mut() {
-                e.handle_datagram(channel, &bytes, now, unix);
+                e.handle_datagram(channel, &bytes, now);
             }
             self.drain(i);
         }
@@ -478,19 +484,24 @@ impl Sim {
             counter: self.nodes[i].counters[k],
         };
         self.incarnations[c].submitted.push(id);
+        let now = self.clock();
         let e = self.nodes[i].engine.as_mut()?;
-        e.submit(Outgoing {
-            packet_type: ptype,
-            bytes: id.encode(size),
-        });
+        e.submit(
+            now,
+            Outgoing {
+                packet_type: ptype,
+                bytes: id.encode(size),
+            },
+        );
         self.drain(i);
         Some(id)
     }
 
     /// Submits raw bytes (for tests that look at the wire).
     pub fn submit_raw(&mut self, i: usize, msg: Outgoing) {
+        let now = self.clock();
         if let Some(e) = self.nodes[i].engine.as_mut() {
-            e.submit(msg);
+            e.submit(now, msg);
             self.drain(i);
         }
     }
@@ -629,16 +640,16 @@ impl Sim {
                         self.held[f.to].push((f.channel, f.bytes));
                         continue;
                     }
-                    let (now, unix) = (self.instant(), self.unix());
+                    let now = self.clock();
                     set_ctx(self.now, f.to);
                     if let Some(e) = self.nodes[f.to].engine.as_mut() {
-                        e.handle_datagram(f.channel, &f.bytes, now, unix);
+                        e.handle_datagram(f.channel, &f.bytes, now);
                         self.drain(f.to);
                     }
                 }
                 continue;
             }
-            let (now, unix) = (self.instant(), self.unix());
+            let now = self.clock();
             for i in 0..self.n {
                 if self.frozen[i] {
                     continue;
@@ -647,11 +658,11 @@ impl Sim {
                     .engine
                     .as_ref()
                     .and_then(|e| e.poll_timeout())
-                    .is_some_and(|d| d <= now);
+                    .is_some_and(|d| d <= now.mono);
                 if due {
                     set_ctx(self.now, i);
                     if let Some(e) = self.nodes[i].engine.as_mut() {
-                        e.handle_timeout(now, unix);
+                        e.handle_timeout(now);
                     }
                     self.drain(i);
                 }
