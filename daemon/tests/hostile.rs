@@ -1,0 +1,344 @@
+//! Hostile and careless clients against one real daemon (issue 14):
+//! thousands of connections that vanish at every step of the protocol, the
+//! session limit under a crowd, and slow readers among many members while
+//! one sender floods. The daemon must reject cleanly, leak no session and
+//! keep its memory bounded. Each test prints its figures (`--nocapture`).
+
+mod common;
+
+use std::io::Write;
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use common::{Client, ConnectFailure, Daemon, Transport};
+use spread_wire::client::code::REJECT_QUOTA;
+use spread_wire::client::service::*;
+use spread_wire::client::{ConnectRequest, MessageHeader};
+
+/// The session limit of one daemon (the original's is the same: 997).
+const SESSION_LIMIT: usize = 997;
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Open descriptors of a process.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// The daemon under test; the original (by hand, `SPREAD_TEST_DAEMON`)
+/// needs to be told to stay root in a test directory.
+fn daemon() -> Daemon {
+    if std::env::var_os("SPREAD_TEST_DAEMON").is_some() {
+        Daemon::start_with("DaemonUser = root\nDaemonGroup = root\nRuntimeDir = /tmp\n", &[])
+    } else {
+        Daemon::start()
+    }
+}
+
+/// Waits (bounded) until the daemon holds at most `n` descriptors more
+/// than `base`: it noticed every closed connection.
+fn wait_fds(pid: u32, base: usize, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = fds(pid);
+        if now <= base || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A fresh client joins a new group and sees only itself there.
+fn alone_in_a_fresh_group(d: &Daemon, name: &str) {
+    let mut c = d.client(Transport::Tcp, name, true);
+    let group = format!("fresh-{name}");
+    c.join(&group);
+    let n = c.recv_membership(CAUSED_BY_JOIN, Duration::from_secs(5));
+    assert_eq!(n.groups(), vec![c.private_group_str()], "{group} has strangers");
+    c.disconnect();
+}
+
+/// One hostile connection, of kind `k % 6`.
+fn hostile(d: &Daemon, k: usize) {
+    let transport = if k.is_multiple_of(3) {
+        Transport::Unix
+    } else {
+        Transport::Tcp
+    };
+    let mut conn = d.raw(transport);
+    let request = ConnectRequest::new(format!("h{}", k % 1000).as_bytes(), true, 0).emit();
+    match k % 6 {
+        // Connect and vanish.
+        0 => {}
+        // A partial connect request.
+        1 => {
+            let _ = conn.write_all(&request[..1 + k % (request.len() - 1)]);
+        }
+        // The whole request, then vanish before choosing a method.
+        2 => {
+            let _ = conn.write_all(&request);
+        }
+        kind => {
+            let name = format!("h{k}");
+            let Ok(mut c) = Client::connect_with(conn, name.as_bytes(), true, &["NULL"]) else {
+                return;
+            };
+            let mut msg = c.message_bytes(AGREED_MESS, &["g"], 0, &[b'x'; 1000]);
+            match kind {
+                // Half a header.
+                3 => msg.truncate(20),
+                // Vanish in the middle of the body.
+                4 => msg.truncate(48 + 32 + 100),
+                // An oversized header: the daemon must refuse it.
+                _ => {
+                    let mut h = MessageHeader::parse(&msg).unwrap().0;
+                    h.data_len = i32::MAX;
+                    msg = Vec::new();
+                    h.emit_into(c.order, &mut msg);
+                }
+            }
+            let _ = c.send_raw(&msg);
+            let _ = c.conn.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+    let _ = conn.shutdown(Shutdown::Both);
+}
+
+#[test]
+fn hostile_connections_and_the_session_limit() {
+    let d = daemon();
+    let pid = d.pid().unwrap();
+    alone_in_a_fresh_group(&d, "warmup");
+    std::thread::sleep(Duration::from_millis(300));
+    let (rss_start, fds_start) = (rss_kib(pid), fds(pid));
+
+    // 5,000 connections dropped at every step, from 4 threads.
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let d = &d;
+            s.spawn(move || {
+                for k in (w..5000).step_by(4) {
+                    hostile(d, k);
+                }
+            });
+        }
+    });
+    let churn = t.elapsed();
+    let fds_after_churn = wait_fds(pid, fds_start, Duration::from_secs(10));
+    assert!(
+        fds_after_churn <= fds_start,
+        "the daemon kept connections of vanished clients"
+    );
+    let rss_churn = rss_kib(pid);
+    alone_in_a_fresh_group(&d, "afterchurn");
+
+    // 1,200 at once: exactly the limit is accepted, the rest get
+    // REJECT_QUOTA and a closed connection.
+    let t = Instant::now();
+    let mut accepted = Vec::new();
+    let mut rejected = 0;
+    for k in 0..1200 {
+        match Client::connect(&d, Transport::Tcp, format!("c{k}").as_bytes(), false) {
+            Ok(c) => accepted.push(c),
+            Err(ConnectFailure::Rejected(code)) => {
+                assert_eq!(i32::from(code), REJECT_QUOTA, "connection {k}");
+                rejected += 1;
+            }
+            Err(e) => panic!("connection {k}: {e:?}, not a clean reject"),
+        }
+    }
+    let crowd = t.elapsed();
+    assert_eq!(accepted.len(), SESSION_LIMIT, "sessions accepted");
+    assert_eq!(rejected, 1200 - SESSION_LIMIT);
+    // Past the limit the daemon still serves the sessions it has.
+    let first = accepted.first_mut().unwrap();
+    let me = first.private_group_str();
+    first.multicast(FIFO_MESS, &[&me], 0, b"still here");
+    assert_eq!(first.recv().body(), b"still here");
+    let rss_crowd = rss_kib(pid);
+    for c in accepted.drain(..) {
+        c.kill();
+    }
+    let fds_end = wait_fds(pid, fds_start, Duration::from_secs(10));
+    assert!(fds_end <= fds_start, "sessions of closed clients remain");
+    alone_in_a_fresh_group(&d, "aftercrowd");
+    let rss_end = rss_kib(pid);
+    eprintln!(
+        "hostile: 5,000 dropped connections in {churn:.2?}, 1,200 at once in {crowd:.2?} \
+         ({SESSION_LIMIT} accepted, {rejected} rejected with REJECT_QUOTA); daemon RSS KiB: \
+         start {rss_start}, after churn {rss_churn}, with {SESSION_LIMIT} sessions {rss_crowd}, end {rss_end}; \
+         fds start {fds_start} end {fds_end}"
+    );
+    // Freed memory mostly stays in the allocator's arenas; what matters is
+    // that it does not grow with the sessions that came and went.
+    assert!(
+        rss_end <= rss_start + 4 * 1024,
+        "RSS grew from {rss_start} KiB to {rss_end} KiB"
+    );
+    assert!(d.log().lines().all(|l| !l.contains("panicked")));
+}
+
+/// Reads whole messages with few system calls (a reader that keeps up, as a
+/// real client library does with its buffer) and hands each (service type,
+/// body) to `each` until it says stop.
+fn read_flood(
+    c: &mut Client,
+    mut each: impl FnMut(u32, &[u8]) -> Result<bool, String>,
+) -> Result<(), String> {
+    use std::io::Read;
+    c.conn
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut chunk = vec![0u8; 256 * 1024];
+    let mut start = 0;
+    loop {
+        while buf.len() - start >= 48 {
+            let h = &buf[start..];
+            let word = |at: usize| u32::from_le_bytes(h[at..at + 4].try_into().unwrap());
+            let (service, groups, len) = (word(0), word(36) as usize, word(44) as usize);
+            let total = 48 + groups * 32 + len;
+            if h.len() < total {
+                break;
+            }
+            if !each(service, &h[48 + groups * 32..total])? {
+                return Ok(());
+            }
+            start += total;
+        }
+        buf.drain(..start);
+        start = 0;
+        match c.conn.read(&mut chunk) {
+            Ok(0) => return Err("closed".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+#[test]
+fn slow_readers_among_fifty_members_are_cut_off_and_the_rest_get_everything() {
+    const MEMBERS: usize = 50;
+    const SLOW: usize = 10;
+    const COUNT: u32 = 3000;
+    const SIZE: usize = 10_000;
+    let (burst, pause) = match std::env::var("SPREAD_FLOOD_UNPACED") {
+        Ok(_) => (u32::MAX, Duration::ZERO),
+        Err(_) => (50, Duration::from_millis(20)),
+    };
+    let d = daemon();
+    let pid = d.pid().unwrap();
+    let rss_start = rss_kib(pid);
+    let mut members: Vec<Client> = (0..MEMBERS)
+        .map(|k| {
+            let transport = if k.is_multiple_of(2) {
+                Transport::Unix
+            } else {
+                Transport::Tcp
+            };
+            let mut c = d.client(transport, &format!("m{k}"), true);
+            c.join("flood");
+            c
+        })
+        .collect();
+    // Everyone has seen the whole group before the flood starts.
+    for c in members.iter_mut() {
+        while c
+            .recv_membership(CAUSED_BY_JOIN, Duration::from_secs(10))
+            .groups()
+            .len()
+            < MEMBERS
+        {}
+    }
+    let slow: Vec<Client> = members.drain(..SLOW).collect();
+    let mut sender = d.client(Transport::Unix, "flooder", false);
+
+    let peak = std::sync::atomic::AtomicU64::new(rss_start);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let t = Instant::now();
+    let results: Vec<Result<u32, String>> = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let readers: Vec<_> = members
+            .drain(..)
+            .map(|mut c| {
+                s.spawn(move || {
+                    let name = c.private_group_str();
+                    let mut next = 0u32;
+                    read_flood(&mut c, |service, body| {
+                        if service & REG_MEMB_MESS != 0 || service & TRANSITION_MESS != 0 {
+                            return Ok(true);
+                        }
+                        let seq = u32::from_le_bytes(body[..4].try_into().unwrap());
+                        if seq != next || body.len() != SIZE {
+                            return Err(format!("{name}: got {seq} when {next} was due"));
+                        }
+                        next += 1;
+                        Ok(next < COUNT)
+                    })
+                    .map_err(|e| format!("{name}: after {next}: {e}"))?;
+                    Ok(next)
+                })
+            })
+            .collect();
+        for seq in 0..COUNT {
+            let mut body = vec![b'f'; SIZE];
+            body[..4].copy_from_slice(&seq.to_le_bytes());
+            let bytes = sender.message_bytes(AGREED_MESS, &["flood"], 0, &body);
+            sender
+                .conn
+                .set_write_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            sender.conn.write_all(&bytes).expect("the sender is served");
+            // Bursts of 500 KB with short pauses: on a loaded 2-core CI
+            // machine 40 reader threads must get the CPU to keep up at all
+            // (unpaced, see the issue note: readers starved of CPU fall
+            // 1,000 messages behind and are cut, by the same rule).
+            if seq % burst == burst - 1 {
+                std::thread::sleep(pause);
+            }
+        }
+        let results = readers.into_iter().map(|r| r.join().unwrap()).collect();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        results
+    });
+    let took = t.elapsed();
+    for r in &results {
+        assert_eq!(r, &Ok(COUNT));
+    }
+    // The slow readers were cut off: what is buffered for them ends in EOF.
+    let mut cut = 0;
+    for mut c in slow {
+        let (bytes, closed) = c.closed_within(Duration::from_secs(10));
+        assert!(
+            closed,
+            "{} still connected after {} bytes",
+            c.private_group_str(),
+            bytes.len()
+        );
+        cut += 1;
+    }
+    let peak = peak.into_inner();
+    eprintln!(
+        "hostile: {COUNT} x {SIZE} B to {} live readers in {took:.2?}; {cut} slow readers disconnected; \
+         daemon RSS start {rss_start} KiB, peak {peak} KiB",
+        MEMBERS - SLOW
+    );
+    assert!(peak < rss_start + 32 * 1024, "RSS peaked at {peak} KiB");
+}
