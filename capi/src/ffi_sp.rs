@@ -12,8 +12,7 @@ use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use spread_wire::client::limits::{MAX_AUTH_METHODS, MAX_AUTH_NAME, MAX_GROUP_NAME};
-use spread_wire::client::names::is_legal_group_name;
-use spread_wire::client::service::{DROP_RECV, JOIN_MESS, LEAVE_MESS, REGULAR_MESS, REJECT_MESS};
+use spread_wire::client::service::{DROP_RECV, REGULAR_MESS, REJECT_MESS};
 
 use crate::client::address::DaemonAddress;
 use crate::client::connect::{connect, Authenticator, ConnectOptions};
@@ -458,15 +457,12 @@ pub extern "C" fn SP_kill(mbox: mailbox) {
 
 /// # Safety
 /// `group` is NULL or a C string.
-unsafe fn group_control(mbox: mailbox, group: *const c_char, kind: u32) -> c_int {
+unsafe fn group_control(mbox: mailbox, group: *const c_char, leave: bool) -> c_int {
     // SAFETY: forwarded promise.
     let Some(name) = (unsafe { c_bytes(group) }) else {
         return SpError::IllegalGroup.code();
     };
-    if !is_legal_group_name(name) {
-        return SpError::IllegalGroup.code();
-    }
-    match session::lookup(mbox).and_then(|s| s.send(kind, &[slot_of(name)], 0, &[])) {
+    match session::lookup(mbox).and_then(|s| s.group_control(name, leave)) {
         Ok(n) => n,
         Err(e) => e.code(),
     }
@@ -479,7 +475,7 @@ unsafe fn group_control(mbox: mailbox, group: *const c_char, kind: u32) -> c_int
 #[no_mangle]
 pub unsafe extern "C" fn SP_join(mbox: mailbox, group: *const c_char) -> c_int {
     // SAFETY: forwarded promise.
-    unsafe { group_control(mbox, group, JOIN_MESS) }
+    unsafe { group_control(mbox, group, false) }
 }
 
 /// Leave a group. 0 on success.
@@ -489,7 +485,7 @@ pub unsafe extern "C" fn SP_join(mbox: mailbox, group: *const c_char) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn SP_leave(mbox: mailbox, group: *const c_char) -> c_int {
     // SAFETY: forwarded promise.
-    unsafe { group_control(mbox, group, LEAVE_MESS) }
+    unsafe { group_control(mbox, group, true) }
 }
 
 fn is_regular(service_type: service) -> bool {
@@ -769,18 +765,9 @@ unsafe fn receive(
 /// Bytes waiting on the mailbox (`FIONREAD`), or `ILLEGAL_SESSION`.
 #[no_mangle]
 pub extern "C" fn SP_poll(mbox: mailbox) -> c_int {
-    let s = match session::lookup(mbox) {
-        Ok(s) => s,
-        Err(e) => return e.code(),
-    };
-    let mut pending: c_int = 0;
-    // SAFETY: FIONREAD writes one int into `pending`; the descriptor is the
-    // session's socket, kept open by `s`.
-    let r = unsafe { libc::ioctl(s.mailbox(), libc::FIONREAD, &mut pending as *mut c_int) };
-    if r < 0 {
-        SpError::IllegalSession.code()
-    } else {
-        pending
+    match session::lookup(mbox).and_then(|s| s.pending_bytes()) {
+        Ok(n) => n,
+        Err(e) => e.code(),
     }
 }
 

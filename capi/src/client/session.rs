@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use spread_wire::client::limits::{MAX_GROUP_NAME, MESSAGE_HEADER_LEN};
-use spread_wire::client::service::{KILL_MESS, REGULAR_MESS, REG_MEMB_MESS, REJECT_MESS};
+use spread_wire::client::names::is_legal_group_name;
+use spread_wire::client::service::{
+    JOIN_MESS, KILL_MESS, LEAVE_MESS, REGULAR_MESS, REG_MEMB_MESS, REJECT_MESS,
+};
 use spread_wire::client::{hint_for, GroupName, MessageHeader};
 use spread_wire::endian::ByteOrder;
 
@@ -184,6 +187,23 @@ impl Session {
             Ok(()) => Ok(mess_len as i32),
             Err(_) => Err(self.fail(mbox, self)),
         }
+    }
+
+    /// Join (`leave == false`) or leave a group: `SP_join` / `SP_leave`.
+    /// The name must be a legal group name (else `ILLEGAL_GROUP`).
+    pub fn group_control(self: &Arc<Self>, group: &[u8], leave: bool) -> Result<i32, SpError> {
+        if !is_legal_group_name(group) {
+            return Err(SpError::IllegalGroup);
+        }
+        let mut slot = [0u8; MAX_GROUP_NAME];
+        slot[..group.len()].copy_from_slice(group);
+        let kind = if leave { LEAVE_MESS } else { JOIN_MESS };
+        self.send(kind, &[slot], 0, &[])
+    }
+
+    /// Bytes the daemon sent that are not read yet (`SP_poll`).
+    pub fn pending_bytes(&self) -> Result<i32, SpError> {
+        self.stream.pending_bytes().map_err(|_| SpError::IllegalSession)
     }
 
     /// The control message `SP_disconnect` sends before closing.

@@ -76,6 +76,19 @@ impl Stream {
         };
     }
 
+    /// Bytes waiting to be read (the `FIONREAD` ioctl).
+    pub fn pending_bytes(&self) -> io::Result<i32> {
+        let mut pending: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the pointer, which points
+        // at `pending`; the descriptor is this stream's open socket.
+        let r = unsafe { libc::ioctl(self.raw_fd(), libc::FIONREAD, &mut pending as *mut libc::c_int) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(pending)
+        }
+    }
+
     /// Stop both directions: a thread blocked in a read wakes up with EOF.
     pub fn shutdown(&self) {
         let _ = match self {

@@ -1,0 +1,401 @@
+//! Harness of the tools' tests: a `spread` daemon on a free loopback port,
+//! the tools run as child processes with a scripted standard input, and
+//! their output compared with transcripts of the original tools.
+//!
+//! Every wait is bounded; daemons and tools are killed, and the daemon's
+//! directory removed, when their guards drop (also while a test unwinds).
+//!
+//! Set `SPREAD_TEST_DAEMON` to run another daemon with the same flags (the
+//! original, by hand), `SPUSER_BIN` / `SPFLOODER_BIN` to run other tools, and
+//! `SPREAD_TOOLS_RECORD=1` to write the transcripts instead of comparing.
+
+#![allow(dead_code)]
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn random_u64() -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.write_u32(std::process::id());
+    h.write_usize(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.finish()
+}
+
+/// A port in 30000..40000 with TCP and UDP free on it and the next one on
+/// 127.0.0.1, and no `/tmp/<port>`.
+pub fn pick_port() -> u16 {
+    loop {
+        let port = 30000 + (random_u64() % 9998) as u16;
+        let free = TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+            && !Path::new(&format!("/tmp/{port}")).exists();
+        if free {
+            return port;
+        }
+    }
+}
+
+/// `target/<profile>/`, where cargo puts the workspace's binaries.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test>-<hash>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+/// The daemon under test: `SPREAD_TEST_DAEMON`, or the workspace's own
+/// `spread` (built here if this test was built alone).
+pub fn daemon_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("SPREAD_TEST_DAEMON") {
+        return PathBuf::from(p);
+    }
+    let path = target_dir().join("spread");
+    if !path.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "spread-daemon", "--bin", "spread"]);
+        if target_dir().file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo to build the daemon");
+        assert!(status.success(), "building the spread daemon failed");
+    }
+    path
+}
+
+/// Whether the daemon is not ours (then it may need root's settings).
+pub fn foreign_daemon() -> bool {
+    std::env::var_os("SPREAD_TEST_DAEMON").is_some()
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// A running daemon, killed on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Daemon {
+    /// One daemon named `localhost` on a free loopback port; `extra` lines
+    /// follow the segment in its configuration.
+    pub fn start(extra: &str, env: &[(&str, &str)]) -> Daemon {
+        let mut last_log = String::new();
+        for _ in 0..8 {
+            let port = pick_port();
+            let dir = std::env::temp_dir().join(format!(
+                "spread-tools-test-{}-{}-{}",
+                std::process::id(),
+                port,
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&dir).expect("create the test directory");
+            let mut conf = format!(
+                "Spread_Segment 127.0.0.255:{port} {{\n\tlocalhost 127.0.0.1 {{ D 127.0.0.1 C 127.0.0.1 }}\n}}\n{extra}\n"
+            );
+            if foreign_daemon() && is_root() {
+                // The original refuses to run as root without somewhere to chroot.
+                conf.push_str(&format!(
+                    "RuntimeDir = {}\nDaemonUser = root\nDaemonGroup = root\n",
+                    dir.display()
+                ));
+            }
+            std::fs::write(dir.join("spread.conf"), conf).expect("write the configuration");
+            let log = std::fs::File::create(dir.join("daemon.log")).expect("create the daemon log");
+            let mut cmd = Command::new(daemon_binary());
+            cmd.args(["-n", "localhost", "-c"])
+                .arg(dir.join("spread.conf"))
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("clone the log handle"))
+                .stderr(log);
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let child = cmd.spawn().expect("start the daemon");
+            let mut d = Daemon {
+                child: Some(child),
+                port,
+                dir,
+            };
+            if d.wait_ready() {
+                return d;
+            }
+            last_log = d.log();
+        }
+        panic!("the daemon did not start on any port; last log:\n{last_log}");
+    }
+
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return false;
+            }
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                && Path::new(&format!("/tmp/{}", self.port)).exists()
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Kill it now (SIGKILL) and wait for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(format!("/tmp/{}", self.port));
+    }
+
+    /// Stop it with SIGTERM (so it can say goodbye in its log); SIGKILL
+    /// after 5 s.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(format!("/tmp/{}", self.port));
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A tool run as a child: its standard input is ours to write, its output
+/// is collected on a thread.
+pub struct Tool {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: Arc<Mutex<Vec<u8>>>,
+    last_output: Arc<Mutex<Instant>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Tool {
+    pub fn start(binary: &Path, args: &[String]) -> Tool {
+        let mut child = Command::new(binary)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+        let stdin = child.stdin.take();
+        let mut stdout = child.stdout.take().expect("the tool's stdout");
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let last_output = Arc::new(Mutex::new(Instant::now()));
+        let (o, l) = (out.clone(), last_output.clone());
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                o.lock().unwrap().extend_from_slice(&buf[..n]);
+                *l.lock().unwrap() = Instant::now();
+            }
+        });
+        Tool {
+            child,
+            stdin,
+            out,
+            last_output,
+            reader: Some(reader),
+        }
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        if let Some(s) = self.stdin.as_mut() {
+            // A tool that already quit cannot read it; its output says so.
+            let _ = s.write_all(format!("{line}\n").as_bytes());
+            let _ = s.flush();
+        }
+    }
+
+    /// When it last printed something.
+    pub fn last_output(&self) -> Instant {
+        *self.last_output.lock().unwrap()
+    }
+
+    pub fn output(&self) -> Vec<u8> {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// Whether it has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Close its input and wait (bounded) for it to exit; its whole output
+    /// and exit code.
+    pub fn finish(mut self, within: Duration) -> (Vec<u8>, Option<i32>) {
+        self.stdin = None;
+        let deadline = Instant::now() + within;
+        let mut code = None;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                code = status.code();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if code.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        (self.output(), code)
+    }
+}
+
+impl Drop for Tool {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Wait until none of `tools` printed anything for `quiet` (at most `max`).
+pub fn settle(tools: &[&Tool], quiet: Duration, max: Duration) {
+    let start = Instant::now();
+    std::thread::sleep(quiet);
+    while start.elapsed() < max {
+        let newest = tools.iter().map(|t| t.last_output()).max();
+        match newest {
+            Some(t) if t.elapsed() < quiet => std::thread::sleep(quiet - t.elapsed()),
+            _ => return,
+        }
+    }
+}
+
+/// Whether the transcripts are to be written rather than compared.
+pub fn recording() -> bool {
+    std::env::var_os("SPREAD_TOOLS_RECORD").is_some_and(|v| v == "1")
+}
+
+/// The test transcripts directory.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("transcripts")
+}
+
+/// Transcripts of several programs in one file: `######## <name> <args>`
+/// headers, each followed by that program's standard output.
+pub fn join_transcripts(parts: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (header, bytes) in parts {
+        out.extend_from_slice(format!("######## {header}\n").as_bytes());
+        out.extend_from_slice(bytes);
+        if !bytes.ends_with(b"\n") {
+            out.extend_from_slice(b"\n######## (no newline at the end)\n");
+        }
+    }
+    out
+}
+
+/// Replace every maximal run of ASCII digits following `prefix` in `text`.
+pub fn mask_number_after(text: &str, prefix: &str, mask: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(prefix) {
+        let (head, tail) = rest.split_at(i + prefix.len());
+        out.push_str(head);
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            out.push_str(mask);
+        }
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Cut the block from the line `first` through the next line
+/// starting with `last`, replaced by `mask` (one line).
+pub fn mask_block(text: &str, first: &str, last: &str, mask: &str) -> String {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in text.split_inclusive('\n') {
+        if !inside && line.trim_end_matches('\n') == first {
+            inside = true;
+            out.push(format!("{mask}\n"));
+        }
+        if inside {
+            if line.starts_with(last) {
+                inside = false;
+            }
+            continue;
+        }
+        out.push(line.to_string());
+    }
+    out.concat()
+}
+
+/// Compare `got` with the stored transcript `name` after `normalise`, or
+/// store it when recording. On a mismatch the first differing line and
+/// both texts are printed.
+pub fn check_transcript(name: &str, got: &[u8], normalise: &dyn Fn(&str) -> String) {
+    let path = fixtures_dir().join(name);
+    if recording() {
+        std::fs::create_dir_all(fixtures_dir()).unwrap();
+        std::fs::write(&path, got).unwrap();
+        eprintln!("recorded {}", path.display());
+        return;
+    }
+    let want = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let want = normalise(&String::from_utf8_lossy(&want));
+    let got = normalise(&String::from_utf8_lossy(got));
+    if want != got {
+        let line = want
+            .lines()
+            .zip(got.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(want.lines().count().min(got.lines().count()));
+        panic!(
+            "{name}: output differs from the original's from line {} on\n--- original (normalised)\n{want}\n--- ours (normalised)\n{got}",
+            line + 1
+        );
+    }
+}
