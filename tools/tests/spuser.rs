@@ -152,8 +152,8 @@ fn run(steps: &[Step]) -> Vec<(String, Vec<u8>)> {
 
 fn normalise(text: &str) -> String {
     // The original's menu and ours.
-    let t = mask_block(text, "==========", "\tq -- quit", "<menu>");
-    let t = mask_block(&t, "----- spuser commands -----", "\tq ", "<menu>");
+    let t = mask_block(text, "==========", &["\tq -- quit"], "<menu>");
+    let t = mask_block(&t, "----- spuser commands -----", &["\tq "], "<menu>");
     let t = mask_number_after(&t, "User: connected to ", "<port>");
     let t = mask_random_names(&t);
     t.lines()

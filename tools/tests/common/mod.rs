@@ -352,9 +352,9 @@ pub fn mask_number_after(text: &str, prefix: &str, mask: &str) -> String {
     out
 }
 
-/// Cut the block from the line `first` through the next line
-/// starting with `last`, replaced by `mask` (one line).
-pub fn mask_block(text: &str, first: &str, last: &str, mask: &str) -> String {
+/// Cut the block from the line `first` through the next line starting
+/// with one of `last`, replaced by `mask` (one line).
+pub fn mask_block(text: &str, first: &str, last: &[&str], mask: &str) -> String {
     let mut out = Vec::new();
     let mut inside = false;
     for line in text.split_inclusive('\n') {
@@ -363,7 +363,7 @@ pub fn mask_block(text: &str, first: &str, last: &str, mask: &str) -> String {
             out.push(format!("{mask}\n"));
         }
         if inside {
-            if line.starts_with(last) {
+            if last.iter().any(|l| line.starts_with(l)) {
                 inside = false;
             }
             continue;
