@@ -48,15 +48,18 @@
 //! violation (`RUST_LOG=spread=debug` adds the daemons' logs in virtual
 //! time).
 
+#[path = "checks/groups.rs"]
+mod checks;
 mod simnet;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
-use simnet::engines::{Client, End, Ev, MsgKey, Phase, Status, World};
+use checks::{check, cname, gname, id_str, History, Violation};
+use simnet::engines::{Client, End, Ev, MsgKey, Sent, Status, World};
 use simnet::{NetParams, Rng};
 use spread_wire::client::service::*;
-use spread_wire::client::{GroupId, GroupName};
+use spread_wire::client::GroupName;
 use spread_wire::endian::ByteOrder;
 
 fn secs(s: f64) -> Duration {
@@ -291,538 +294,6 @@ fn run(seed: u64) -> World {
     world
 }
 
-// ----- the checker -----
-
-/// A view as clients see it: group id and members. Group ids can repeat
-/// (a group that empties and is created again in the same ring), so the
-/// members are part of the key.
-type ViewKey = (GroupId, Vec<GroupName>);
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Item {
-    Msg(MsgKey),
-    Trans,
-}
-
-/// What one client saw of one group from one view to the next.
-#[derive(Debug)]
-struct Seg {
-    view: ViewKey,
-    items: Vec<Item>,
-    next: Option<ViewKey>,
-    /// Who moved on to the next view together with this client: its
-    /// vs-set in a network view, everyone in a join/leave/disconnect view.
-    together: Vec<GroupName>,
-    /// The cause bit of the next view.
-    next_cause: u32,
-}
-
-fn cname(c: &Client) -> String {
-    format!("{} (d{})", c.private_group, c.node + 1)
-}
-
-fn gname(g: &GroupName) -> String {
-    g.to_string_lossy()
-}
-
-fn id_str(id: &GroupId) -> String {
-    format!("({:x},{},{})", id.memb_id.proc_id, id.memb_id.time, id.index)
-}
-
-/// Checks one client's log on its own; returns its segments per group.
-fn check_client(c: &Client, errs: &mut Vec<String>) -> BTreeMap<GroupName, Vec<Seg>> {
-    let me = c.private_group;
-    let mut segs: BTreeMap<GroupName, Vec<Seg>> = BTreeMap::new();
-    // Per group: in a view (not left), and a transitional notice since it.
-    let mut open: HashMap<GroupName, bool> = HashMap::new();
-    let mut trans: HashMap<GroupName, bool> = HashMap::new();
-    let mut seen = HashSet::new();
-    for (pos, ev) in c.log.iter().enumerate() {
-        match ev {
-            Ev::View {
-                group,
-                id,
-                cause,
-                members,
-                vs_sets,
-                mine,
-            } => {
-                let at = format!("{} at {pos}: view {} of {}", cname(c), id_str(id), gname(group));
-                if !members.contains(&me) {
-                    errs.push(format!("{at} does not list the receiver"));
-                }
-                let set: BTreeSet<GroupName> = members.iter().copied().collect();
-                if set.len() != members.len() {
-                    errs.push(format!("{at} lists a member twice"));
-                }
-                match *cause {
-                    CAUSED_BY_NETWORK => {
-                        if !vs_sets.get(*mine).is_some_and(|s| s.contains(&me)) {
-                            errs.push(format!("{at}: the receiver's vs-set {mine} does not hold it"));
-                        }
-                        let mut union = BTreeSet::new();
-                        let total: usize = vs_sets.iter().map(|s| s.len()).sum();
-                        union.extend(vs_sets.iter().flatten().copied());
-                        if union != set || total != members.len() {
-                            errs.push(format!("{at}: vs-sets {vs_sets:?} do not partition the members"));
-                        }
-                    }
-                    CAUSED_BY_JOIN | CAUSED_BY_LEAVE | CAUSED_BY_DISCONNECT => {
-                        let ok = match &vs_sets[..] {
-                            [s] if s.len() == 1 => set.contains(&s[0]) == (*cause == CAUSED_BY_JOIN),
-                            _ => false,
-                        };
-                        if !ok {
-                            errs.push(format!("{at}: cause {cause:#x} with vs-sets {vs_sets:?}"));
-                        }
-                    }
-                    other => errs.push(format!("{at}: cause bits {other:#x}")),
-                }
-                let list = segs.entry(*group).or_default();
-                let in_view = open.get(group).copied().unwrap_or(false);
-                if in_view {
-                    // A view may drop members for a network reason without
-                    // a transitional notice: as in the original, none is
-                    // sent when the change cascades during a state exchange
-                    // (no message can come in between).
-                    let prev = list.last_mut().expect("open view");
-                    let had_trans = trans.get(group).copied().unwrap_or(false);
-                    if had_trans && *cause != CAUSED_BY_NETWORK {
-                        errs.push(format!(
-                            "{at}: cause {cause:#x} after a transitional notice (expected a network view)"
-                        ));
-                    }
-                    prev.next = Some((*id, members.clone()));
-                    prev.next_cause = *cause;
-                    prev.together = if *cause == CAUSED_BY_NETWORK {
-                        vs_sets.get(*mine).cloned().unwrap_or_default()
-                    } else {
-                        members.clone()
-                    };
-                } else {
-                    // A join while the group is changed by a daemon
-                    // membership change comes as a network view with the
-                    // joiner in a vs-set of its own.
-                    let own = match *cause {
-                        CAUSED_BY_JOIN => vs_sets.first().is_some_and(|s| s == &[me]),
-                        CAUSED_BY_NETWORK => vs_sets.get(*mine).is_some_and(|s| s == &[me]),
-                        _ => false,
-                    };
-                    if !own {
-                        errs.push(format!("{at}: the first view after joining is not its own join"));
-                    }
-                }
-                list.push(Seg {
-                    view: (*id, members.clone()),
-                    items: Vec::new(),
-                    next: None,
-                    together: Vec::new(),
-                    next_cause: 0,
-                });
-                open.insert(*group, true);
-                trans.insert(*group, false);
-            }
-            Ev::Trans { group, id } => {
-                let at = format!("{} at {pos}: transitional notice of {}", cname(c), gname(group));
-                if !open.get(group).copied().unwrap_or(false) {
-                    errs.push(format!("{at} outside any view"));
-                    continue;
-                }
-                let seg = segs.get_mut(group).and_then(|l| l.last_mut()).expect("open view");
-                if seg.view.0 != *id {
-                    errs.push(format!(
-                        "{at} carries id {} in view {}",
-                        id_str(id),
-                        id_str(&seg.view.0)
-                    ));
-                }
-                seg.items.push(Item::Trans);
-                trans.insert(*group, true);
-            }
-            Ev::SelfLeave { group } => {
-                if !open.get(group).copied().unwrap_or(false) {
-                    errs.push(format!(
-                        "{} at {pos}: leave notice of {} outside any view",
-                        cname(c),
-                        gname(group)
-                    ));
-                }
-                open.insert(*group, false);
-            }
-            Ev::Msg {
-                key,
-                sender,
-                groups,
-                service,
-            } => {
-                let at = format!("{} at {pos}: message {key:?} ({service:#x})", cname(c));
-                if !seen.insert(*key) {
-                    errs.push(format!("{at} delivered twice"));
-                }
-                // A message to several groups reaches members of any of them.
-                let in_any = groups.iter().any(|g| open.get(g).copied().unwrap_or(false));
-                if !in_any {
-                    errs.push(format!(
-                        "{at} to {} outside any view of them",
-                        groups.iter().map(gname).collect::<Vec<_>>().join(",")
-                    ));
-                }
-                for g in groups {
-                    if !open.get(g).copied().unwrap_or(false) {
-                        continue;
-                    }
-                    let seg = segs.get_mut(g).and_then(|l| l.last_mut()).expect("open view");
-                    if !seg.view.1.contains(sender) {
-                        errs.push(format!(
-                            "{at} from {sender}, outside view {} of {}",
-                            id_str(&seg.view.0),
-                            gname(g)
-                        ));
-                    }
-                    // Its sender does not get a SELF_DISCARD message, so
-                    // such messages are left out of the comparison.
-                    if service & SELF_DISCARD == 0 {
-                        seg.items.push(Item::Msg(*key));
-                    }
-                }
-            }
-            Ev::Bad(what) => errs.push(format!("{} at {pos}: {what}", cname(c))),
-        }
-    }
-    // Self delivery.
-    let pos_of: HashMap<MsgKey, usize> = c
-        .log
-        .iter()
-        .enumerate()
-        .filter_map(|(p, e)| match e {
-            Ev::Msg { key, .. } => Some((*key, p)),
-            _ => None,
-        })
-        .collect();
-    let mut leaves: HashMap<GroupName, Vec<usize>> = HashMap::new();
-    for (p, e) in c.log.iter().enumerate() {
-        if let Ev::SelfLeave { group } = e {
-            leaves.entry(*group).or_default().push(p);
-        }
-    }
-    for s in &c.sent {
-        let left = leaves.get(&s.group).and_then(|l| {
-            let i = l.partition_point(|p| *p < s.at_log);
-            l.get(i).copied()
-        });
-        let got = pos_of.get(&s.key).copied();
-        if s.service & SELF_DISCARD != 0 {
-            if got.is_some() {
-                errs.push(format!("{} got back its own SELF_DISCARD {:?}", cname(c), s.key));
-            }
-            continue;
-        }
-        match (left, got) {
-            (Some(l), Some(p)) if p < l => {}
-            (Some(l), _) => errs.push(format!(
-                "{} sent {:?} to {} but saw itself leave (at {l}) before delivering its own message",
-                cname(c),
-                s.key,
-                gname(&s.group)
-            )),
-            (None, None) if c.end.is_none() => errs.push(format!(
-                "{} never delivered its own {:?} to {}",
-                cname(c),
-                s.key,
-                gname(&s.group)
-            )),
-            _ => {}
-        }
-        if got.is_some_and(|p| p < s.at_log) {
-            errs.push(format!("{} delivered {:?} before sending it", cname(c), s.key));
-        }
-    }
-    segs
-}
-
-/// The elements that occur exactly once.
-fn once<T: Eq + std::hash::Hash + Copy>(items: &[T]) -> HashSet<T> {
-    let mut count: HashMap<T, usize> = HashMap::new();
-    for x in items {
-        *count.entry(*x).or_default() += 1;
-    }
-    count
-        .into_iter()
-        .filter(|(_, n)| *n == 1)
-        .map(|(x, _)| x)
-        .collect()
-}
-
-fn first_diff(a: &[Item], b: &[Item]) -> String {
-    let i = a
-        .iter()
-        .zip(b)
-        .position(|(x, y)| x != y)
-        .unwrap_or(a.len().min(b.len()));
-    format!(
-        "{} vs {} items, first difference at {i}: {:?} vs {:?}",
-        a.len(),
-        b.len(),
-        a.get(i),
-        b.get(i)
-    )
-}
-
-/// Checks every property; returns the violations found.
-fn check(world: &World) -> Vec<String> {
-    let mut errs = Vec::new();
-    let clients = &world.clients;
-    let segs: Vec<BTreeMap<GroupName, Vec<Seg>>> =
-        clients.iter().map(|c| check_client(c, &mut errs)).collect();
-
-    // Two members that list each other in views of one id saw the same
-    // members. (A group that empties and is created again in the same ring
-    // reuses its ids, so one id can name several views: it is enough that
-    // one of the views that list each other is common.)
-    let mut by_id: HashMap<(GroupName, GroupId, GroupName), Vec<&Vec<GroupName>>> = HashMap::new();
-    for (k, per) in segs.iter().enumerate() {
-        for (g, list) in per {
-            for s in list {
-                by_id
-                    .entry((*g, s.view.0, clients[k].private_group))
-                    .or_default()
-                    .push(&s.view.1);
-            }
-        }
-    }
-    for ((g, id, a), views) in &by_id {
-        let others: BTreeSet<&GroupName> = views.iter().flat_map(|v| v.iter()).filter(|m| *m > a).collect();
-        for b in others {
-            let Some(theirs) = by_id.get(&(*g, *id, *b)) else {
-                continue;
-            };
-            let mine: Vec<&&Vec<GroupName>> = views.iter().filter(|v| v.contains(b)).collect();
-            let yours: Vec<&&Vec<GroupName>> = theirs.iter().filter(|v| v.contains(a)).collect();
-            if !mine.is_empty() && !yours.is_empty() && !mine.iter().any(|v| yours.contains(v)) {
-                errs.push(format!(
-                    "view {} of {}: {a} sees {:?}, {b} sees {:?}",
-                    id_str(id),
-                    gname(g),
-                    mine[0],
-                    yours[0]
-                ));
-            }
-        }
-    }
-
-    // Views as numbers, so member lists are hashed once.
-    let mut numbers: HashMap<&ViewKey, u32> = HashMap::new();
-    for per in &segs {
-        for list in per.values() {
-            for s in list {
-                for k in std::iter::once(&s.view).chain(&s.next) {
-                    let next = numbers.len() as u32;
-                    numbers.entry(k).or_insert(next);
-                }
-            }
-        }
-    }
-    for g in (0..GROUPS.len()).map(group) {
-        // Per member of the group: its views in order, the views it saw
-        // once (a recreated group repeats its ids), its steps.
-        struct Hist<'a> {
-            k: usize,
-            views: Vec<u32>,
-            once: HashSet<u32>,
-            segs: &'a [Seg],
-        }
-        let hists: Vec<Hist> = segs
-            .iter()
-            .enumerate()
-            .filter_map(|(k, per)| per.get(&g).map(|l| (k, l)))
-            .map(|(k, list)| {
-                let views: Vec<u32> = list.iter().map(|s| numbers[&s.view]).collect();
-                Hist {
-                    k,
-                    once: once(&views),
-                    views,
-                    segs: list,
-                }
-            })
-            .collect();
-        // Shared views in the same order.
-        for (i, ha) in hists.iter().enumerate() {
-            for hb in hists.iter().skip(i + 1) {
-                let shared = |v: &&u32| ha.once.contains(v) && hb.once.contains(v);
-                let ca: Vec<u32> = ha.views.iter().filter(shared).copied().collect();
-                let cb: Vec<u32> = hb.views.iter().filter(shared).copied().collect();
-                if ca != cb {
-                    let d = ca.iter().zip(&cb).position(|(x, y)| x != y).unwrap_or(0);
-                    let show = |v: Option<&u32>| {
-                        v.and_then(|v| numbers.iter().find(|(_, n)| *n == v))
-                            .map_or("-".into(), |(k, _)| id_str(&k.0))
-                    };
-                    errs.push(format!(
-                        "{} and {} see the views of {} they share in different orders (at shared view {d}: {} vs {})",
-                        cname(&clients[ha.k]),
-                        cname(&clients[hb.k]),
-                        gname(&g),
-                        show(ca.get(d)),
-                        show(cb.get(d)),
-                    ));
-                }
-            }
-        }
-        // Virtual synchrony: clients that go together (same vs-set) from
-        // one view to the same next view delivered the same messages in
-        // the same order, the transitional notice at the same place.
-        let mut sets: HashMap<&Vec<GroupName>, u32> = HashMap::new();
-        let mut steps: HashMap<(u32, u32, u32), (usize, &Vec<Item>)> = HashMap::new();
-        let mut arrivals: HashMap<(u32, u32), (usize, u32)> = HashMap::new();
-        for h in &hists {
-            let pairs: Vec<(u32, u32)> = h
-                .segs
-                .iter()
-                .filter_map(|s| s.next.as_ref().map(|n| (numbers[&s.view], numbers[n])))
-                .collect();
-            let unique = once(&pairs);
-            for s in h.segs {
-                let Some(next) = &s.next else { continue };
-                if !unique.contains(&(numbers[&s.view], numbers[next])) {
-                    continue;
-                }
-                let n = sets.len() as u32;
-                let step = (
-                    numbers[&s.view],
-                    numbers[next],
-                    *sets.entry(&s.together).or_insert(n),
-                );
-                match steps.get(&step) {
-                    None => {
-                        steps.insert(step, (h.k, &s.items));
-                    }
-                    Some((first, items)) if *items != &s.items => errs.push(format!(
-                        "{} and {} both went from view {} to {} of {} but delivered differently: {}",
-                        cname(&clients[*first]),
-                        cname(&clients[h.k]),
-                        id_str(&s.view.0),
-                        id_str(&next.0),
-                        gname(&g),
-                        first_diff(items, &s.items)
-                    )),
-                    Some(_) => {}
-                }
-                // Members of one vs-set of a network view came from the
-                // same view.
-                if s.next_cause != CAUSED_BY_NETWORK {
-                    continue;
-                }
-                match arrivals.get(&(step.1, step.2)) {
-                    None => {
-                        arrivals.insert((step.1, step.2), (h.k, step.0));
-                    }
-                    Some((first, from)) if *from != step.0 => errs.push(format!(
-                        "{} and {} share a vs-set of view {} of {} but came from different views",
-                        cname(&clients[*first]),
-                        cname(&clients[h.k]),
-                        id_str(&next.0),
-                        gname(&g),
-                    )),
-                    Some(_) => {}
-                }
-            }
-        }
-    }
-
-    // Total order of everything two clients both delivered.
-    let mut msg_numbers: HashMap<MsgKey, usize> = HashMap::new();
-    let orders: Vec<Vec<usize>> = clients
-        .iter()
-        .map(|c| {
-            c.log
-                .iter()
-                .filter_map(|e| match e {
-                    Ev::Msg { key, .. } => {
-                        let next = msg_numbers.len();
-                        Some(*msg_numbers.entry(*key).or_insert(next))
-                    }
-                    _ => None,
-                })
-                .collect()
-        })
-        .collect();
-    let mut pos = vec![usize::MAX; msg_numbers.len()];
-    for a in 0..clients.len() {
-        pos.iter_mut().for_each(|p| *p = usize::MAX);
-        for (i, m) in orders[a].iter().enumerate() {
-            pos[*m] = i;
-        }
-        for b in a + 1..clients.len() {
-            let mut last = None;
-            for m in &orders[b] {
-                let p = pos[*m];
-                if p == usize::MAX {
-                    continue;
-                }
-                if last.is_some_and(|l| p < l) {
-                    let key = msg_numbers.iter().find(|(_, n)| **n == *m).map(|(k, _)| *k);
-                    errs.push(format!(
-                        "{} and {} disagree on the order of {:?}",
-                        cname(&clients[a]),
-                        cname(&clients[b]),
-                        key
-                    ));
-                    break;
-                }
-                last = Some(p);
-            }
-        }
-    }
-
-    // Liveness: answered requests and one last view per group.
-    let live: Vec<usize> = (0..clients.len())
-        .filter(|&k| clients[k].end.is_none() && clients[k].phase == Phase::Up)
-        .collect();
-    for &k in &live {
-        for (g, s) in &clients[k].groups {
-            if *s != Status::Member {
-                errs.push(format!(
-                    "{}: {} of {} never answered",
-                    cname(&clients[k]),
-                    if *s == Status::Joining { "join" } else { "leave" },
-                    gname(g)
-                ));
-            }
-        }
-    }
-    for c in clients {
-        if c.phase != Phase::Closed && c.phase != Phase::Up {
-            errs.push(format!("{}: handshake never finished", cname(c)));
-        }
-        // Daemon membership changes never cost a client its session.
-        if c.end == Some(End::Dropped) {
-            errs.push(format!("{}: the daemon closed the session", cname(c)));
-        }
-    }
-    for g in (0..GROUPS.len()).map(group) {
-        let holders: Vec<usize> = live
-            .iter()
-            .copied()
-            .filter(|&k| clients[k].groups.get(&g) == Some(&Status::Member))
-            .collect();
-        let want: BTreeSet<GroupName> = holders.iter().map(|&k| clients[k].private_group).collect();
-        for &k in &holders {
-            let last = segs[k].get(&g).and_then(|l| l.last()).map(|s| &s.view);
-            let got: Option<BTreeSet<GroupName>> = last.map(|v| v.1.iter().copied().collect());
-            if got.as_ref() != Some(&want) {
-                errs.push(format!(
-                    "at the end {} sees {} as {:?}, but its members are {:?}",
-                    cname(&clients[k]),
-                    gname(&g),
-                    got,
-                    want
-                ));
-            }
-        }
-    }
-    errs
-}
-
 fn repro(seed: u64) -> String {
     format!("SIM_SEED={seed} cargo test -p spread-daemon --test sim_groups -- one_seed --nocapture")
 }
@@ -878,7 +349,7 @@ fn vs_sweep() {
         .unwrap_or(1);
     let seeds: Vec<u64> = (first..first + n).collect();
     let threads = 2;
-    type Outcome = (Vec<(u64, Vec<String>)>, [u64; 7]);
+    type Outcome = (Vec<(u64, Vec<Violation>)>, [u64; 7]);
     let started = std::time::Instant::now();
     let (failures, st): Outcome = std::thread::scope(|s| {
         let hs: Vec<_> = seeds
@@ -951,81 +422,163 @@ fn vs_sweep() {
     assert!(failures.is_empty(), "{} of {} seeds failed", failures.len(), n);
 }
 
-/// A seed whose run passes and has several clients in a group exchanging
-/// messages across a transitional notice.
+/// The checks that fail on `world`, by name.
+fn failing(world: &World) -> BTreeSet<&'static str> {
+    check(world).iter().map(|v| v.check).collect()
+}
+
+/// The client's log has a view, notice or message of `g`.
+fn touches(c: &Client, g: &GroupName) -> bool {
+    c.log.iter().any(|e| match e {
+        Ev::View { group, .. } | Ev::Trans { group, .. } | Ev::SelfLeave { group } => group == g,
+        Ev::Msg { groups, .. } => groups.contains(g),
+        Ev::Bad(_) => false,
+    })
+}
+
+/// Positions in `c`'s log with the client's standing before each.
+fn standings(c: &Client) -> Vec<HashSet<GroupName>> {
+    let mut out = Vec::new();
+    checks::walk(c, |_, _, st| out.push(st.views.keys().copied().collect()));
+    out
+}
+
+/// A client's view of `g` at `pos` whose segment another client shares:
+/// the same view, the same next view and the same companions, each step
+/// taken once.
+fn shared_step(h: &History, k: usize, g: &GroupName, view_pos: usize, c: &Client) -> bool {
+    let Some(list) = h.segs[k].get(g) else {
+        return false;
+    };
+    // The segment of `g` that contains the position: count views before it.
+    let idx = c.log[..=view_pos]
+        .iter()
+        .filter(|e| matches!(e, Ev::View { group, .. } if group == g))
+        .count();
+    let Some(seg) = idx.checked_sub(1).and_then(|i| list.get(i)) else {
+        return false;
+    };
+    let Some(next) = &seg.next else { return false };
+    let unique = |l: &[checks::Seg], s: &checks::Seg| {
+        l.iter().filter(|x| x.view == s.view && x.next == s.next).count() == 1
+    };
+    unique(list, seg)
+        && h.segs.iter().enumerate().any(|(j, per)| {
+            j != k
+                && per.get(g).is_some_and(|l| {
+                    l.iter().any(|x| {
+                        x.view == seg.view
+                            && x.next.as_ref() == Some(next)
+                            && x.together == seg.together
+                            && unique(l, x)
+                    })
+                })
+        })
+}
+
+/// A seed whose run passes and has what every breaking case needs.
 fn rich_seed() -> (u64, World) {
-    (1..200u64)
+    (1..300u64)
         .map(|s| (s, run(s)))
         .find(|(_, w)| {
             let st = stats(w);
-            st[3] > 0 && st[4] > 20 && check(w).is_empty()
+            st[3] > 0
+                && st[4] > 20
+                && w.clients.iter().any(|c| c.end.is_some())
+                && vs_case(w).is_some()
+                && check(w).is_empty()
         })
-        .expect("no passing seed with transitional notices and traffic")
+        .expect("no passing seed with transitional notices, traffic and a closed session")
 }
 
-/// The checker catches broken logs: a passing run broken in the ways the
-/// properties forbid.
-#[test]
-fn checker_catches_violations() {
-    let (seed, base) = rich_seed();
-    assert!(check(&base).is_empty());
-    let msg_positions = |w: &World, k: usize| -> Vec<usize> {
-        w.clients[k]
-            .log
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| matches!(e, Ev::Msg { .. }))
-            .map(|(p, _)| p)
-            .collect()
-    };
-    // A client that delivered two messages of one group in a row.
-    let busy = |w: &World| -> (usize, usize) {
-        for (k, c) in w.clients.iter().enumerate() {
-            for p in 1..c.log.len() {
-                if let (Ev::Msg { groups: a, .. }, Ev::Msg { groups: b, .. }) = (&c.log[p - 1], &c.log[p]) {
-                    if a == b {
-                        return (k, p);
+/// A transitional notice followed by a message of its group from another
+/// client, in a step another client took too.
+fn vs_case(w: &World) -> Option<(usize, usize)> {
+    let h = History::of(w);
+    for (k, c) in w.clients.iter().enumerate() {
+        for p in 0..c.log.len().saturating_sub(1) {
+            if let (
+                Ev::Trans { group, .. },
+                Ev::Msg {
+                    groups,
+                    sender,
+                    service,
+                    ..
+                },
+            ) = (&c.log[p], &c.log[p + 1])
+            {
+                if groups == &[*group] && *sender != c.private_group && service & SELF_DISCARD == 0 {
+                    let view = c.log[..p]
+                        .iter()
+                        .rposition(|e| matches!(e, Ev::View { group: g, .. } if g == group))?;
+                    if shared_step(&h, k, group, view, c) {
+                        return Some((k, p));
                     }
                 }
             }
         }
-        panic!("seed {seed}: no two consecutive messages");
-    };
-
-    // Two messages swapped at one client.
-    let mut w = run(seed);
-    let (k, p) = busy(&w);
-    w.clients[k].log.swap(p - 1, p);
-    let errs = check(&w);
-    assert!(
-        errs.iter()
-            .any(|e| e.contains("order") || e.contains("delivered differently")),
-        "swap not caught: {errs:?}"
-    );
-
-    // A message lost at one client.
-    let mut w = run(seed);
-    let (k, p) = busy(&w);
-    let lost = w.clients[k].log.remove(p);
-    let errs = check(&w);
-    assert!(!errs.is_empty(), "loss of {lost:?} not caught");
-
-    // A message delivered twice.
-    let mut w = run(seed);
-    let (k, p) = busy(&w);
-    let again = w.clients[k].log[p].clone();
-    w.clients[k].log.push(again);
-    assert!(check(&w).iter().any(|e| e.contains("twice")));
-
-    // A message from a sender outside the view.
-    let mut w = run(seed);
-    let (k, p) = busy(&w);
-    if let Ev::Msg { sender, .. } = &mut w.clients[k].log[p] {
-        *sender = GroupName::new(b"#intruder#d9").unwrap();
     }
-    assert!(check(&w).iter().any(|e| e.contains("outside view")));
+    None
+}
 
-    // A transitional notice dropped.
+/// The checker catches each broken guarantee by name: a passing run, and
+/// for every check one forged log that breaks that guarantee alone.
+#[test]
+fn checker_catches_violations() {
+    let (seed, base) = rich_seed();
+    assert!(check(&base).is_empty());
+    let mut proven = BTreeSet::new();
+    let mut expect = |name: &'static str, w: &World| {
+        assert_eq!(
+            failing(w),
+            BTreeSet::from([name]),
+            "seed {seed}: breaking {name}: {:?}",
+            check(w)
+        );
+        proven.insert(name);
+    };
+    let live = |w: &World| -> Vec<usize> {
+        (0..w.clients.len())
+            .filter(|&k| w.clients[k].end.is_none() && w.clients[k].is_up())
+            .collect()
+    };
+    let intruder = GroupName::new(b"#intruder#d9").unwrap();
+
+    // A join notice that says the joiner left.
+    let mut w = run(seed);
+    let (k, p) = w
+        .clients
+        .iter()
+        .enumerate()
+        .find_map(|(k, c)| {
+            let st = standings(c);
+            c.log.iter().enumerate().find_map(|(p, e)| match e {
+                Ev::View { group, cause, .. } if *cause == CAUSED_BY_JOIN && st[p].contains(group) => {
+                    Some((k, p))
+                }
+                _ => None,
+            })
+        })
+        .expect("a member sees another join");
+    if let Ev::View { cause, .. } = &mut w.clients[k].log[p] {
+        *cause = CAUSED_BY_LEAVE;
+    }
+    expect("views_well_formed", &w);
+
+    // A leave notice of a group the client never joined.
+    let mut w = run(seed);
+    let (k, g) = (0..w.clients.len())
+        .find_map(|k| {
+            (0..GROUPS.len())
+                .map(group)
+                .find(|g| !touches(&w.clients[k], g))
+                .map(|g| (k, g))
+        })
+        .expect("a client outside some group");
+    w.clients[k].log.push(Ev::SelfLeave { group: g });
+    expect("own_membership", &w);
+
+    // A transitional notice carrying another view's id.
     let mut w = run(seed);
     let (k, p) = w
         .clients
@@ -1038,15 +591,41 @@ fn checker_catches_violations() {
                 .map(|p| (k, p))
         })
         .unwrap();
-    w.clients[k].log.remove(p);
-    let errs = check(&w);
-    assert!(
-        errs.iter()
-            .any(|e| e.contains("transitional") || e.contains("delivered differently")),
-        "dropped transitional notice not caught: {errs:?}"
-    );
+    if let Ev::Trans { id, .. } = &mut w.clients[k].log[p] {
+        id.index += 1000;
+    }
+    expect("transitional_notices", &w);
 
-    // A vs-set without the receiver.
+    // A message delivered again right after itself, in the client's last
+    // view of its group.
+    let mut w = run(seed);
+    let (k, p) = (0..w.clients.len())
+        .find_map(|k| {
+            let c = &w.clients[k];
+            let st = standings(c);
+            let mut end: HashSet<GroupName> = st.last()?.clone();
+            if let Some(last) = c.log.last() {
+                if let Ev::View { group, .. } = last {
+                    end.insert(*group);
+                }
+            }
+            (0..c.log.len()).rev().find_map(|p| match &c.log[p] {
+                Ev::Msg { groups, .. }
+                    if groups.len() == 1
+                        && end.contains(&groups[0])
+                        && !c.log[p..].iter().any(|e| matches!(e, Ev::View { group, .. } | Ev::SelfLeave { group } if *group == groups[0])) =>
+                {
+                    Some((k, p))
+                }
+                _ => None,
+            })
+        })
+        .expect("a message in a last view");
+    let again = w.clients[k].log[p].clone();
+    w.clients[k].log.insert(p + 1, again);
+    expect("no_duplicates", &w);
+
+    // A message from a sender outside the view.
     let mut w = run(seed);
     let (k, p) = w
         .clients
@@ -1055,30 +634,186 @@ fn checker_catches_violations() {
         .find_map(|(k, c)| {
             c.log
                 .iter()
-                .position(|e| matches!(e, Ev::View { cause, .. } if *cause == CAUSED_BY_NETWORK))
+                .position(|e| matches!(e, Ev::Msg { .. }))
                 .map(|p| (k, p))
         })
         .unwrap();
-    let me = w.clients[k].private_group;
-    if let Ev::View { vs_sets, mine, .. } = &mut w.clients[k].log[p] {
-        vs_sets[*mine].retain(|m| *m != me);
+    if let Ev::Msg { sender, .. } = &mut w.clients[k].log[p] {
+        *sender = intruder;
     }
-    assert!(check(&w).iter().any(|e| e.contains("vs-set")));
+    expect("nothing_from_outside_the_view", &w);
 
-    // An own message that never comes back.
+    // Bytes a client cannot decode.
     let mut w = run(seed);
-    let k = (0..w.clients.len())
-        .find(|&k| w.clients[k].end.is_none() && !msg_positions(&w, k).is_empty())
-        .unwrap();
-    let own = w.clients[k].private_group;
-    let p = w.clients[k]
-        .log
+    w.clients[0].log.push(Ev::Bad("forged".into()));
+    expect("well_formed_stream", &w);
+
+    // A message a connected member sent that never comes back.
+    let mut w = run(seed);
+    let (k, g) = live(&w)
+        .into_iter()
+        .find_map(|k| {
+            w.clients[k]
+                .groups
+                .iter()
+                .find(|(_, s)| **s == Status::Member)
+                .map(|(g, _)| (k, *g))
+        })
+        .expect("a connected member");
+    let c = &mut w.clients[k];
+    c.sent.push(Sent {
+        key: MsgKey {
+            client: c.id,
+            counter: 999_999,
+        },
+        group: g,
+        service: AGREED_MESS,
+        at_log: c.log.len(),
+    });
+    expect("self_delivery", &w);
+
+    // A stranger in one client's copy of a join/leave view another member
+    // saw too (neither its last view nor one before a network view).
+    let mut w = run(seed);
+    let h = History::of(&w);
+    let (k, p) = w
+        .clients
         .iter()
-        .position(|e| matches!(e, Ev::Msg { sender, .. } if *sender == own));
-    let p = p.expect("a live sender delivers its own messages");
-    w.clients[k].log.remove(p);
-    let errs = check(&w);
-    assert!(errs.iter().any(|e| e.contains("own")), "{errs:?}");
+        .enumerate()
+        .find_map(|(k, c)| {
+            let st = standings(c);
+            c.log.iter().enumerate().find_map(|(p, e)| {
+                let Ev::View {
+                    group,
+                    id,
+                    cause,
+                    members,
+                    ..
+                } = e
+                else {
+                    return None;
+                };
+                let list = h.segs[k].get(group)?;
+                let i = c.log[..=p]
+                    .iter()
+                    .filter(|e| matches!(e, Ev::View { group: g, .. } if g == group))
+                    .count()
+                    - 1;
+                let seg = &list[i];
+                let ok = *cause != CAUSED_BY_NETWORK
+                    && st[p].contains(group)
+                    && seg.next.is_some()
+                    && seg.next_cause != CAUSED_BY_NETWORK
+                    && h.segs.iter().enumerate().any(|(j, per)| {
+                        j != k
+                            && members.contains(&w.clients[j].private_group)
+                            && per.get(group).is_some_and(|l| {
+                                l.iter()
+                                    .any(|s| s.view.0 == *id && s.view.1.contains(&c.private_group))
+                            })
+                    });
+                ok.then_some((k, p))
+            })
+        })
+        .expect("a join or leave view two members saw");
+    if let Ev::View { members, .. } = &mut w.clients[k].log[p] {
+        members.push(intruder);
+    }
+    expect("views_agree", &w);
+
+    // A message moved before the transitional notice at one client.
+    let mut w = run(seed);
+    let (k, p) = vs_case(&w).unwrap();
+    w.clients[k].log.swap(p, p + 1);
+    expect("virtual_synchrony", &w);
+
+    // Two messages of different groups, from others, that another client
+    // delivered too, swapped at one client.
+    let mut w = run(seed);
+    let delivered: Vec<HashSet<MsgKey>> = w
+        .clients
+        .iter()
+        .map(|c| {
+            c.log
+                .iter()
+                .filter_map(|e| match e {
+                    Ev::Msg { key, .. } => Some(*key),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    let (k, p) = w
+        .clients
+        .iter()
+        .enumerate()
+        .find_map(|(k, c)| {
+            (1..c.log.len()).find_map(|p| match (&c.log[p - 1], &c.log[p]) {
+                (
+                    Ev::Msg {
+                        key: x,
+                        groups: gx,
+                        sender: sx,
+                        ..
+                    },
+                    Ev::Msg {
+                        key: y,
+                        groups: gy,
+                        sender: sy,
+                        ..
+                    },
+                ) if gx.iter().all(|g| !gy.contains(g))
+                    && *sx != c.private_group
+                    && *sy != c.private_group
+                    && (0..w.clients.len())
+                        .any(|j| j != k && delivered[j].contains(x) && delivered[j].contains(y)) =>
+                {
+                    Some((k, p))
+                }
+                _ => None,
+            })
+        })
+        .expect("two messages of different groups in a row");
+    w.clients[k].log.swap(p - 1, p);
+    expect("agreed_total_order", &w);
+
+    // A join nobody answered.
+    let mut w = run(seed);
+    let (k, g) = live(&w)
+        .into_iter()
+        .find_map(|k| {
+            (0..GROUPS.len())
+                .map(group)
+                .find(|g| !w.clients[k].groups.contains_key(g))
+                .map(|g| (k, g))
+        })
+        .expect("a connected client outside a group");
+    w.clients[k].groups.insert(g, Status::Joining);
+    expect("requests_answered", &w);
+
+    // A session the daemon closed.
+    let mut w = run(seed);
+    let k = w.clients.iter().position(|c| c.end.is_some()).unwrap();
+    w.clients[k].end = Some(End::Dropped);
+    expect("sessions_survive", &w);
+
+    // A client that thinks it is a member of a group whose members do not
+    // see it.
+    let mut w = run(seed);
+    let (k, g) = live(&w)
+        .into_iter()
+        .find_map(|k| {
+            (0..GROUPS.len())
+                .map(group)
+                .find(|g| !w.clients[k].groups.contains_key(g))
+                .map(|g| (k, g))
+        })
+        .expect("a connected client outside a group");
+    w.clients[k].groups.insert(g, Status::Member);
+    expect("last_view_agrees", &w);
+
+    let all: BTreeSet<&str> = checks::CHECKS.iter().map(|(name, _)| *name).collect();
+    assert_eq!(proven, all, "a guarantee without a breaking case");
 }
 
 /// Reruns one seed (`SIM_SEED`) and prints its scenario, what each client
