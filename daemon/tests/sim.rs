@@ -33,7 +33,7 @@ mod simnet;
 
 use std::time::Duration;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use evs::{check, name, Violation};
 use simnet::{Incarnation, MsgId, NetParams, Rec, Sim};
