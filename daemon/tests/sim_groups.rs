@@ -604,10 +604,8 @@ fn checker_catches_violations() {
             let c = &w.clients[k];
             let st = standings(c);
             let mut end: HashSet<GroupName> = st.last()?.clone();
-            if let Some(last) = c.log.last() {
-                if let Ev::View { group, .. } = last {
-                    end.insert(*group);
-                }
+            if let Some(Ev::View { group, .. }) = c.log.last() {
+                end.insert(*group);
             }
             (0..c.log.len()).rev().find_map(|p| match &c.log[p] {
                 Ev::Msg { groups, .. }
