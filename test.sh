@@ -3,8 +3,17 @@
 # needs, builds, checks formatting and lints, runs the Rust tests (unit,
 # golden captures, simulator, end-to-end against the real binary), the C
 # compatibility tests and the Python binding tests.
+#
+#   ./test.sh --soak MINUTES   only the soak: a mixed workload on a 3-daemon
+#                              ring with kills, freezes and impairments
+#                              (the default suite runs it for 2 minutes)
 set -euo pipefail
 cd "$(dirname "$0")"
+
+soak_minutes=""
+if [ "${1:-}" = "--soak" ]; then
+  soak_minutes="${2:?usage: ./test.sh --soak MINUTES}"
+fi
 
 step() { printf '\n==== %s ====\n' "$*"; }
 
@@ -26,6 +35,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy || true
+
+if [ -n "$soak_minutes" ]; then
+  step "soak: $soak_minutes minutes"
+  SPREAD_SOAK_MINUTES="$soak_minutes" cargo test -p spread-daemon --test faults -- --exact soak --nocapture
+  exit 0
+fi
 
 step "format and lints"
 cargo fmt --all -- --check

@@ -494,3 +494,199 @@ fn foreign_datagrams_and_a_foreign_daemon_on_the_segment() {
         "faults: foreign: 20,000 datagrams in {flood_took:.2?}; 3 x {PER_SENDER} delivered in order meanwhile"
     );
 }
+
+/// Resident memory (KiB) and open descriptors of a process.
+fn rss_and_fds(pid: u32) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    (rss, fds)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    None,
+    Loss,
+    DelayReorderDuplicate,
+    Asymmetric,
+    /// SIGSTOP d2 for 5 s.
+    Freeze,
+    /// SIGKILL d3, restart it 3 s later.
+    Kill,
+}
+
+/// The soak: a mixed workload on a 3-daemon ring for `SPREAD_SOAK_MINUTES`
+/// (default 2; `./test.sh --soak MINUTES`), in rounds of fresh clients,
+/// each under one fault of a rotation (none, loss, delay/reorder/
+/// duplication, asymmetric loss, a freeze of d2, a kill and restart of
+/// d3). Every round checks every guarantee and that no message is lost
+/// where none may be; RSS and descriptors of the daemons are printed after
+/// each round and must not grow on d1 and d2 (never restarted).
+#[test]
+fn soak() {
+    let minutes: f64 = std::env::var("SPREAD_SOAK_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(2.0);
+    let Some(net) = net(3) else { return };
+    let _one = traffic_lock();
+    let mut ring = Ring::start(&net, &[0, 1, 2], &[0, 1, 2]);
+    ring.wait_for_ring(&net, &[0, 1, 2], &[0, 1, 2], Duration::from_secs(20));
+    let all = [0usize, 1, 2];
+    let rotation = [
+        Fault::None,
+        Fault::Loss,
+        Fault::Freeze,
+        Fault::DelayReorderDuplicate,
+        Fault::Kill,
+        Fault::Asymmetric,
+    ];
+    let end = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
+    let mut samples: Vec<[(u64, usize); 3]> = Vec::new();
+    let mut delivered_total = 0usize;
+    let mut round = 0usize;
+    while Instant::now() < end {
+        let fault = rotation[round % rotation.len()];
+        let disturbed: &[usize] = match fault {
+            Fault::Freeze => &[1],
+            Fault::Kill => &[2],
+            _ => &[],
+        };
+        let calm: Vec<usize> = all.iter().copied().filter(|i| !disturbed.contains(i)).collect();
+        let t = Instant::now();
+        let rs = receivers(&net, &ring, &all);
+        const COUNT: u32 = 400;
+        let sending: Vec<_> = (0..3)
+            .map(|i| start_sender(&net, &ring, i, i as u32, COUNT, Duration::from_millis(20), 200))
+            .collect();
+        let receiving: Vec<JoinHandle<Log>> = rs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (c, current))| {
+                // A disturbed daemon's receiver cannot get what the others
+                // delivered without it: it waits for its own sender's last.
+                let calm = if disturbed.contains(&i) {
+                    vec![i]
+                } else {
+                    calm.clone()
+                };
+                std::thread::spawn(move || {
+                    let name = c.private_group_str();
+                    order::receive(c, &name, &current, Duration::from_secs(45), |l| {
+                        calm.iter().all(|&s| {
+                            l.deliveries
+                                .iter()
+                                .any(|d| d.sender == s as u32 && d.seq == COUNT - 1)
+                        })
+                    })
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(2));
+        let mut impairers = Vec::new();
+        match fault {
+            Fault::None => {}
+            Fault::Loss => {
+                for i in all {
+                    add_loss(&net, i, ring.port, 0.05, None);
+                }
+            }
+            Fault::Asymmetric => add_loss(&net, 1, ring.port, 0.30, Some(0)),
+            Fault::DelayReorderDuplicate => {
+                let shape = Shape {
+                    delay: Duration::from_millis(2),
+                    jitter: Duration::from_millis(1),
+                    reorder: 0.25,
+                    duplicate: 0.05,
+                };
+                impairers = all
+                    .iter()
+                    .map(|&i| Impairer::start(&net, i, ring.port, shape, round as u64 * 3 + i as u64))
+                    .collect();
+            }
+            Fault::Freeze => {
+                ring.freeze(1);
+                std::thread::sleep(Duration::from_secs(5));
+                ring.thaw(1);
+            }
+            Fault::Kill => {
+                ring.kill(2);
+                std::thread::sleep(Duration::from_secs(3));
+                ring.start_daemon(2);
+            }
+        }
+        for s in sending {
+            s.join().unwrap();
+        }
+        drop(impairers);
+        for i in all {
+            net.clear_impairments(i);
+        }
+        ring.wait_for_ring(&net, &all, &all, Duration::from_secs(40));
+        let logs: Vec<Log> = receiving.into_iter().map(|h| h.join().unwrap()).collect();
+        if let Err(e) = order::check(&logs) {
+            panic!("soak round {round} ({fault:?}): {e}");
+        }
+        for &r in &calm {
+            for &s in &calm {
+                let got = logs[r].deliveries.iter().filter(|d| d.sender == s as u32).count();
+                assert_eq!(
+                    got, COUNT as usize,
+                    "soak round {round} ({fault:?}): {} got {got} of sender {s}",
+                    logs[r].name
+                );
+            }
+        }
+        delivered_total += logs.iter().map(|l| l.deliveries.len()).sum::<usize>();
+        for l in logs.iter().filter(|l| l.ended.is_some()) {
+            eprintln!(
+                "soak: round {round}: {} stopped after {} messages and {} views: {:?}",
+                l.name,
+                l.deliveries.len(),
+                l.views.len(),
+                l.ended
+            );
+        }
+        let sample = [0, 1, 2].map(|i| ring.pid(i).map(rss_and_fds).unwrap_or((0, 0)));
+        eprintln!(
+            "soak: round {round:3} {:>22} {:6.2?}s  delivered {:5}  d1 {:6} KiB {:3} fds  d2 {:6} KiB {:3} fds  d3 {:6} KiB {:3} fds",
+            format!("{fault:?}"),
+            t.elapsed().as_secs_f64(),
+            logs.iter().map(|l| l.deliveries.len()).sum::<usize>(),
+            sample[0].0,
+            sample[0].1,
+            sample[1].0,
+            sample[1].1,
+            sample[2].0,
+            sample[2].1
+        );
+        samples.push(sample);
+        round += 1;
+    }
+    // No growth on the daemons never restarted: descriptors back to the
+    // first round's count, memory within 8 MB of it.
+    let (first, last) = (samples[0], samples[samples.len() - 1]);
+    for i in 0..2 {
+        assert!(
+            last[i].1 <= first[i].1,
+            "d{}: descriptors {} -> {}",
+            i + 1,
+            first[i].1,
+            last[i].1
+        );
+        assert!(
+            last[i].0 <= first[i].0 + 8 * 1024,
+            "d{}: RSS {} -> {} KiB",
+            i + 1,
+            first[i].0,
+            last[i].0
+        );
+    }
+    eprintln!("soak: {round} rounds in {minutes} min, {delivered_total} deliveries checked");
+}
