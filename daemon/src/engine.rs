@@ -347,7 +347,7 @@ impl Engine {
         };
         let private_group = GroupName::private_group(&name, &self.cfg.daemon_name);
         if self.by_private.contains_key(&private_group) {
-            info!(target: "spread::session", "connection {conn}: private name {:?} is in use", String::from_utf8_lossy(&name));
+            debug!(target: "spread::session", "connection {conn}: private name {:?} is in use", String::from_utf8_lossy(&name));
             self.drop_session(conn, vec![code::REJECT_NOT_UNIQUE as u8]);
             return false;
         }
@@ -426,7 +426,7 @@ impl Engine {
         };
         session.queue(Arc::new(reply.emit(session.version.expects_patch_in_accept())));
         session.phase = Phase::Operational;
-        info!(target: "spread::session", "session {} connected (connection {conn}, {:?}, membership {})",
+        debug!(target: "spread::session", "session {} connected (connection {conn}, {:?}, membership {})",
             session.private_group, session.peer, if session.wants_membership { "on" } else { "off" });
         self.wake(conn);
     }
@@ -514,7 +514,7 @@ impl Engine {
             return;
         };
         let me = session.private_group;
-        info!(target: "spread::session", "session {me} (connection {conn}) leaves: {why}");
+        debug!(target: "spread::session", "session {me} (connection {conn}) leaves: {why}");
         if session.is_operational() {
             let header = MessageHeader {
                 service_type: KILL_MESS,
@@ -701,7 +701,7 @@ impl Engine {
                     mine,
                     joiner,
                 } => {
-                    info!(target: "spread::groups", "group {group}: network view {} members in {} vs-sets (id index {})",
+                    debug!(target: "spread::groups", "group {group}: network view {} members in {} vs-sets (id index {})",
                         members.len(), vs_sets.len(), id.index);
                     let rank = self.cfg.daemon_rank;
                     let local: Vec<(ConnId, GroupName)> = members
@@ -856,7 +856,7 @@ impl Engine {
             Cause::Leave => CAUSED_BY_LEAVE,
             Cause::Disconnect => CAUSED_BY_DISCONNECT,
         };
-        info!(target: "spread::groups", "{} {} group {} ({} members, id index {})", change.changed.name,
+        debug!(target: "spread::groups", "{} {} group {} ({} members, id index {})", change.changed.name,
             match change.cause { Cause::Join => "joined", Cause::Leave => "left", Cause::Disconnect => "disconnected from" },
             change.group, change.members.len(), change.id.index);
         if change.members.is_empty() {

@@ -15,6 +15,12 @@
 //! A category whose flag is set logs at debug level; everything else logs
 //! at the level EventPriority names (default: info). `RUST_LOG`, when set,
 //! overrides both.
+//!
+//! As in the original, the defaults log the configuration, ring membership
+//! changes, warnings and errors only: events of single sessions and groups
+//! (connect, disconnect, join, leave, network views) are debug lines of
+//! `spread::session` and `spread::groups`, shown by `DebugFlags = { SESSION
+//! GROUPS }` (tested in `daemon/tests/logging_defaults.rs`).
 
 use std::fs::OpenOptions;
 

@@ -101,6 +101,12 @@ impl Daemon {
     /// A daemon whose configuration has `extra` lines after the segment, run
     /// in a fresh directory that also holds `files` (name, content).
     pub fn start_with(extra: &str, files: &[(&str, &str)]) -> Daemon {
+        Daemon::start_logging(extra, files, Some("debug"))
+    }
+
+    /// As `start_with`, with `RUST_LOG` set to `rust_log` (`None`: unset,
+    /// so the configuration alone decides what is logged).
+    pub fn start_logging(extra: &str, files: &[(&str, &str)], rust_log: Option<&str>) -> Daemon {
         let mut last_log = String::new();
         for _attempt in 0..8 {
             let port = pick_port();
@@ -128,11 +134,15 @@ impl Daemon {
             }
             let log = std::fs::File::create(dir.join("daemon.log")).expect("create the daemon log");
             let started_unix_secs = unix_now();
-            let child = Command::new(daemon_binary())
+            let mut command = Command::new(daemon_binary());
+            match rust_log {
+                Some(filter) => command.env("RUST_LOG", filter),
+                None => command.env_remove("RUST_LOG"),
+            };
+            let child = command
                 .args(["-n", DAEMON_NAME, "-c"])
                 .arg(dir.join("spread.conf"))
                 .current_dir(&dir)
-                .env("RUST_LOG", "debug")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("clone the log handle"))
                 .stderr(log)
