@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Client, Daemon, Transport};
+use common::{Daemon, Transport};
 use spread_wire::client::service::{CAUSED_BY_JOIN, CAUSED_BY_LEAVE};
 
 /// `count` clients each connect, join `g` (and see their join), leave
