@@ -28,7 +28,7 @@ use crate::groups::{Cause, Change, Exchange, Groups, Member, Notice, MAX_LOCAL_G
 use crate::ring::{
     Channel, DeliveryThreshold, DownQueue, Outgoing, PacketType, RingEngine, RingEvent, RingParams, Transmit,
 };
-use crate::session::{Bytes, ClientMessage, ConnId, Peer, Phase, Session};
+use crate::session::{validate_ring_header, Bytes, ClientMessage, ConnId, Peer, Phase, Session};
 use spread_wire::daemon::{groups_message_header, synced_set_size_of, GroupsBody};
 
 /// Sessions one daemon serves, as the original's descriptor budget allows.
@@ -99,6 +99,8 @@ pub struct Engine {
     rng: u64,
     /// Scratch list of a delivery's receivers.
     receivers: Vec<ConnId>,
+    /// Client messages from the ring refused as malformed.
+    dropped_ring_messages: u64,
 }
 
 impl Engine {
@@ -122,6 +124,7 @@ impl Engine {
             delivery_stamp: 0,
             rng,
             receivers: Vec::new(),
+            dropped_ring_messages: 0,
         }
     }
 
@@ -180,6 +183,12 @@ impl Engine {
 
     pub fn membership_id(&self) -> MembId {
         self.memb_id
+    }
+
+    /// Client messages from the ring refused as malformed (logged and
+    /// dropped, see [`crate::session::validate_ring_header`]).
+    pub fn dropped_ring_messages(&self) -> u64 {
+        self.dropped_ring_messages
     }
 
     pub fn session_count(&self) -> usize {
@@ -614,13 +623,8 @@ impl Engine {
                 Ordered::Ring(RingEvent::Deliver { bytes, from, .. }) => {
                     if is_groups_message(&bytes) {
                         self.deliver_groups_message(&bytes, from, now);
-                    } else {
-                        match message_from_ring(bytes) {
-                            Some(msg) => self.deliver(msg),
-                            None => {
-                                warn!(target: "spread::ring", "undecodable message from daemon {}", Ipv4Addr::from(from))
-                            }
-                        }
+                    } else if let Some(msg) = self.message_from_ring(bytes, from) {
+                        self.deliver(msg);
                     }
                 }
                 Ordered::Ring(RingEvent::Transitional { memb_id, members }) => {
@@ -642,20 +646,50 @@ impl Engine {
         }
     }
 
+    /// A client message another daemon (or this one) put on the ring,
+    /// checked as strictly as one from a local client; a bad one is logged,
+    /// counted and dropped, and the daemon carries on.
+    fn message_from_ring(&mut self, bytes: Vec<u8>, from: u32) -> Option<ClientMessage> {
+        let daemon = self
+            .cfg
+            .daemon_ids
+            .iter()
+            .position(|&id| id as u32 == from)
+            .and_then(|i| self.cfg.daemon_names.get(i));
+        let result = match daemon {
+            Some(name) => decode_ring_message(bytes, name),
+            None => Err("not a configured daemon".to_string()),
+        };
+        match result {
+            Ok(msg) => Some(msg),
+            Err(why) => {
+                self.dropped_ring_messages += 1;
+                warn!(target: "spread::ring", "dropped a client message from daemon {}: {why} ({} dropped in all)",
+                    Ipv4Addr::from(from), self.dropped_ring_messages);
+                None
+            }
+        }
+    }
+
     fn deliver(&mut self, msg: ClientMessage) {
         let t = msg.header.service_type;
         let sender = msg.header.sender.clean();
-        if t & JOIN_MESS != 0 {
-            let group = msg.first_group().expect("checked on receipt").clean();
-            let member = Member {
-                daemon_rank: self.daemon_rank_of(&sender),
-                name: sender,
+        if t & (JOIN_MESS | LEAVE_MESS) != 0 {
+            // Both ways in (a local client, the ring) refuse a join or leave
+            // without a group; should one slip through, it changes nothing.
+            let Some(group) = msg.first_group().map(|g| g.clean()) else {
+                warn!(target: "spread::groups", "{sender}: join/leave without a group ignored");
+                return;
             };
-            let notices = self.groups.join(group, member);
-            self.render(notices);
-        } else if t & LEAVE_MESS != 0 {
-            let group = msg.first_group().expect("checked on receipt").clean();
-            let notices = self.groups.leave(&group, &sender);
+            let notices = if t & JOIN_MESS != 0 {
+                let member = Member {
+                    daemon_rank: self.daemon_rank_of(&sender),
+                    name: sender,
+                };
+                self.groups.join(group, member)
+            } else {
+                self.groups.leave(&group, &sender)
+            };
             self.render(notices);
         } else if t & KILL_MESS != 0 {
             let notices = self.groups.disconnect(&sender);
@@ -903,18 +937,19 @@ fn is_groups_message(bytes: &[u8]) -> bool {
 }
 
 /// A message the ring delivered, its header converted to our byte order
-/// (the hint stays as its writer wrote it).
-fn message_from_ring(mut bytes: Vec<u8>) -> Option<ClientMessage> {
-    let (header, order) = MessageHeader::parse(&bytes).ok()?;
-    let names = usize::try_from(header.num_groups).ok()?.checked_mul(32)?;
-    let body = usize::try_from(header.data_len).ok()?;
-    if bytes.len() != MESSAGE_HEADER_LEN + names + body {
-        return None;
+/// (the hint stays as its writer wrote it), or why it is refused.
+fn decode_ring_message(mut bytes: Vec<u8>, daemon_name: &[u8]) -> Result<ClientMessage, String> {
+    let (header, order) = MessageHeader::parse(&bytes).map_err(|e| e.to_string())?;
+    validate_ring_header(&header, daemon_name).map_err(|e| e.to_string())?;
+    // Validated: both counts are small and non-negative.
+    let expected = MESSAGE_HEADER_LEN + 32 * header.num_groups as usize + header.data_len as usize;
+    if bytes.len() != expected {
+        return Err(format!("{} bytes, the header says {expected}", bytes.len()));
     }
     if order != ByteOrder::NATIVE {
         bytes[..MESSAGE_HEADER_LEN].copy_from_slice(&header.emit(ByteOrder::NATIVE));
     }
-    Some(ClientMessage {
+    Ok(ClientMessage {
         header,
         bytes: Arc::new(bytes),
     })
@@ -1004,3 +1039,6 @@ pub fn transitional_notice(group: &GroupName, id: GroupId) -> Bytes {
     id.emit_into(ByteOrder::NATIVE, &mut out);
     Arc::new(out)
 }
+
+#[cfg(test)]
+mod tests;

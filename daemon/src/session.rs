@@ -72,6 +72,8 @@ pub enum HeaderError {
     NotThisDaemon(GroupName),
     NotThisSession(GroupName),
     NumGroups(i32),
+    /// A join or leave without a group.
+    NoGroup,
     Hint(u32),
     DataLen(i32),
     TooLarge {
@@ -89,6 +91,7 @@ impl std::fmt::Display for HeaderError {
             HeaderError::NotThisDaemon(n) => write!(f, "sender {n:?} names another daemon"),
             HeaderError::NotThisSession(n) => write!(f, "sender {n:?} names another session"),
             HeaderError::NumGroups(n) => write!(f, "num_groups {n} outside 0..=100"),
+            HeaderError::NoGroup => write!(f, "join or leave without a group"),
             HeaderError::Hint(h) => write!(f, "hint 0x{h:08x} has bits outside 0x80ffff80"),
             HeaderError::DataLen(n) => write!(f, "data_len {n} is negative or too large"),
             HeaderError::TooLarge {
@@ -111,10 +114,40 @@ pub fn validate_header(
     daemon_name: &[u8],
     max_body: usize,
 ) -> Result<(), HeaderError> {
-    let t = header.service_type;
+    check_service(header.service_type, false)?;
+    check_sender(header, daemon_name, Some(session_name))?;
+    check_lengths(header, max_body)
+}
+
+/// Check the header of a client message that another daemon put on the
+/// ring (`daemon_name`: that daemon's name in the configuration), as
+/// strictly as one from a local client: a peer's message reaches every
+/// session and group here. Two differences, both what the original's
+/// daemons send: a join, leave or disconnect may carry one service bit too
+/// (its disconnect is `KILL_MESS | SAFE_MESS`), and the body is bounded by
+/// what arrived, not by this daemon's limit. A join or leave must name its
+/// group.
+pub fn validate_ring_header(header: &MessageHeader, daemon_name: &[u8]) -> Result<(), HeaderError> {
+    check_service(header.service_type, true)?;
+    check_sender(header, daemon_name, None)?;
+    check_lengths(header, usize::MAX)?;
+    if header.service_type & (JOIN_MESS | LEAVE_MESS) != 0 && header.num_groups < 1 {
+        return Err(HeaderError::NoGroup);
+    }
+    Ok(())
+}
+
+/// Exactly one service or control bit (a control bit and one service bit
+/// with `control_may_carry_service`), none of the daemons' own bits.
+fn check_service(t: u32, control_may_carry_service: bool) -> Result<(), HeaderError> {
     let service_bits = (t & REGULAR_MESS).count_ones();
     let control_bits = (t & CONTROL_MESS).count_ones();
-    if service_bits > 1 || control_bits > 1 || service_bits + control_bits != 1 {
+    let legal = match (service_bits, control_bits) {
+        (1, 0) | (0, 1) => true,
+        (1, 1) => control_may_carry_service,
+        _ => false,
+    };
+    if !legal {
         return Err(HeaderError::ServiceBits(t));
     }
     // Stricter than the original, which passes every other bit on: bits only
@@ -133,6 +166,16 @@ pub fn validate_header(
     if t & DAEMON_ONLY != 0 {
         return Err(HeaderError::ServiceBits(t));
     }
+    Ok(())
+}
+
+/// The sender is a private group name of `daemon_name` (and of the session
+/// `session_name`, when given).
+fn check_sender(
+    header: &MessageHeader,
+    daemon_name: &[u8],
+    session_name: Option<&[u8]>,
+) -> Result<(), HeaderError> {
     // The original cuts the field at 31 bytes before splitting it.
     let sender = header.sender.clean();
     let legal = |s: &[u8]| s.iter().all(|&b| (36..=126).contains(&b));
@@ -149,9 +192,14 @@ pub fn validate_header(
     if daemon != daemon_name {
         return Err(HeaderError::NotThisDaemon(sender));
     }
-    if private != session_name {
+    if session_name.is_some_and(|s| private != s) {
         return Err(HeaderError::NotThisSession(sender));
     }
+    Ok(())
+}
+
+/// Group count, hint bits and sizes.
+fn check_lengths(header: &MessageHeader, max_body: usize) -> Result<(), HeaderError> {
     if !(0..=MAX_GROUPS_PER_MESSAGE as i32).contains(&header.num_groups) {
         return Err(HeaderError::NumGroups(header.num_groups));
     }
@@ -409,6 +457,28 @@ mod tests {
         let mut h = header(AGREED_MESS, "#mallory#localhost", 1, 0);
         h.hint = 0x8100_0080u32.to_le_bytes();
         assert!(ok(h).is_err());
+    }
+
+    /// A peer's messages: any session of the daemon that sent them; a
+    /// control request may carry a service bit (the original's disconnect
+    /// is KILL | SAFE); a join or leave must name a group.
+    #[test]
+    fn ring_headers_are_checked_like_local_ones() {
+        let ok = |h: MessageHeader| validate_ring_header(&h, b"d2");
+        assert_eq!(ok(header(AGREED_MESS, "#bob#d2", 1, 10)), Ok(()));
+        assert_eq!(ok(header(KILL_MESS | SAFE_MESS, "#bob#d2", 0, 0)), Ok(()));
+        assert_eq!(ok(header(JOIN_MESS, "#carol#d2", 1, 0)), Ok(()));
+        assert_eq!(ok(header(JOIN_MESS, "#bob#d2", 0, 0)), Err(HeaderError::NoGroup));
+        assert_eq!(ok(header(LEAVE_MESS, "#bob#d2", 0, 0)), Err(HeaderError::NoGroup));
+        assert!(ok(header(JOIN_MESS | LEAVE_MESS, "#bob#d2", 1, 0)).is_err());
+        assert!(ok(header(AGREED_MESS | SAFE_MESS, "#bob#d2", 1, 0)).is_err());
+        assert!(ok(header(AGREED_MESS | REJECT_MESS, "#bob#d2", 1, 0)).is_err());
+        assert!(ok(header(AGREED_MESS, "#bob#d1", 1, 0)).is_err());
+        assert!(ok(header(AGREED_MESS, "bob", 1, 0)).is_err());
+        assert!(ok(header(AGREED_MESS, "#bob#d2", 101, 0)).is_err());
+        assert!(ok(header(AGREED_MESS, "#bob#d2", 1, -1)).is_err());
+        // Bodies beyond this daemon's own limit are the sender's business.
+        assert_eq!(ok(header(AGREED_MESS, "#bob#d2", 1, 1_000_000)), Ok(()));
     }
 
     #[test]

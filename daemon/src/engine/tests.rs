@@ -1,0 +1,318 @@
+//! Two whole engines with a ring between them on a virtual clock, and
+//! clients speaking the client protocol to them.
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use spread_wire::client::service::*;
+use spread_wire::client::{
+    hint_for, AuthChoice, AuthMethodList, ConnectRequest, GroupName, Message, MessageHeader, SessionReply,
+};
+use spread_wire::endian::ByteOrder;
+
+use super::{Engine, EngineConfig, Ordering};
+use crate::clock::Clock;
+use crate::ring::{Channel, Destination, Outgoing, PacketType, RingParams, SegmentConf};
+use crate::session::{ConnId, Peer};
+
+const IDS: [u32; 2] = [0x0a00_0001, 0x0a00_0002];
+
+fn name(i: usize) -> String {
+    format!("d{}", i + 1)
+}
+
+/// Two daemons d1 and d2 in one segment; datagrams arrive at once.
+struct Pair {
+    engines: Vec<Engine>,
+    base: Clock,
+    now: Duration,
+    wire: VecDeque<(usize, Channel, Vec<u8>)>,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let base = Clock::new(Instant::now(), 1_700_000_000);
+        let engines = (0..2)
+            .map(|i| {
+                let mut cfg = EngineConfig::new(&name(i), Ipv4Addr::from(IDS[i]));
+                cfg.daemon_rank = i as u32;
+                cfg.daemon_names = (0..2).map(|k| name(k).into_bytes()).collect();
+                cfg.daemon_ids = IDS.iter().map(|&id| id as i32).collect();
+                let seg = SegmentConf {
+                    bcast: 0x0a00_00ff,
+                    port: 4803,
+                    daemons: IDS.to_vec(),
+                };
+                Engine::with_ring(cfg, RingParams::new(IDS[i], vec![seg], 7), base)
+            })
+            .collect();
+        Pair {
+            engines,
+            base,
+            now: Duration::ZERO,
+            wire: VecDeque::new(),
+        }
+    }
+
+    fn clock(&self) -> Clock {
+        Clock::after(self.base, self.now)
+    }
+
+    fn collect(&mut self) {
+        for from in 0..2 {
+            while let Some(tx) = self.engines[from].poll_transmit() {
+                match tx.to {
+                    Destination::Segment(_) => self.wire.push_back((1 - from, Channel::Data, tx.bytes)),
+                    Destination::Daemon { id, channel } => {
+                        if let Some(to) = IDS.iter().position(|&d| d == id) {
+                            self.wire.push_back((to, channel, tx.bytes));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs datagrams and timers for `d` of virtual time.
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            self.collect();
+            if let Some((to, channel, bytes)) = self.wire.pop_front() {
+                let now = self.clock();
+                self.engines[to].handle_datagram(channel, &bytes, now);
+                continue;
+            }
+            let next = self
+                .engines
+                .iter()
+                .filter_map(|e| e.poll_timeout())
+                .min()
+                .map(|t| t.saturating_duration_since(self.base.mono));
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    let now = self.clock();
+                    for e in &mut self.engines {
+                        if e.poll_timeout().is_some_and(|t| t <= now.mono) {
+                            e.handle_timeout(now);
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+    }
+
+    /// Everything a client has been sent, consumed.
+    fn take_output(&mut self, i: usize, conn: ConnId) -> Vec<u8> {
+        let out: Vec<u8> = self.engines[i].output_chunks(conn).flatten().copied().collect();
+        self.engines[i].consume_output(conn, out.len());
+        out
+    }
+
+    /// A client `who` at daemon `i`, through the handshake.
+    fn connect(&mut self, i: usize, conn: ConnId, who: &str) -> GroupName {
+        let now = self.clock();
+        self.engines[i].handle_accept(conn, Peer::Unix, conn as i32, now);
+        let request = ConnectRequest::new(who.as_bytes(), true, 0).emit();
+        self.engines[i].handle_client_data(conn, &request, now);
+        let list = self.take_output(i, conn);
+        AuthMethodList::parse(&list).expect("auth methods offered");
+        self.engines[i].handle_client_data(conn, &AuthChoice::new(&["NULL"]).emit(), now);
+        let accept = self.take_output(i, conn);
+        match SessionReply::parse(&accept, true) {
+            Ok((SessionReply::Accept { private_group, .. }, _)) => private_group,
+            other => panic!("session not accepted: {other:?}"),
+        }
+    }
+
+    fn join(&mut self, i: usize, conn: ConnId, me: GroupName, group: &str) {
+        let group = GroupName::new(group.as_bytes()).expect("group name");
+        let msg = Message {
+            header: control_header(JOIN_MESS, me, 1),
+            groups: vec![group],
+            body: Vec::new(),
+        };
+        let now = self.clock();
+        self.engines[i].handle_client_data(conn, &msg.emit(ByteOrder::NATIVE), now);
+    }
+
+    /// Puts raw bytes on the ring from daemon `i`, unchecked, as a peer
+    /// that does not validate its clients (or a broken one) would.
+    fn submit_raw(&mut self, i: usize, bytes: Vec<u8>) {
+        let now = self.clock();
+        let Ordering::Ring(ring) = &mut self.engines[i].ordering else {
+            panic!("a ring engine");
+        };
+        ring.submit(
+            now,
+            Outgoing {
+                packet_type: PacketType::Agreed,
+                bytes,
+            },
+        );
+    }
+}
+
+fn control_header(service_type: u32, sender: GroupName, num_groups: i32) -> MessageHeader {
+    MessageHeader {
+        service_type,
+        sender,
+        num_groups,
+        hint: hint_for(0, ByteOrder::NATIVE),
+        data_len: 0,
+    }
+}
+
+/// Membership notices in what a client was sent: (group, members).
+fn views(bytes: &[u8]) -> Vec<(GroupName, Vec<GroupName>)> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while let Ok((msg, _, used)) = Message::parse(rest) {
+        if msg.header.service_type & REG_MEMB_MESS != 0 {
+            out.push((
+                msg.header.sender.clean(),
+                msg.groups.iter().map(|g| g.clean()).collect(),
+            ));
+        }
+        rest = &rest[used..];
+    }
+    out
+}
+
+/// A JOIN or LEAVE with no group that comes off the ring from another
+/// daemon is logged and dropped; the daemon carries on serving its clients
+/// and the ring.
+#[test]
+fn a_join_without_a_group_from_the_ring_is_dropped_and_the_daemon_carries_on() {
+    let mut pair = Pair::new();
+    pair.run_for(Duration::from_secs(10));
+    for e in &pair.engines {
+        let Ordering::Ring(ring) = &e.ordering else {
+            unreachable!()
+        };
+        assert_eq!(ring.membership().1, IDS, "the ring of two formed");
+        assert!(!e.exchanging, "the groups exchange finished");
+    }
+    let alice = pair.connect(0, 1, "alice");
+    pair.join(0, 1, alice, "g1");
+    pair.run_for(Duration::from_secs(1));
+    let seen = views(&pair.take_output(0, 1));
+    assert!(
+        seen.iter().any(|(g, m)| g.as_bytes() == b"g1" && m == &[alice]),
+        "{seen:?}"
+    );
+
+    // From d2: a session of d2 joins and leaves no group.
+    let bob = GroupName::private_group(b"bob", b"d2");
+    for kind in [JOIN_MESS, LEAVE_MESS] {
+        let bytes = control_header(kind, bob, 0).emit(ByteOrder::NATIVE).to_vec();
+        pair.submit_raw(1, bytes);
+    }
+    // And one that claims a session of d1 though d2 sent it.
+    let forged = GroupName::private_group(b"mallory", b"d1");
+    let mut bytes = control_header(JOIN_MESS, forged, 1)
+        .emit(ByteOrder::NATIVE)
+        .to_vec();
+    bytes.extend_from_slice(GroupName::new(b"g1").unwrap().raw());
+    pair.submit_raw(1, bytes);
+    pair.run_for(Duration::from_secs(1));
+    assert_eq!(pair.engines[0].dropped_ring_messages(), 3);
+    assert_eq!(pair.engines[1].dropped_ring_messages(), 3);
+    assert!(views(&pair.take_output(0, 1)).is_empty(), "nothing changed in g1");
+
+    // Both daemons still serve: a client of d2 joins g1 and alice sees it.
+    let carol = pair.connect(1, 2, "carol");
+    pair.join(1, 2, carol, "g1");
+    pair.run_for(Duration::from_secs(1));
+    let seen = views(&pair.take_output(0, 1));
+    assert!(
+        seen.iter()
+            .any(|(g, m)| g.as_bytes() == b"g1" && m.contains(&alice) && m.contains(&carol)),
+        "{seen:?}"
+    );
+}
+
+/// Datagrams to the data port in the captures of the original's rings.
+fn captured_data_datagrams() -> Option<Vec<Vec<u8>>> {
+    // `../shared` next to the repository, or where SPREAD4_WIRE says.
+    let dir = std::env::var_os("SPREAD4_WIRE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/spread4-wire"))
+        .join("daemon");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "captures missing under CI"
+        );
+        eprintln!("skipping: no captures at {}", dir.display());
+        return None;
+    };
+    let mut out = Vec::new();
+    for path in entries.flatten().map(|e| e.path()) {
+        if path.extension().is_none_or(|x| x != "jsonl") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).ok()?;
+        for line in text.lines() {
+            let field = |key: &str| -> Option<&str> {
+                let at = line.find(&format!("\"{key}\": \""))? + key.len() + 5;
+                Some(&line[at..at + line[at..].find('"')?])
+            };
+            let (Some(dst), Some(hex)) = (field("dst"), field("hex")) else {
+                continue;
+            };
+            if dst.ends_with(":4803") {
+                out.push(
+                    (0..hex.len() / 2)
+                        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                        .collect(),
+                );
+            }
+        }
+    }
+    Some(out)
+}
+
+/// What the original's daemons put on the ring passes the ring check:
+/// every whole client message in the captures (data and joins; they hold
+/// no leave or disconnect), from the daemon that sent it (10.99.0.k is dk).
+#[test]
+fn the_originals_ring_messages_pass_the_ring_check() {
+    use crate::session::validate_ring_header;
+    use spread_wire::daemon::DataPacket;
+    let Some(datagrams) = captured_data_datagrams() else {
+        return;
+    };
+    let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+    for b in &datagrams {
+        let Ok((packet, _)) = DataPacket::parse(b) else {
+            continue;
+        };
+        let daemon = format!("d{}", packet.header.proc_id as u32 & 0xff);
+        for f in packet.fragments.iter().filter(|f| f.index == -1) {
+            let (header, _) = MessageHeader::parse(&f.data).expect("a message header");
+            let t = header.service_type;
+            if t & GROUPS_MESS != 0 {
+                continue;
+            }
+            if let Err(e) = validate_ring_header(&header, daemon.as_bytes()) {
+                panic!("{header:?} from {daemon}: {e}");
+            }
+            let kind = match t {
+                t if t & JOIN_MESS != 0 => "join",
+                t if t & LEAVE_MESS != 0 => "leave",
+                t if t & KILL_MESS != 0 => "kill",
+                _ => "data",
+            };
+            *seen.entry(kind).or_default() += 1;
+        }
+    }
+    eprintln!("checked {seen:?}");
+    for k in ["join", "data"] {
+        assert!(seen.contains_key(k), "no {k} in the captures");
+    }
+}
