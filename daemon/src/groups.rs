@@ -19,6 +19,7 @@
 //! Every lookup is a B-tree search; a notice necessarily lists all members.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 use log::{debug, error, info, warn};
 use spread_wire::client::limits::MAX_GROUP_NAME;
@@ -300,7 +301,10 @@ pub struct Groups {
     synced_set: Vec<i32>,
     gathered: Vec<Gathered>,
     own_complete: bool,
-    daemons_gathered: usize,
+    /// Daemons of the new membership whose synced set's state is in (the
+    /// original counts the sizes its peers claim; a set cannot be fooled
+    /// by a bogus size).
+    covered: BTreeSet<i32>,
 }
 
 impl Groups {
@@ -321,7 +325,7 @@ impl Groups {
             synced_set: vec![me],
             gathered: Vec::new(),
             own_complete: false,
-            daemons_gathered: 0,
+            covered: BTreeSet::new(),
         }
     }
 
@@ -724,7 +728,7 @@ impl Groups {
 
     fn start_exchange(&mut self) -> Exchange {
         self.own_complete = false;
-        self.daemons_gathered = 0;
+        self.covered.clear();
         let synced_set_size = self.synced_set.len() as u32;
         let bodies = if self.i_lead_synced_set() {
             self.build_groups_bodies()
@@ -818,9 +822,11 @@ impl Groups {
         };
         let rep = self.proc_id(rank);
         let own = self.synced_set.first() == Some(&rep);
+        let mut listed = None;
         if own {
             if last {
                 self.own_complete = true;
+                listed = Some(self.synced_set.clone());
             }
         } else {
             let entry = match self.gathered.iter_mut().position(|g| g.rep == rep) {
@@ -837,12 +843,13 @@ impl Groups {
             entry.bodies.push(body);
             if last {
                 entry.complete = true;
+                listed = entry.bodies.iter().find_map(|b| b.synced_set.clone());
             }
         }
         if last {
-            self.daemons_gathered += synced_set_size as usize;
+            self.count_synced_set(rep, listed.unwrap_or_default(), synced_set_size);
         }
-        if self.daemons_gathered != self.reg_memb.len() {
+        if !self.reg_memb.iter().all(|d| self.covered.contains(d)) {
             return (Vec::new(), Exchange::None);
         }
         let mut notices = self.compute_and_notify();
@@ -853,6 +860,32 @@ impl Groups {
             notices.extend(self.transitional(&trans, id));
         }
         (notices, Exchange::Done)
+    }
+
+    /// A synced set's state is complete: its daemons are covered. The size
+    /// a peer claims in its header is checked on receipt against the set its
+    /// first GROUPS message lists, and that set against the membership: a
+    /// bogus size must not stall the exchange (nor a set count daemons twice
+    /// or outside the ring).
+    fn count_synced_set(&mut self, rep: i32, listed: Vec<i32>, claimed: u32) {
+        let mut set: Vec<i32> = Vec::new();
+        for id in listed.into_iter().chain([rep]) {
+            if self.reg_memb.contains(&id) && !set.contains(&id) {
+                set.push(id);
+            } else if !self.reg_memb.contains(&id) {
+                warn!(target: "spread::groups", "GROUPS message of {}: synced set names {}, not in the membership; ignored",
+                    Ipv4Addr::from(rep as u32), Ipv4Addr::from(id as u32));
+            }
+        }
+        if set.len() != claimed as usize {
+            warn!(target: "spread::groups", "GROUPS message of {}: synced set of {claimed} daemons claimed, {} listed; counting the listed ones",
+                Ipv4Addr::from(rep as u32), set.len());
+        }
+        if set.iter().any(|id| self.covered.contains(id)) {
+            warn!(target: "spread::groups", "GROUPS message of {}: synced set {:?} overlaps another one",
+                Ipv4Addr::from(rep as u32), set);
+        }
+        self.covered.extend(set);
     }
 
     fn apply_gathered(&mut self, gathered: Gathered) {
@@ -943,7 +976,7 @@ impl Groups {
                 .update_daemon_memb_ids();
         }
         self.own_complete = false;
-        self.daemons_gathered = 0;
+        self.covered.clear();
         info!(target: "spread::groups", "state exchange for {reg:?} complete: {} groups", self.groups.len());
         notices
     }
@@ -1146,6 +1179,38 @@ mod tests {
                 other => panic!("{other:?}"),
             }
             assert_eq!(table.state(), State::Op);
+        }
+    }
+
+    /// A peer's GROUPS message that claims a bogus synced-set size (or
+    /// lists daemons outside the ring) does not stall the exchange: the
+    /// size is checked on receipt against the set it lists.
+    #[test]
+    fn a_bogus_synced_set_size_does_not_stall_the_exchange() {
+        for (claimed, listed) in [
+            (7, vec![3]),
+            (0, vec![3]),
+            (u32::MAX, vec![3]),
+            (1, vec![3, 9, 3]),
+        ] {
+            let mut d1 = Groups::new(vec![1, 2, 3], 0, MembId { proc_id: 1, time: 10 });
+            d1.join(name("g"), m(0, "#alice#d1"));
+            let merged = MembId { proc_id: 1, time: 20 };
+            assert!(d1.transitional(&[1], MembId { proc_id: 1, time: 19 }).is_empty());
+            let (_, ex1) = d1.regular(&[1, 3], merged);
+            let Exchange::Start { bodies: b1, .. } = ex1 else {
+                panic!("d1 starts the exchange")
+            };
+            let d3 = GroupsBody {
+                memb_id: merged,
+                synced_set: Some(listed.clone()),
+                groups: Vec::new(),
+            };
+            let (_, ex) = d1.groups_message(Some(0), b1[0].clone(), 1, true);
+            assert_eq!(ex, Exchange::None);
+            let (_, ex) = d1.groups_message(Some(2), d3, claimed, true);
+            assert_eq!(ex, Exchange::Done, "claimed {claimed}, listed {listed:?}");
+            assert_eq!(d1.state(), State::Op);
         }
     }
 
