@@ -46,6 +46,8 @@ run_step() {
         passed=$((passed + 1))
         end=$(now)
         printf 'test packaging::%s ... ok (%.1f s)\n' "$name" "$(awk "BEGIN {print $end - $start}")"
+        # What the step found, in a word: its last line of output.
+        tail -n 1 "$SCRATCH/$name.log" | sed 's/^/    /' 
     else
         failed=$((failed + 1))
         failures+=("$name")
@@ -250,8 +252,8 @@ step_deb_daemon_serves_installed_clients() {
             { cat "$SCRATCH/spuser.out"; fail "installed spuser against the packaged daemon"; return 1; }
         cat "$SCRATCH/spuser.out"
     fi
-    echo "installed tools run against the packaged daemon: $tools"
     stop_daemons
+    echo "installed tools run against the packaged daemon: $tools; the pkg-config client too"
 }
 
 # notify_ready BINARY DIR [RUNNER...]: a second daemon on DIR's configuration
