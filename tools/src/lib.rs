@@ -11,4 +11,5 @@
 pub mod input;
 pub mod mailbox;
 pub mod messages;
+pub mod monitor;
 pub mod scan;

@@ -1,0 +1,3 @@
+//! spmonitor's interactive menu, on the monitor codecs of `spread_wire::monitor`.
+
+pub mod menu;
