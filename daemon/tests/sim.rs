@@ -36,114 +36,44 @@ use std::time::Duration;
 use std::collections::{BTreeSet, HashSet};
 
 use evs::{check, name, Violation};
+use simnet::scenario::{self, secs};
 use simnet::{Incarnation, MsgId, NetParams, Rec, Sim};
 use spread_daemon::ring::{MembId, PacketType};
 
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
-}
-
 #[derive(Clone, Debug)]
-enum Action {
-    Start(usize),
-    Crash(usize),
-    Partition(Vec<u32>),
-    Heal,
-    /// The network calms down: loss drops to this.
-    Calm(f64),
+enum Work {
     Submit(usize, PacketType, usize),
 }
+
+type Action = scenario::Action<Work>;
 
 /// How long the network settles after the last disturbance.
 const SETTLE: f64 = 14.0;
 
+const SHAPE: scenario::Shape = scenario::Shape {
+    mix: (0x2545_f491_4f6c_dd1d, 0x1234),
+    // A third of the runs cut the daemons into two or three segments.
+    segments_from: 2,
+    segments_chance: 0.33,
+    third_segment: true,
+    chaos_from: 3.0,
+    chaos_min: 4.0,
+    chaos_extra: 8.0,
+    max_gap: 3.0,
+};
+
 /// A random scenario for `seed`; returns the sim and the scripted actions.
 fn scenario(seed: u64) -> (Sim, Vec<(Duration, Action)>, Duration) {
-    let mut r = simnet::Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x1234);
-    let n = r.range(2, 6) as usize;
-    let mut net = NetParams {
-        loss: [0.0, 0.01, 0.05, 0.1, 0.2][r.range(0, 5) as usize],
-        dup: if r.chance(0.5) { 0.03 } else { 0.0 },
-        delay_min_ms: 0.2,
-        delay_max_ms: [0.5, 2.0, 8.0][r.range(0, 3) as usize],
-        fifo: true,
-    };
-    // A quarter of the runs reorder datagrams between two daemons too (a
-    // few milliseconds of jitter). Note: with much more, a JOIN overtaken by
-    // the FORM2 its sender sent after it breaks every EVS attempt when two
-    // gathering representatives run in step; the original has the same
-    // window, which a LAN path (FIFO, sub-millisecond) keeps closed.
-    if r.chance(0.25) {
-        net.fifo = false;
-        net.delay_max_ms = net.delay_max_ms.min(2.0);
-    }
-    let mut sim = Sim::new(n, seed, net);
-    sim.accelerated = r.chance(0.5);
-    // A third of the runs cut the daemons into segments (tokens and data
-    // cross segments by unicast, the ROUTED bit, representatives, REFER).
-    if n >= 2 && r.chance(0.33) {
-        let cut = r.range(1, n as u64) as usize;
-        sim.layout = vec![cut, n - cut];
-        if n - cut >= 2 && r.chance(0.5) {
-            let cut2 = r.range(1, (n - cut) as u64) as usize;
-            sim.layout = vec![cut, cut2, n - cut - cut2];
-        }
-    }
-    // The lookup probe after a heal comes at 3 s instead of 30 s: keeps the
-    // scenarios short (the config file may set every membership timeout).
-    sim.tweak = |p| p.timeouts.lookup = Duration::from_secs(3);
-    let mut acts = Vec::new();
-    for i in 0..n {
-        acts.push((secs(r.f64() * 2.0), Action::Start(i)));
-    }
-    let chaos_end = 4.0 + r.f64() * 8.0;
-    let mut t = 3.0;
-    let mut down: Vec<bool> = vec![false; n];
-    // A restarted daemon comes back after a few seconds: ids carry Unix
-    // seconds, and a daemon that installed several rings in a row has used
-    // seconds ahead of the clock, which a quick restart could reuse (the
-    // original behaves the same).
-    let mut crashed_at: Vec<f64> = vec![0.0; n];
-    while t < chaos_end {
-        t += 0.5 + r.f64() * 3.0;
-        match r.range(0, 4) {
-            0 => {
-                let groups: Vec<u32> = (0..n).map(|_| r.range(0, 2) as u32).collect();
-                acts.push((secs(t), Action::Partition(groups)));
-            }
-            1 => acts.push((secs(t), Action::Heal)),
-            2 => {
-                let i = r.range(0, n as u64) as usize;
-                if down[i] {
-                    if t - crashed_at[i] < 4.0 {
-                        continue;
-                    }
-                    acts.push((secs(t), Action::Start(i)));
-                } else {
-                    acts.push((secs(t), Action::Crash(i)));
-                    crashed_at[i] = t;
-                }
-                down[i] = !down[i];
-            }
-            _ => {}
-        }
-    }
-    let heal = t.max(chaos_end);
-    acts.push((secs(heal), Action::Heal));
-    // Liveness is only expected of a calmer network: sustained 20% loss makes
-    // the original's ring lose its token every few seconds.
-    acts.push((secs(heal), Action::Calm(0.01)));
-    for (i, d) in down.iter().enumerate() {
-        if *d {
-            acts.push((secs(heal.max(crashed_at[i] + 4.0)), Action::Start(i)));
-        }
-    }
+    let mut plan = scenario::disturbances(seed, &SHAPE, |_, _, _, _| Vec::new());
+    let sim = plan.net(|n, net| Sim::new(n, seed, net));
+    let r = &mut plan.r;
     // Traffic until shortly after the heal (it also triggers the merges).
     let rate = [2.0, 6.0, 15.0][r.range(0, 3) as usize];
-    let traffic_end = heal + 2.0;
+    let traffic_end = plan.heal + 2.0;
     // The last 8 s are lossless, so the final check sees a settled ring.
-    acts.push((secs(traffic_end + SETTLE - 8.0), Action::Calm(0.0)));
-    for i in 0..n {
+    plan.acts
+        .push((secs(traffic_end + SETTLE - 8.0), Action::Calm(0.0)));
+    for i in 0..plan.n {
         let mut tt = 1.0 + r.f64();
         while tt < traffic_end {
             tt += -(1.0 - r.f64()).ln() / rate;
@@ -158,29 +88,19 @@ fn scenario(seed: u64) -> (Sim, Vec<(Duration, Action)>, Duration) {
             } else {
                 r.range(17, 300)
             } as usize;
-            acts.push((secs(tt), Action::Submit(i, ptype, size)));
+            plan.acts
+                .push((secs(tt), Action::Work(Work::Submit(i, ptype, size))));
         }
     }
-    acts.sort_by_key(|(t, _)| *t);
-    (sim, acts, secs(traffic_end + SETTLE))
+    plan.acts.sort_by_key(|(t, _)| *t);
+    (sim, plan.acts, secs(traffic_end + SETTLE))
 }
 
 fn run(seed: u64) -> Sim {
     let (mut sim, acts, end) = scenario(seed);
-    for (t, a) in acts {
-        sim.run_until(t);
-        match a {
-            Action::Start(i) => sim.start(i),
-            Action::Crash(i) => sim.crash(i),
-            Action::Partition(g) => sim.partition(&g),
-            Action::Heal => sim.heal(),
-            Action::Calm(loss) => sim.net.loss = sim.net.loss.min(loss),
-            Action::Submit(i, p, s) => {
-                sim.submit(i, p, s);
-            }
-        }
-    }
-    sim.run_until(end);
+    sim.play(acts, end, |sim, Work::Submit(i, p, s)| {
+        sim.submit(i, p, s);
+    });
     sim
 }
 
@@ -212,7 +132,7 @@ fn evs_sweep() {
                     let mut st = [0u64; 4];
                     for &seed in chunk {
                         let sim = run(seed);
-                        for inc in &sim.incarnations {
+                        for inc in &sim.app.incarnations {
                             let mut prev_reg = 0;
                             for r in &inc.log {
                                 match r {
@@ -315,7 +235,7 @@ fn ends_in_regular(inc: &Incarnation) -> Option<&Vec<u32>> {
 /// sender's messages or one of its own going missing.
 fn safe_victim(sim: &Sim) -> Option<(usize, usize)> {
     let h = evs::History::of(sim);
-    let incs = &sim.incarnations;
+    let incs = &sim.app.incarnations;
     for (b, spb) in h.spans.iter().enumerate() {
         let last = spb.last()?;
         if !incs[b].alive || last.reg.is_none() || last.trans.is_some() {
@@ -361,7 +281,7 @@ fn rich_seed() -> (u64, Sim) {
                     }
                 })
             });
-            sim.incarnations.iter().filter(|i| i.alive).count() >= 3
+            sim.app.incarnations.iter().filter(|i| i.alive).count() >= 3
                 && with_next
                 && safe_victim(sim).is_some()
                 && check(sim).is_empty()
@@ -387,8 +307,8 @@ fn checker_catches_violations() {
         proven.insert(name);
     };
     let alive_ending_in_regular = |sim: &Sim| {
-        (0..sim.incarnations.len())
-            .find(|&k| sim.incarnations[k].alive && ends_in_regular(&sim.incarnations[k]).is_some())
+        (0..sim.app.incarnations.len())
+            .find(|&k| sim.app.incarnations[k].alive && ends_in_regular(&sim.app.incarnations[k]).is_some())
             .expect("a running daemon in a regular configuration")
     };
     let stranger = simnet::node_id(9);
@@ -400,10 +320,10 @@ fn checker_catches_violations() {
     // One daemon's copy of a shared ring lists a stranger.
     let mut sim = run(seed);
     let shared = |sim: &Sim| {
-        for (k, inc) in sim.incarnations.iter().enumerate() {
+        for (k, inc) in sim.app.incarnations.iter().enumerate() {
             for (p, r) in inc.log.iter().enumerate() {
                 if let Rec::Reg { id, .. } = r {
-                    let others = sim.incarnations.iter().enumerate().any(|(j, o)| {
+                    let others = sim.app.incarnations.iter().enumerate().any(|(j, o)| {
                         j != k
                             && o.log
                                 .iter()
@@ -418,7 +338,7 @@ fn checker_catches_violations() {
         panic!("no ring installed by two daemons");
     };
     let (k, p) = shared(&sim);
-    if let Rec::Reg { members, .. } = &mut sim.incarnations[k].log[p] {
+    if let Rec::Reg { members, .. } = &mut sim.app.incarnations[k].log[p] {
         members.push(stranger);
     }
     expect("configuration_agreement", &sim);
@@ -426,7 +346,7 @@ fn checker_catches_violations() {
     // A daemon installs a ring without itself.
     let mut sim = run(seed);
     let k = alive_ending_in_regular(&sim);
-    sim.incarnations[k].log.push(Rec::Reg {
+    sim.app.incarnations[k].log.push(Rec::Reg {
         id: fake_id,
         members: vec![stranger],
     });
@@ -435,14 +355,17 @@ fn checker_catches_violations() {
     // A transitional configuration with a member from outside its ring.
     let mut sim = run(seed);
     let k = alive_ending_in_regular(&sim);
-    let mut members = ends_in_regular(&sim.incarnations[k]).unwrap().clone();
+    let mut members = ends_in_regular(&sim.app.incarnations[k]).unwrap().clone();
     members.push(stranger);
-    sim.incarnations[k].log.push(Rec::Trans { id: fake_id, members });
+    sim.app.incarnations[k]
+        .log
+        .push(Rec::Trans { id: fake_id, members });
     expect("transitional_within_regular", &sim);
 
     // A RELIABLE message delivered twice.
     let mut sim = run(seed);
     let (k, p) = sim
+        .app
         .incarnations
         .iter()
         .enumerate()
@@ -461,13 +384,13 @@ fn checker_catches_violations() {
                 .map(|p| (k, p))
         })
         .expect("a RELIABLE delivery");
-    let again = sim.incarnations[k].log[p].clone();
-    sim.incarnations[k].log.push(again);
+    let again = sim.app.incarnations[k].log[p].clone();
+    sim.app.incarnations[k].log.push(again);
     expect("no_duplicates", &sim);
 
     // Corrupted bytes delivered.
     let mut sim = run(seed);
-    sim.incarnations[0].log.push(Rec::Garbage);
+    sim.app.incarnations[0].log.push(Rec::Garbage);
     expect("payloads_intact", &sim);
 
     // A message lost everywhere (and never submitted, so no daemon misses
@@ -487,7 +410,7 @@ fn checker_catches_violations() {
             })
         })
         .expect("three ordered messages of one sender in one configuration");
-    for inc in &mut sim.incarnations {
+    for inc in &mut sim.app.incarnations {
         inc.log
             .retain(|r| !matches!(r, Rec::Deliver { id, .. } if *id == lost));
         inc.submitted.retain(|m| *m != lost);
@@ -516,32 +439,32 @@ fn checker_catches_violations() {
     let mut sim = run(seed);
     let (a, b, reg, trans) = pair(&sim);
     let (_, fake) = stranger_message();
-    let pa = trans_position(&sim.incarnations[a], reg, trans);
-    sim.incarnations[a].log.insert(pa, fake.clone());
-    let pb = trans_position(&sim.incarnations[b], reg, trans);
-    sim.incarnations[b].log.insert(pb + 1, fake);
+    let pa = trans_position(&sim.app.incarnations[a], reg, trans);
+    sim.app.incarnations[a].log.insert(pa, fake.clone());
+    let pb = trans_position(&sim.app.incarnations[b], reg, trans);
+    sim.app.incarnations[b].log.insert(pb + 1, fake);
     expect("virtual_synchrony", &sim);
 
     // Only one of them delivered a message in the transitional configuration.
     let mut sim = run(seed);
     let (a, _, reg, trans) = pair(&sim);
     let (_, fake) = stranger_message();
-    let pa = trans_position(&sim.incarnations[a], reg, trans);
-    sim.incarnations[a].log.insert(pa + 1, fake);
+    let pa = trans_position(&sim.app.incarnations[a], reg, trans);
+    sim.app.incarnations[a].log.insert(pa + 1, fake);
     expect("transitional_delivery", &sim);
 
     // Two ordered messages from different senders, which another daemon
     // also delivered, swapped at one daemon (each sender's order intact).
     let mut sim = run(seed);
-    let swap = (0..sim.incarnations.len())
+    let swap = (0..sim.app.incarnations.len())
         .find_map(|k| {
-            let log = &sim.incarnations[k].log;
+            let log = &sim.app.incarnations[k].log;
             let mut prev: Option<(usize, MsgId)> = None;
             for (p, r) in log.iter().enumerate() {
                 match r {
                     Rec::Deliver { id, ptype, .. } if *ptype != PacketType::Reliable => {
                         if let Some((q, m)) = prev {
-                            let both_elsewhere = sim.incarnations.iter().enumerate().any(|(j, o)| {
+                            let both_elsewhere = sim.app.incarnations.iter().enumerate().any(|(j, o)| {
                                 j != k
                                     && [m, *id].iter().all(|x| {
                                         o.log
@@ -563,25 +486,25 @@ fn checker_catches_violations() {
         })
         .expect("two consecutive ordered messages from two senders");
     let (k, q, p) = swap;
-    sim.incarnations[k].log.swap(q, p);
+    sim.app.incarnations[k].log.swap(q, p);
     expect("agreed_total_order", &sim);
 
     // A SAFE message one member of the final ring never delivers.
     let mut sim = run(seed);
     let (b, at) = safe_victim(&sim).unwrap();
-    sim.incarnations[b].log.remove(at);
+    sim.app.incarnations[b].log.remove(at);
     expect("safe_stability", &sim);
 
     // A daemon that never gets its own message back.
     let mut sim = run(seed);
-    let k = sim.incarnations.iter().position(|i| i.alive).unwrap();
+    let k = sim.app.incarnations.iter().position(|i| i.alive).unwrap();
     let fake = MsgId {
-        origin: sim.incarnations[k].node as u32,
-        incarnation: sim.incarnations[k].number,
+        origin: sim.app.incarnations[k].node as u32,
+        incarnation: sim.app.incarnations[k].number,
         ordered: true,
         counter: 999_999,
     };
-    sim.incarnations[k].submitted.push(fake);
+    sim.app.incarnations[k].submitted.push(fake);
     expect("self_delivery", &sim);
 
     // A daemon stops after the network went quiet; the others still list it.
@@ -603,7 +526,7 @@ fn one_seed() {
     simnet::init_logging();
     let (_, acts, end) = scenario(seed);
     for (t, a) in &acts {
-        if !matches!(a, Action::Submit(..)) {
+        if !matches!(a, Action::Work(_)) {
             eprintln!("{:8.3}s {:?}", t.as_secs_f64(), a);
         }
     }
@@ -613,7 +536,7 @@ fn one_seed() {
         "net {:?}, accelerated ring {}, {} steps",
         sim.net, sim.accelerated, sim.steps
     );
-    for (k, inc) in sim.incarnations.iter().enumerate() {
+    for (k, inc) in sim.app.incarnations.iter().enumerate() {
         let confs: Vec<String> = inc
             .log
             .iter()
@@ -672,7 +595,7 @@ fn frozen_daemon_sends_nothing_into_the_ring_it_was_left_out_of() {
     let errs = check(&sim);
     assert!(errs.is_empty(), "{errs:?}");
     for i in 0..2 {
-        let inc = &sim.incarnations[sim.nodes[i].current.unwrap()];
+        let inc = sim.current(i).unwrap();
         let got: HashSet<MsgId> = inc
             .log
             .iter()

@@ -353,7 +353,7 @@ fn flow_control_caps_each_visit_at_the_personal_window() {
         assert!((0..=180).contains(&fc), "flow_control {fc}");
     }
     // Everyone delivered all 500, in the order sent.
-    for inc in sim.incarnations.iter().filter(|i| i.alive) {
+    for inc in sim.app.incarnations.iter().filter(|i| i.alive) {
         let got: Vec<_> = inc
             .log
             .iter()

@@ -57,14 +57,11 @@ use std::time::Duration;
 
 use checks::{check, cname, gname, id_str, History, Violation};
 use simnet::engines::{Client, End, Ev, MsgKey, Sent, Status, World};
-use simnet::{NetParams, Rng};
+use simnet::scenario::{self, secs};
+use simnet::Rng;
 use spread_wire::client::service::*;
 use spread_wire::client::GroupName;
 use spread_wire::endian::ByteOrder;
-
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
-}
 
 const GROUPS: [&str; 3] = ["g0", "g1", "g2"];
 
@@ -73,98 +70,51 @@ fn group(i: usize) -> GroupName {
 }
 
 #[derive(Clone, Debug)]
-enum Action {
-    Start(usize),
-    Crash(usize),
-    Partition(Vec<u32>),
-    Heal,
-    Calm(f64),
+enum Work {
     /// Connect a client to this node.
     Connect(usize),
     /// One random client operation.
     Op,
 }
 
+type Action = scenario::Action<Work>;
+
 /// How long the network settles after the last disturbance.
 const SETTLE: f64 = 12.0;
 
+const SHAPE: scenario::Shape = scenario::Shape {
+    mix: (0x9e37_79b9_7f4a_7c15, 0x6770),
+    // A quarter of the runs of three daemons or more cut them in two segments.
+    segments_from: 3,
+    segments_chance: 0.25,
+    third_segment: false,
+    chaos_from: 2.5,
+    chaos_min: 3.0,
+    chaos_extra: 7.0,
+    max_gap: 2.5,
+};
+
 fn scenario(seed: u64) -> (World, Vec<(Duration, Action)>, Duration) {
-    let mut r = Rng::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x6770);
-    let n = r.range(2, 6) as usize;
-    let mut net = NetParams {
-        loss: [0.0, 0.01, 0.05, 0.1, 0.2][r.range(0, 5) as usize],
-        dup: if r.chance(0.5) { 0.03 } else { 0.0 },
-        delay_min_ms: 0.2,
-        delay_max_ms: [0.5, 2.0, 8.0][r.range(0, 3) as usize],
-        fifo: true,
-    };
-    // Some reordering between two daemons (see sim.rs for why it is kept
-    // to a few milliseconds).
-    if r.chance(0.25) {
-        net.fifo = false;
-        net.delay_max_ms = net.delay_max_ms.min(2.0);
-    }
-    let mut world = World::new(n, seed, net);
-    world.accelerated = r.chance(0.5);
-    if n >= 3 && r.chance(0.25) {
-        let cut = r.range(1, n as u64) as usize;
-        world.layout = vec![cut, n - cut];
-    }
-    world.tweak = |p| p.timeouts.lookup = Duration::from_secs(3);
-    let mut acts = Vec::new();
-    for i in 0..n {
-        let t = r.f64() * 2.0;
-        acts.push((secs(t), Action::Start(i)));
-        for _ in 0..r.range(1, 3) {
-            acts.push((secs(t + 0.1 + r.f64()), Action::Connect(i)));
+    // One or two clients connect after a daemon's first start, one after a
+    // restart.
+    let mut plan = scenario::disturbances(seed, &SHAPE, |r, i, t, first| {
+        if first {
+            (0..r.range(1, 3))
+                .map(|_| (t + 0.1 + r.f64(), Work::Connect(i)))
+                .collect()
+        } else {
+            vec![(t + 0.2, Work::Connect(i))]
         }
-    }
-    let chaos_end = 3.0 + r.f64() * 7.0;
-    let mut t = 2.5;
-    let mut down = vec![false; n];
-    let mut crashed_at = vec![0.0; n];
-    while t < chaos_end {
-        t += 0.5 + r.f64() * 2.5;
-        match r.range(0, 4) {
-            0 => {
-                let groups: Vec<u32> = (0..n).map(|_| r.range(0, 2) as u32).collect();
-                acts.push((secs(t), Action::Partition(groups)));
-            }
-            1 => acts.push((secs(t), Action::Heal)),
-            2 => {
-                let i = r.range(0, n as u64) as usize;
-                if down[i] {
-                    if t - crashed_at[i] < 4.0 {
-                        continue;
-                    }
-                    acts.push((secs(t), Action::Start(i)));
-                    acts.push((secs(t + 0.2), Action::Connect(i)));
-                } else {
-                    acts.push((secs(t), Action::Crash(i)));
-                    crashed_at[i] = t;
-                }
-                down[i] = !down[i];
-            }
-            _ => {}
-        }
-    }
-    let heal = t.max(chaos_end);
-    acts.push((secs(heal), Action::Heal));
-    acts.push((secs(heal), Action::Calm(0.01)));
-    for (i, d) in down.iter().enumerate() {
-        if *d {
-            let at = heal.max(crashed_at[i] + 4.0);
-            acts.push((secs(at), Action::Start(i)));
-            acts.push((secs(at + 0.2), Action::Connect(i)));
-        }
-    }
+    });
+    let world = plan.net(|n, net| World::new(n, seed, net));
+    let (r, acts) = (&mut plan.r, &mut plan.acts);
     let rate = [8.0, 20.0, 40.0][r.range(0, 3) as usize];
-    let traffic_end = heal + 1.5;
+    let traffic_end = plan.heal + 1.5;
     acts.push((secs(traffic_end + SETTLE - 7.0), Action::Calm(0.0)));
     let mut tt = 0.5;
     while tt < traffic_end {
         tt += -(1.0 - r.f64()).ln() / rate;
-        acts.push((secs(tt), Action::Op));
+        acts.push((secs(tt), Action::Work(Work::Op)));
     }
     // Bursts of operations while the daemons change membership (the ring
     // notices a partition, crash or merge within about 1-3 s): joins, leaves
@@ -184,19 +134,19 @@ fn scenario(seed: u64) -> (World, Vec<(Duration, Action)>, Duration) {
         if r.chance(0.5) {
             let at = c + r.f64() * 3.0;
             for _ in 0..r.range(3, 10) {
-                acts.push((secs(at + r.f64() * 0.05), Action::Op));
+                acts.push((secs(at + r.f64() * 0.05), Action::Work(Work::Op)));
             }
         }
     }
     acts.sort_by_key(|(t, _)| *t);
-    (world, acts, secs(traffic_end + SETTLE))
+    (world, plan.acts, secs(traffic_end + SETTLE))
 }
 
 /// One random client operation, as an application would do it: only
 /// members multicast to a group, and only to groups they are in.
 fn op(world: &mut World, w: &mut Rng) {
-    let up: Vec<usize> = (0..world.clients.len())
-        .filter(|&k| world.clients[k].is_up())
+    let up: Vec<usize> = (0..world.app.clients.len())
+        .filter(|&k| world.app.clients[k].is_up())
         .collect();
     let nodes: Vec<usize> = (0..world.n).filter(|&i| world.is_up(i)).collect();
     if nodes.is_empty() {
@@ -208,7 +158,7 @@ fn op(world: &mut World, w: &mut Rng) {
         return;
     }
     let k = up[w.range(0, up.len() as u64) as usize];
-    let c = &world.clients[k];
+    let c = &world.app.clients[k];
     let members: Vec<GroupName> = c
         .groups
         .iter()
@@ -268,7 +218,7 @@ fn connect(world: &mut World, w: &mut Rng, node: usize) {
     };
     if let Some(k) = world.connect(node, order) {
         // Most clients join a group at once.
-        if w.chance(0.8) && world.clients[k].is_up() {
+        if w.chance(0.8) && world.app.clients[k].is_up() {
             let g = group(w.range(0, GROUPS.len() as u64) as usize);
             world.join(k, g);
         }
@@ -278,19 +228,10 @@ fn connect(world: &mut World, w: &mut Rng, node: usize) {
 fn run(seed: u64) -> World {
     let (mut world, acts, end) = scenario(seed);
     let mut w = Rng::new(seed ^ 0x00c1_1e47);
-    for (t, a) in acts {
-        world.run_until(t);
-        match a {
-            Action::Start(i) => world.start(i),
-            Action::Crash(i) => world.crash(i),
-            Action::Partition(g) => world.partition(&g),
-            Action::Heal => world.heal(),
-            Action::Calm(loss) => world.net.loss = world.net.loss.min(loss),
-            Action::Connect(i) => connect(&mut world, &mut w, i),
-            Action::Op => op(&mut world, &mut w),
-        }
-    }
-    world.run_until(end);
+    world.play(acts, end, |world, work| match work {
+        Work::Connect(i) => connect(world, &mut w, i),
+        Work::Op => op(world, &mut w),
+    });
     world
 }
 
@@ -303,7 +244,7 @@ fn repro(seed: u64) -> String {
 /// transitional view, sessions lost in crashes].
 fn stats(world: &World) -> [u64; 7] {
     let mut st = [0u64; 7];
-    for c in &world.clients {
+    for c in &world.app.clients {
         let mut in_trans: HashSet<GroupName> = HashSet::new();
         for e in &c.log {
             match e {
@@ -370,7 +311,7 @@ fn vs_sweep() {
                             eprintln!(
                                 "seed {seed}: n {} clients {} steps {} run {:.0} ms check {:.0} ms",
                                 world.n,
-                                world.clients.len(),
+                                world.app.clients.len(),
                                 world.steps,
                                 t1.as_secs_f64() * 1e3,
                                 (t0.elapsed() - t1).as_secs_f64() * 1e3
@@ -484,7 +425,7 @@ fn rich_seed() -> (u64, World) {
             let st = stats(w);
             st[3] > 0
                 && st[4] > 20
-                && w.clients.iter().any(|c| c.end.is_some())
+                && w.app.clients.iter().any(|c| c.end.is_some())
                 && vs_case(w).is_some()
                 && check(w).is_empty()
         })
@@ -495,7 +436,7 @@ fn rich_seed() -> (u64, World) {
 /// client, in a step another client took too.
 fn vs_case(w: &World) -> Option<(usize, usize)> {
     let h = History::of(w);
-    for (k, c) in w.clients.iter().enumerate() {
+    for (k, c) in w.app.clients.iter().enumerate() {
         for p in 0..c.log.len().saturating_sub(1) {
             if let (
                 Ev::Trans { group, .. },
@@ -538,8 +479,8 @@ fn checker_catches_violations() {
         proven.insert(name);
     };
     let live = |w: &World| -> Vec<usize> {
-        (0..w.clients.len())
-            .filter(|&k| w.clients[k].end.is_none() && w.clients[k].is_up())
+        (0..w.app.clients.len())
+            .filter(|&k| w.app.clients[k].end.is_none() && w.app.clients[k].is_up())
             .collect()
     };
     let intruder = GroupName::new(b"#intruder#d9").unwrap();
@@ -547,6 +488,7 @@ fn checker_catches_violations() {
     // A join notice that says the joiner left.
     let mut w = run(seed);
     let (k, p) = w
+        .app
         .clients
         .iter()
         .enumerate()
@@ -560,27 +502,28 @@ fn checker_catches_violations() {
             })
         })
         .expect("a member sees another join");
-    if let Ev::View { cause, .. } = &mut w.clients[k].log[p] {
+    if let Ev::View { cause, .. } = &mut w.app.clients[k].log[p] {
         *cause = CAUSED_BY_LEAVE;
     }
     expect("views_well_formed", &w);
 
     // A leave notice of a group the client never joined.
     let mut w = run(seed);
-    let (k, g) = (0..w.clients.len())
+    let (k, g) = (0..w.app.clients.len())
         .find_map(|k| {
             (0..GROUPS.len())
                 .map(group)
-                .find(|g| !touches(&w.clients[k], g))
+                .find(|g| !touches(&w.app.clients[k], g))
                 .map(|g| (k, g))
         })
         .expect("a client outside some group");
-    w.clients[k].log.push(Ev::SelfLeave { group: g });
+    w.app.clients[k].log.push(Ev::SelfLeave { group: g });
     expect("own_membership", &w);
 
     // A transitional notice carrying another view's id.
     let mut w = run(seed);
     let (k, p) = w
+        .app
         .clients
         .iter()
         .enumerate()
@@ -591,7 +534,7 @@ fn checker_catches_violations() {
                 .map(|p| (k, p))
         })
         .unwrap();
-    if let Ev::Trans { id, .. } = &mut w.clients[k].log[p] {
+    if let Ev::Trans { id, .. } = &mut w.app.clients[k].log[p] {
         id.index += 1000;
     }
     expect("transitional_notices", &w);
@@ -599,9 +542,9 @@ fn checker_catches_violations() {
     // A message delivered again right after itself, in the client's last
     // view of its group.
     let mut w = run(seed);
-    let (k, p) = (0..w.clients.len())
+    let (k, p) = (0..w.app.clients.len())
         .find_map(|k| {
-            let c = &w.clients[k];
+            let c = &w.app.clients[k];
             let st = standings(c);
             let mut end: HashSet<GroupName> = st.last()?.clone();
             if let Some(Ev::View { group, .. }) = c.log.last() {
@@ -619,13 +562,14 @@ fn checker_catches_violations() {
             })
         })
         .expect("a message in a last view");
-    let again = w.clients[k].log[p].clone();
-    w.clients[k].log.insert(p + 1, again);
+    let again = w.app.clients[k].log[p].clone();
+    w.app.clients[k].log.insert(p + 1, again);
     expect("no_duplicates", &w);
 
     // A message from a sender outside the view.
     let mut w = run(seed);
     let (k, p) = w
+        .app
         .clients
         .iter()
         .enumerate()
@@ -636,14 +580,14 @@ fn checker_catches_violations() {
                 .map(|p| (k, p))
         })
         .unwrap();
-    if let Ev::Msg { sender, .. } = &mut w.clients[k].log[p] {
+    if let Ev::Msg { sender, .. } = &mut w.app.clients[k].log[p] {
         *sender = intruder;
     }
     expect("nothing_from_outside_the_view", &w);
 
     // Bytes a client cannot decode.
     let mut w = run(seed);
-    w.clients[0].log.push(Ev::Bad("forged".into()));
+    w.app.clients[0].log.push(Ev::Bad("forged".into()));
     expect("well_formed_stream", &w);
 
     // A message a connected member sent that never comes back.
@@ -651,14 +595,14 @@ fn checker_catches_violations() {
     let (k, g) = live(&w)
         .into_iter()
         .find_map(|k| {
-            w.clients[k]
+            w.app.clients[k]
                 .groups
                 .iter()
                 .find(|(_, s)| **s == Status::Member)
                 .map(|(g, _)| (k, *g))
         })
         .expect("a connected member");
-    let c = &mut w.clients[k];
+    let c = &mut w.app.clients[k];
     c.sent.push(Sent {
         key: MsgKey {
             client: c.id,
@@ -675,6 +619,7 @@ fn checker_catches_violations() {
     let mut w = run(seed);
     let h = History::of(&w);
     let (k, p) = w
+        .app
         .clients
         .iter()
         .enumerate()
@@ -704,7 +649,7 @@ fn checker_catches_violations() {
                     && seg.next_cause != CAUSED_BY_NETWORK
                     && h.segs.iter().enumerate().any(|(j, per)| {
                         j != k
-                            && members.contains(&w.clients[j].private_group)
+                            && members.contains(&w.app.clients[j].private_group)
                             && per.get(group).is_some_and(|l| {
                                 l.iter()
                                     .any(|s| s.view.0 == *id && s.view.1.contains(&c.private_group))
@@ -714,7 +659,7 @@ fn checker_catches_violations() {
             })
         })
         .expect("a join or leave view two members saw");
-    if let Ev::View { members, .. } = &mut w.clients[k].log[p] {
+    if let Ev::View { members, .. } = &mut w.app.clients[k].log[p] {
         members.push(intruder);
     }
     expect("views_agree", &w);
@@ -722,13 +667,14 @@ fn checker_catches_violations() {
     // A message moved before the transitional notice at one client.
     let mut w = run(seed);
     let (k, p) = vs_case(&w).unwrap();
-    w.clients[k].log.swap(p, p + 1);
+    w.app.clients[k].log.swap(p, p + 1);
     expect("virtual_synchrony", &w);
 
     // Two messages of different groups, from others, that another client
     // delivered too, swapped at one client.
     let mut w = run(seed);
     let delivered: Vec<HashSet<MsgKey>> = w
+        .app
         .clients
         .iter()
         .map(|c| {
@@ -742,6 +688,7 @@ fn checker_catches_violations() {
         })
         .collect();
     let (k, p) = w
+        .app
         .clients
         .iter()
         .enumerate()
@@ -763,7 +710,7 @@ fn checker_catches_violations() {
                 ) if gx.iter().all(|g| !gy.contains(g))
                     && *sx != c.private_group
                     && *sy != c.private_group
-                    && (0..w.clients.len())
+                    && (0..w.app.clients.len())
                         .any(|j| j != k && delivered[j].contains(x) && delivered[j].contains(y)) =>
                 {
                     Some((k, p))
@@ -772,7 +719,7 @@ fn checker_catches_violations() {
             })
         })
         .expect("two messages of different groups in a row");
-    w.clients[k].log.swap(p - 1, p);
+    w.app.clients[k].log.swap(p - 1, p);
     expect("agreed_total_order", &w);
 
     // A join nobody answered.
@@ -782,17 +729,17 @@ fn checker_catches_violations() {
         .find_map(|k| {
             (0..GROUPS.len())
                 .map(group)
-                .find(|g| !w.clients[k].groups.contains_key(g))
+                .find(|g| !w.app.clients[k].groups.contains_key(g))
                 .map(|g| (k, g))
         })
         .expect("a connected client outside a group");
-    w.clients[k].groups.insert(g, Status::Joining);
+    w.app.clients[k].groups.insert(g, Status::Joining);
     expect("requests_answered", &w);
 
     // A session the daemon closed.
     let mut w = run(seed);
-    let k = w.clients.iter().position(|c| c.end.is_some()).unwrap();
-    w.clients[k].end = Some(End::Dropped);
+    let k = w.app.clients.iter().position(|c| c.end.is_some()).unwrap();
+    w.app.clients[k].end = Some(End::Dropped);
     expect("sessions_survive", &w);
 
     // A client that thinks it is a member of a group whose members do not
@@ -803,11 +750,11 @@ fn checker_catches_violations() {
         .find_map(|k| {
             (0..GROUPS.len())
                 .map(group)
-                .find(|g| !w.clients[k].groups.contains_key(g))
+                .find(|g| !w.app.clients[k].groups.contains_key(g))
                 .map(|g| (k, g))
         })
         .expect("a connected client outside a group");
-    w.clients[k].groups.insert(g, Status::Member);
+    w.app.clients[k].groups.insert(g, Status::Member);
     expect("last_view_agrees", &w);
 
     let all: BTreeSet<&str> = checks::CHECKS.iter().map(|(name, _)| *name).collect();
@@ -824,7 +771,7 @@ fn one_seed() {
     simnet::init_logging();
     let (_, acts, end) = scenario(seed);
     for (t, a) in &acts {
-        if !matches!(a, Action::Op) {
+        if !matches!(a, Action::Work(Work::Op)) {
             eprintln!("{:8.3}s {:?}", t.as_secs_f64(), a);
         }
     }
@@ -834,7 +781,7 @@ fn one_seed() {
         "net {:?}, accelerated ring {}, layout {:?}, {} steps",
         world.net, world.accelerated, world.layout, world.steps
     );
-    for c in &world.clients {
+    for c in &world.app.clients {
         eprintln!("{}: end {:?}, groups {:?}", cname(c), c.end, c.groups);
         for (p, e) in c.log.iter().enumerate() {
             match e {

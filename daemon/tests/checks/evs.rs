@@ -88,7 +88,7 @@ pub struct History {
 
 impl History {
     pub fn of(sim: &Sim) -> History {
-        let incs = &sim.incarnations;
+        let incs = &sim.app.incarnations;
         History {
             spans: incs.iter().map(spans).collect(),
             delivered: incs
@@ -163,7 +163,7 @@ pub fn ordered(msgs: &[(MsgId, PacketType)]) -> Vec<MsgId> {
 }
 
 pub fn name(sim: &Sim, k: usize) -> String {
-    let inc = &sim.incarnations[k];
+    let inc = &sim.app.incarnations[k];
     format!("d{}#{}", inc.node + 1, inc.number)
 }
 
@@ -182,7 +182,7 @@ fn installs(inc: &Incarnation) -> impl Iterator<Item = (bool, &MembId, &Vec<u32>
 fn configuration_agreement(sim: &Sim, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
     let mut confs: HashMap<(bool, MembId), (&Vec<u32>, usize)> = HashMap::new();
-    for (k, inc) in sim.incarnations.iter().enumerate() {
+    for (k, inc) in sim.app.incarnations.iter().enumerate() {
         for (is_reg, id, members) in installs(inc) {
             match confs.get(&(is_reg, *id)) {
                 Some((m, k2)) if *m != members => errs.push(format!(
@@ -206,7 +206,7 @@ fn configuration_agreement(sim: &Sim, _: &History) -> Vec<String> {
 /// Self inclusion: a daemon only installs configurations that list it.
 fn installer_is_member(sim: &Sim, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    for (k, inc) in sim.incarnations.iter().enumerate() {
+    for (k, inc) in sim.app.incarnations.iter().enumerate() {
         let me = simnet::node_id(inc.node);
         for (_, id, members) in installs(inc) {
             if !members.contains(&me) {
@@ -227,7 +227,7 @@ fn installer_is_member(sim: &Sim, _: &History) -> Vec<String> {
 /// the regular configuration that follows it.
 fn transitional_within_regular(sim: &Sim, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    for (k, inc) in sim.incarnations.iter().enumerate() {
+    for (k, inc) in sim.app.incarnations.iter().enumerate() {
         let mut prev_reg: Option<&Vec<u32>> = None;
         let mut pending_trans: Option<&Vec<u32>> = None;
         for rec in &inc.log {
@@ -268,7 +268,7 @@ fn transitional_within_regular(sim: &Sim, _: &History) -> Vec<String> {
 /// No duplication: a daemon delivers each message at most once.
 fn no_duplicates(sim: &Sim, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    for (k, inc) in sim.incarnations.iter().enumerate() {
+    for (k, inc) in sim.app.incarnations.iter().enumerate() {
         let mut seen = HashSet::new();
         for rec in &inc.log {
             if let Rec::Deliver { id, .. } = rec {
@@ -285,7 +285,7 @@ fn no_duplicates(sim: &Sim, _: &History) -> Vec<String> {
 /// byte.
 fn payloads_intact(sim: &Sim, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    for (k, inc) in sim.incarnations.iter().enumerate() {
+    for (k, inc) in sim.app.incarnations.iter().enumerate() {
         for rec in &inc.log {
             if matches!(rec, Rec::Garbage) {
                 errs.push(format!("{} delivered corrupted bytes", name(sim, k)));
@@ -396,7 +396,7 @@ fn transitional_delivery(sim: &Sim, h: &History) -> Vec<String> {
 /// daemons both delivered are in the same relative order at both.
 fn agreed_total_order(sim: &Sim, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    let incs = &sim.incarnations;
+    let incs = &sim.app.incarnations;
     let order_lists: Vec<Vec<MsgId>> = incs
         .iter()
         .map(|inc| {
@@ -437,7 +437,7 @@ fn agreed_total_order(sim: &Sim, _: &History) -> Vec<String> {
 /// running.
 fn safe_stability(sim: &Sim, h: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    let incs = &sim.incarnations;
+    let incs = &sim.app.incarnations;
     for (a, spa) in h.spans.iter().enumerate() {
         for sp in spa {
             let Some(reg) = sp.reg else { continue };
@@ -469,7 +469,7 @@ fn safe_stability(sim: &Sim, h: &History) -> Vec<String> {
 /// submitted.
 fn self_delivery(sim: &Sim, h: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    for (k, inc) in sim.incarnations.iter().enumerate() {
+    for (k, inc) in sim.app.incarnations.iter().enumerate() {
         if !inc.alive {
             continue;
         }

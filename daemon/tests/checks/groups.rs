@@ -102,7 +102,7 @@ pub struct History {
 impl History {
     pub fn of(world: &World) -> History {
         History {
-            segs: world.clients.iter().map(segments).collect(),
+            segs: world.app.clients.iter().map(segments).collect(),
         }
     }
 }
@@ -222,7 +222,7 @@ fn view_at(c: &Client, pos: usize, group: &GroupName, id: &GroupId) -> String {
 /// the members after a join, not after a leave).
 fn views_well_formed(world: &World, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    for c in &world.clients {
+    for c in &world.app.clients {
         let me = c.private_group;
         for (pos, ev) in c.log.iter().enumerate() {
             let Ev::View {
@@ -277,7 +277,7 @@ fn views_well_formed(world: &World, _: &History) -> Vec<String> {
 /// leave only a group it is in.
 fn own_membership(world: &World, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    for c in &world.clients {
+    for c in &world.app.clients {
         let me = c.private_group;
         walk(c, |pos, ev, st| match ev {
             Ev::View {
@@ -316,7 +316,7 @@ fn own_membership(world: &World, _: &History) -> Vec<String> {
 /// a network view.
 fn transitional_notices(world: &World, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    for c in &world.clients {
+    for c in &world.app.clients {
         walk(c, |pos, ev, st| match ev {
             Ev::View { group, id, cause, .. } if st.trans.contains(group) && *cause != CAUSED_BY_NETWORK => {
                 errs.push(format!(
@@ -343,7 +343,7 @@ fn transitional_notices(world: &World, _: &History) -> Vec<String> {
 /// No duplication: a client delivers each message at most once.
 fn no_duplicates(world: &World, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    for c in &world.clients {
+    for c in &world.app.clients {
         let mut seen = HashSet::new();
         for (pos, ev) in c.log.iter().enumerate() {
             if let Ev::Msg { key, service, .. } = ev {
@@ -364,7 +364,7 @@ fn no_duplicates(world: &World, _: &History) -> Vec<String> {
 /// that its current view of each such group lists.
 fn nothing_from_outside_the_view(world: &World, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    for c in &world.clients {
+    for c in &world.app.clients {
         walk(c, |pos, ev, st| {
             let Ev::Msg {
                 key,
@@ -404,7 +404,7 @@ fn nothing_from_outside_the_view(world: &World, _: &History) -> Vec<String> {
 /// payloads), and the daemon never rejects it.
 fn well_formed_stream(world: &World, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    for c in &world.clients {
+    for c in &world.app.clients {
         for (pos, ev) in c.log.iter().enumerate() {
             if let Ev::Bad(what) = ev {
                 errs.push(format!("{} at {pos}: {what}", cname(c)));
@@ -419,7 +419,7 @@ fn well_formed_stream(world: &World, _: &History) -> Vec<String> {
 /// connected, and none it sent with SELF_DISCARD.
 fn self_delivery(world: &World, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    for c in &world.clients {
+    for c in &world.app.clients {
         let pos_of: HashMap<MsgKey, usize> = c
             .log
             .iter()
@@ -548,7 +548,7 @@ fn hists<'a>(h: &'a History, numbers: &HashMap<&ViewKey, u32>, g: &GroupName) ->
 /// clients share come to both in the same order.
 fn views_agree(world: &World, h: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    let clients = &world.clients;
+    let clients = &world.app.clients;
     let mut by_id: HashMap<(GroupName, GroupId, GroupName), Vec<&Vec<GroupName>>> = HashMap::new();
     for (k, per) in h.segs.iter().enumerate() {
         for (g, list) in per {
@@ -615,7 +615,7 @@ fn views_agree(world: &World, h: &History) -> Vec<String> {
 /// came from the same view.
 fn virtual_synchrony(world: &World, h: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    let clients = &world.clients;
+    let clients = &world.app.clients;
     let numbers = view_numbers(h);
     for g in (0..GROUPS.len()).map(group) {
         let hists = hists(h, &numbers, &g);
@@ -681,7 +681,7 @@ fn virtual_synchrony(world: &World, h: &History) -> Vec<String> {
 /// group) are in the same relative order at both.
 fn agreed_total_order(world: &World, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    let clients = &world.clients;
+    let clients = &world.app.clients;
     let mut msg_numbers: HashMap<MsgKey, usize> = HashMap::new();
     let orders: Vec<Vec<usize>> = clients
         .iter()
@@ -730,7 +730,7 @@ fn agreed_total_order(world: &World, _: &History) -> Vec<String> {
 
 /// Clients still connected at the end, with their handshake done.
 fn live(world: &World) -> Vec<usize> {
-    let clients = &world.clients;
+    let clients = &world.app.clients;
     (0..clients.len())
         .filter(|&k| clients[k].end.is_none() && clients[k].phase == Phase::Up)
         .collect()
@@ -740,7 +740,7 @@ fn live(world: &World) -> Vec<usize> {
 /// join and leave of a connected client was answered.
 fn requests_answered(world: &World, _: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    let clients = &world.clients;
+    let clients = &world.app.clients;
     for k in live(world) {
         for (g, s) in &clients[k].groups {
             if *s != Status::Member {
@@ -765,6 +765,7 @@ fn requests_answered(world: &World, _: &History) -> Vec<String> {
 /// daemon membership changes reach clients only as notices.
 fn sessions_survive(world: &World, _: &History) -> Vec<String> {
     world
+        .app
         .clients
         .iter()
         .filter(|c| c.end == Some(End::Dropped))
@@ -776,7 +777,7 @@ fn sessions_survive(world: &World, _: &History) -> Vec<String> {
 /// view, and it lists exactly them.
 fn last_view_agrees(world: &World, h: &History) -> Vec<String> {
     let mut errs = Vec::new();
-    let clients = &world.clients;
+    let clients = &world.app.clients;
     let live = live(world);
     for g in (0..GROUPS.len()).map(group) {
         let holders: Vec<usize> = live

@@ -5,9 +5,10 @@
 //! a client reads is decoded with `spread_wire` and logged per client for
 //! the virtual synchrony checker in `sim_groups.rs`.
 //!
-//! The network model is the one of [`super::Sim`]: seeded loss,
+//! The network and its event loop are [`super::Net`]'s: seeded loss,
 //! duplication, delay (FIFO per link or reordering), partitions into
-//! components, crashes and restarts.
+//! components, crashes and restarts. [`DaemonNode`] is the only code here
+//! that calls into the engine.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use spread_daemon::clock::Clock;
 use spread_daemon::engine::{Engine, EngineConfig, Output};
-use spread_daemon::ring::{Channel, Destination, RingParams};
+use spread_daemon::ring::{Channel, RingParams, Transmit};
 use spread_daemon::session::{ConnId, Peer};
 use spread_wire::client::service::*;
 use spread_wire::client::{
@@ -24,7 +25,7 @@ use spread_wire::client::{
 };
 use spread_wire::endian::ByteOrder;
 
-use super::{node_id, node_of, params_in, set_ctx, NetParams, Rng, Wire};
+use super::{node_id, set_ctx, Daemon, Net, NetParams};
 
 /// Identifies a workload message: the sending client and its counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -279,70 +280,20 @@ pub fn daemon_name(i: usize) -> String {
     format!("d{}", i + 1)
 }
 
-pub struct World {
-    pub n: usize,
-    pub base: Instant,
-    pub now: Duration,
-    /// Drives the network's losses and delays.
-    pub rng: Rng,
-    pub net: NetParams,
-    pub engines: Vec<Option<Engine>>,
+/// The whole-daemon simulator's view above the daemons: the clients.
+pub struct Clients {
+    /// Daemons in the configuration.
+    n: usize,
+    /// The run's seed (each engine's seed derives from it).
+    seed: u64,
     /// Times each node was started.
     pub starts: Vec<u32>,
-    pub component: Vec<u32>,
-    pub layout: Vec<usize>,
-    pub accelerated: bool,
-    pub tweak: fn(&mut RingParams),
     pub clients: Vec<Client>,
     by_conn: HashMap<ConnId, usize>,
     next_conn: ConnId,
-    wire: Wire,
-    pub unix_base: u32,
-    pub steps: u64,
-    seed: u64,
 }
 
-impl World {
-    pub fn new(n: usize, seed: u64, net: NetParams) -> World {
-        World {
-            n,
-            base: Instant::now(),
-            now: Duration::ZERO,
-            rng: Rng::new(seed),
-            net,
-            engines: (0..n).map(|_| None).collect(),
-            starts: vec![0; n],
-            component: vec![0; n],
-            layout: vec![n],
-            accelerated: false,
-            tweak: |_| {},
-            clients: Vec::new(),
-            by_conn: HashMap::new(),
-            next_conn: 1,
-            wire: Wire::default(),
-            unix_base: 1_700_000_000,
-            steps: 0,
-            seed,
-        }
-    }
-
-    fn unix(&self) -> u32 {
-        self.unix_base + self.now.as_secs() as u32
-    }
-
-    fn instant(&self) -> Instant {
-        self.base + self.now
-    }
-
-    /// The virtual time as the engines take it.
-    pub fn clock(&self) -> Clock {
-        Clock::new(self.instant(), self.unix())
-    }
-
-    pub fn is_up(&self, i: usize) -> bool {
-        self.engines[i].is_some()
-    }
-
+impl Clients {
     /// The engine configuration of node `i`, as the daemon binary builds it
     /// from a configuration listing d1..dn in order.
     pub fn engine_config(&self, i: usize) -> EngineConfig {
@@ -353,24 +304,28 @@ impl World {
         cfg.seed = self.seed ^ ((i as u64) << 40) ^ ((self.starts[i] as u64) << 48);
         cfg
     }
+}
 
-    pub fn start(&mut self, i: usize) {
-        if self.engines[i].is_some() {
-            return;
+/// A running daemon engine (sessions, groups, ring).
+pub struct DaemonNode {
+    pub engine: Engine,
+}
+
+pub type World = Net<DaemonNode>;
+
+impl Daemon for DaemonNode {
+    type App = Clients;
+
+    fn start(i: usize, params: RingParams, clock: Clock, app: &mut Clients) -> DaemonNode {
+        app.starts[i] += 1;
+        let cfg = app.engine_config(i);
+        DaemonNode {
+            engine: Engine::with_ring(cfg, params, clock),
         }
-        self.starts[i] += 1;
-        let mut p = params_in(&self.layout, i);
-        p.flow.accelerated_ring = self.accelerated;
-        (self.tweak)(&mut p);
-        let cfg = self.engine_config(i);
-        set_ctx(self.now, i);
-        self.engines[i] = Some(Engine::with_ring(cfg, p, self.clock()));
-        self.pump(i);
     }
 
-    pub fn crash(&mut self, i: usize) {
-        self.engines[i] = None;
-        for c in self
+    fn crashed(self, i: usize, app: &mut Clients) {
+        for c in app
             .clients
             .iter_mut()
             .filter(|c| c.node == i && c.phase != Phase::Closed)
@@ -380,22 +335,114 @@ impl World {
         }
     }
 
-    pub fn partition(&mut self, groups: &[u32]) {
-        self.component.copy_from_slice(groups);
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.engine.poll_timeout()
     }
 
-    pub fn heal(&mut self) {
-        self.component.iter_mut().for_each(|c| *c = 0);
+    fn handle_datagram(&mut self, channel: Channel, bytes: &[u8], clock: Clock) {
+        self.engine.handle_datagram(channel, bytes, clock);
+    }
+
+    fn handle_timeout(&mut self, clock: Clock) {
+        self.engine.handle_timeout(clock);
+    }
+
+    /// Also moves what the daemon wrote to its clients into them, and their
+    /// answers (the auth choice) back.
+    fn poll(
+        &mut self,
+        i: usize,
+        _: Duration,
+        clock: Clock,
+        app: &mut Clients,
+        out: &mut Vec<Transmit>,
+    ) -> bool {
+        let e = &mut self.engine;
+        while let Some(t) = e.poll_transmit() {
+            out.push(t);
+        }
+        let mut closed = Vec::new();
+        while let Some(o) = e.poll_output() {
+            if let Output::Close { conn, last_words } = o {
+                closed.push((conn, last_words));
+            }
+        }
+        let mut reads = Vec::new();
+        for c in app
+            .clients
+            .iter()
+            .filter(|c| c.node == i && c.phase != Phase::Closed)
+        {
+            let bytes: Vec<u8> = e.output_chunks(c.conn).flatten().copied().collect();
+            if !bytes.is_empty() {
+                reads.push((c.conn, bytes));
+            }
+        }
+        for (conn, bytes) in &reads {
+            e.consume_output(*conn, bytes.len());
+        }
+        let any = !closed.is_empty() || !reads.is_empty();
+        for (conn, bytes) in reads {
+            let Some(&k) = app.by_conn.get(&conn) else {
+                continue;
+            };
+            if let Some(reply) = app.clients[k].read(&bytes) {
+                e.handle_client_data(conn, &reply, clock);
+            }
+        }
+        for (conn, last_words) in closed {
+            let Some(&k) = app.by_conn.get(&conn) else {
+                continue;
+            };
+            let c = &mut app.clients[k];
+            if !last_words.is_empty() {
+                c.read(&last_words);
+            }
+            c.phase = Phase::Closed;
+            c.end.get_or_insert(End::Dropped);
+        }
+        any
+    }
+}
+
+impl DaemonNode {
+    fn client_connected(&mut self, conn: ConnId, name: &str, clock: Clock) {
+        self.engine.handle_accept(conn, Peer::Unix, conn as i32, clock);
+        self.engine
+            .handle_client_data(conn, &ConnectRequest::new(name.as_bytes(), true, 0).emit(), clock);
+    }
+
+    fn client_data(&mut self, conn: ConnId, bytes: &[u8], clock: Clock) {
+        self.engine.handle_client_data(conn, bytes, clock);
+    }
+
+    fn client_closed(&mut self, conn: ConnId, clock: Clock) {
+        self.engine.handle_client_closed(conn, clock);
+    }
+}
+
+impl Net<DaemonNode> {
+    pub fn new(n: usize, seed: u64, net: NetParams) -> World {
+        let clients = Clients {
+            n,
+            seed,
+            starts: vec![0; n],
+            clients: Vec::new(),
+            by_conn: HashMap::new(),
+            next_conn: 1,
+        };
+        Net::with_app(n, seed, net, clients)
     }
 
     /// A new client connects to node `i`; returns its index.
     pub fn connect(&mut self, i: usize, order: ByteOrder) -> Option<usize> {
-        self.engines[i].as_ref()?;
-        let id = self.clients.len() as u32;
+        self.nodes[i].as_ref()?;
+        let app = &mut self.app;
+        let id = app.clients.len() as u32;
         let name = format!("c{id}");
-        let conn = self.next_conn;
-        self.next_conn += 1;
-        self.clients.push(Client {
+        let conn = app.next_conn;
+        app.next_conn += 1;
+        app.clients.push(Client {
             id,
             node: i,
             conn,
@@ -409,43 +456,41 @@ impl World {
             counter: 0,
             end: None,
         });
-        let k = self.clients.len() - 1;
-        self.by_conn.insert(conn, k);
-        let now = self.clock();
+        let k = app.clients.len() - 1;
+        app.by_conn.insert(conn, k);
+        let clock = self.clock();
         set_ctx(self.now, i);
-        let e = self.engines[i].as_mut()?;
-        e.handle_accept(conn, Peer::Unix, conn as i32, now);
-        e.handle_client_data(conn, &ConnectRequest::new(name.as_bytes(), true, 0).emit(), now);
+        self.nodes[i].as_mut()?.client_connected(conn, &name, clock);
         self.pump(i);
         Some(k)
     }
 
     fn send(&mut self, k: usize, bytes: &[u8]) {
-        let (i, conn) = (self.clients[k].node, self.clients[k].conn);
-        let now = self.clock();
+        let (i, conn) = (self.app.clients[k].node, self.app.clients[k].conn);
+        let clock = self.clock();
         set_ctx(self.now, i);
-        if let Some(e) = self.engines[i].as_mut() {
-            e.handle_client_data(conn, bytes, now);
+        if let Some(d) = self.nodes[i].as_mut() {
+            d.client_data(conn, bytes, clock);
             self.pump(i);
         }
     }
 
     pub fn join(&mut self, k: usize, group: GroupName) {
-        let c = &mut self.clients[k];
+        let c = &mut self.app.clients[k];
         c.groups.insert(group, Status::Joining);
         let bytes = c.message(JOIN_MESS, &[group], Vec::new());
         self.send(k, &bytes);
     }
 
     pub fn leave(&mut self, k: usize, group: GroupName) {
-        let c = &mut self.clients[k];
+        let c = &mut self.app.clients[k];
         c.groups.insert(group, Status::Leaving);
         let bytes = c.message(LEAVE_MESS, &[group], Vec::new());
         self.send(k, &bytes);
     }
 
     pub fn multicast(&mut self, k: usize, groups: &[GroupName], service: u32, size: usize) {
-        let c = &mut self.clients[k];
+        let c = &mut self.app.clients[k];
         c.counter += 1;
         let key = MsgKey {
             client: c.id,
@@ -466,166 +511,25 @@ impl World {
     /// The client leaves: with a KILL message as `SP_disconnect` sends it,
     /// or by closing its socket.
     pub fn disconnect(&mut self, k: usize, kill_message: bool) {
-        if self.clients[k].phase == Phase::Closed {
+        if self.app.clients[k].phase == Phase::Closed {
             return;
         }
-        self.clients[k].end = Some(End::Disconnected);
+        self.app.clients[k].end = Some(End::Disconnected);
         if kill_message {
-            let c = &self.clients[k];
+            let c = &self.app.clients[k];
             let bytes = c.message(KILL_MESS, &[c.private_group], Vec::new());
             self.send(k, &bytes);
         }
-        let c = &mut self.clients[k];
+        let c = &mut self.app.clients[k];
         if c.phase != Phase::Closed {
             c.phase = Phase::Closed;
             let (i, conn) = (c.node, c.conn);
-            let now = self.clock();
+            let clock = self.clock();
             set_ctx(self.now, i);
-            if let Some(e) = self.engines[i].as_mut() {
-                e.handle_client_closed(conn, now);
+            if let Some(d) = self.nodes[i].as_mut() {
+                d.client_closed(conn, clock);
                 self.pump(i);
             }
         }
-    }
-
-    fn enqueue(&mut self, from: usize, to: usize, channel: Channel, bytes: &[u8]) {
-        self.wire.send(
-            &mut self.rng,
-            &self.net,
-            &self.component,
-            self.now,
-            (from, to),
-            channel,
-            bytes,
-        );
-    }
-
-    /// Moves what node `i` wants sent onto the network and what it wrote
-    /// to its clients into them, until it is quiet.
-    pub fn pump(&mut self, i: usize) {
-        loop {
-            let Some(e) = self.engines[i].as_mut() else {
-                return;
-            };
-            let mut txs = Vec::new();
-            while let Some(t) = e.poll_transmit() {
-                txs.push(t);
-            }
-            let mut closed = Vec::new();
-            while let Some(o) = e.poll_output() {
-                if let Output::Close { conn, last_words } = o {
-                    closed.push((conn, last_words));
-                }
-            }
-            let mut reads = Vec::new();
-            for c in self
-                .clients
-                .iter()
-                .filter(|c| c.node == i && c.phase != Phase::Closed)
-            {
-                let bytes: Vec<u8> = e.output_chunks(c.conn).flatten().copied().collect();
-                if !bytes.is_empty() {
-                    reads.push((c.conn, bytes));
-                }
-            }
-            for (conn, bytes) in &reads {
-                e.consume_output(*conn, bytes.len());
-            }
-            let progressed = !txs.is_empty() || !closed.is_empty() || !reads.is_empty();
-            for t in txs {
-                match t.to {
-                    Destination::Segment(s) => {
-                        let first: usize = self.layout.iter().take(s).sum();
-                        let size = self.layout.get(s).copied().unwrap_or(0);
-                        for j in first..first + size {
-                            if j != i {
-                                self.enqueue(i, j, Channel::Data, &t.bytes);
-                            }
-                        }
-                    }
-                    Destination::Daemon { id, channel } => {
-                        if let Some(j) = node_of(id).filter(|j| *j < self.n) {
-                            self.enqueue(i, j, channel, &t.bytes);
-                        }
-                    }
-                }
-            }
-            for (conn, bytes) in reads {
-                let Some(&k) = self.by_conn.get(&conn) else {
-                    continue;
-                };
-                if let Some(reply) = self.clients[k].read(&bytes) {
-                    let now = self.clock();
-                    if let Some(e) = self.engines[i].as_mut() {
-                        e.handle_client_data(conn, &reply, now);
-                    }
-                }
-            }
-            for (conn, last_words) in closed {
-                let Some(&k) = self.by_conn.get(&conn) else {
-                    continue;
-                };
-                let c = &mut self.clients[k];
-                if !last_words.is_empty() {
-                    c.read(&last_words);
-                }
-                c.phase = Phase::Closed;
-                c.end.get_or_insert(End::Dropped);
-            }
-            if !progressed {
-                return;
-            }
-        }
-    }
-
-    fn next_event(&self) -> Option<Duration> {
-        let msg = self.wire.next_at();
-        let timer = self
-            .engines
-            .iter()
-            .filter_map(|e| e.as_ref()?.poll_timeout())
-            .map(|t| t.saturating_duration_since(self.base))
-            .min();
-        match (msg, timer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Runs the network and the timers until `end` (virtual time).
-    pub fn run_until(&mut self, end: Duration) {
-        while let Some(t) = self.next_event() {
-            if t > end {
-                break;
-            }
-            self.now = self.now.max(t);
-            self.steps += 1;
-            if let Some(arrival) = self.wire.take_due(self.now) {
-                if let Some(f) = arrival {
-                    let now = self.clock();
-                    set_ctx(self.now, f.to);
-                    if let Some(e) = self.engines[f.to].as_mut() {
-                        e.handle_datagram(f.channel, &f.bytes, now);
-                        self.pump(f.to);
-                    }
-                }
-                continue;
-            }
-            let now = self.clock();
-            for i in 0..self.n {
-                let due = self.engines[i]
-                    .as_ref()
-                    .and_then(|e| e.poll_timeout())
-                    .is_some_and(|d| d <= now.mono);
-                if due {
-                    set_ctx(self.now, i);
-                    if let Some(e) = self.engines[i].as_mut() {
-                        e.handle_timeout(now);
-                    }
-                    self.pump(i);
-                }
-            }
-        }
-        self.now = self.now.max(end);
     }
 }

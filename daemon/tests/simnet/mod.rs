@@ -1,24 +1,33 @@
-//! A deterministic network of ring engines for tests.
+//! A deterministic network of daemons for tests.
 //!
-//! N [`RingEngine`]s on one segment, a virtual clock, a seeded PRNG, and a
-//! fake network that loses, duplicates, delays (and so reorders) datagrams,
-//! partitions daemons and crashes/restarts them. Everything the engines
-//! deliver is logged per daemon incarnation for the EVS checker in
-//! `sim.rs`; every datagram can be traced for the timing tests.
+//! N daemons on one or more segments, a virtual clock, a seeded PRNG, and a
+//! fake network ([`Wire`]) that loses, duplicates, delays (and so reorders)
+//! datagrams, partitions daemons, crashes/restarts and stops them: one event
+//! loop ([`Net`]) over one [`Daemon`] trait, with two kinds of daemon:
+//!
+//! * [`ring::RingNode`]: the ring engine alone, its deliveries logged per
+//!   incarnation for the EVS checker (`sim.rs`, `sim_facts.rs`);
+//! * [`engines::DaemonNode`]: the whole daemon engine with simulated clients
+//!   speaking the client protocol (`sim_groups.rs`).
+//!
+//! [`scenario`] draws the random disturbances both simulators share. Every
+//! datagram can be traced for the timing tests.
 
 #![allow(dead_code)]
 
 pub mod engines;
+pub mod ring;
+pub mod scenario;
+
+#[allow(unused_imports)]
+pub use ring::Sim;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use spread_daemon::clock::Clock;
-use spread_daemon::ring::{
-    Channel, DeliveryThreshold, Destination, MembId, Outgoing, PacketType, RingEngine, RingEvent, RingParams,
-    SegmentConf,
-};
+use spread_daemon::ring::{Channel, Destination, MembId, PacketType, RingParams, SegmentConf, Transmit};
 
 thread_local! {
     /// Virtual time of the running simulation, for log lines.
@@ -198,13 +207,6 @@ pub struct Incarnation {
     pub alive: bool,
 }
 
-pub struct Node {
-    pub engine: Option<RingEngine>,
-    /// Index into `Sim::incarnations` of the running one.
-    pub current: Option<usize>,
-    pub counters: [u32; 2],
-}
-
 #[derive(Clone, Debug)]
 pub struct TraceRec {
     pub at: Duration,
@@ -334,14 +336,47 @@ impl Wire {
     }
 }
 
-pub struct Sim {
+/// A daemon on the simulated network, as one simulator runs it. Its impls
+/// ([`ring::RingNode`]: the ring engine alone; [`engines::DaemonNode`]: the
+/// whole daemon with clients) are the only code that calls into the
+/// engines.
+pub trait Daemon: Sized {
+    /// What the simulation keeps above the daemons: what they delivered,
+    /// their clients. It outlives the daemons' crashes.
+    type App;
+    /// Starts node `i` with `params` at `clock`.
+    fn start(i: usize, params: RingParams, clock: Clock, app: &mut Self::App) -> Self;
+    /// Node `i` crashed.
+    fn crashed(self, i: usize, app: &mut Self::App);
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_datagram(&mut self, channel: Channel, bytes: &[u8], clock: Clock);
+    fn handle_timeout(&mut self, clock: Clock);
+    /// One round of the engine's output: the datagrams it wants sent go
+    /// into `out`, everything else to `app`. Returns whether anything
+    /// besides datagrams came out.
+    fn poll(
+        &mut self,
+        i: usize,
+        at: Duration,
+        clock: Clock,
+        app: &mut Self::App,
+        out: &mut Vec<Transmit>,
+    ) -> bool;
+}
+
+/// N daemons on the simulated network: a virtual clock, the [`Wire`],
+/// partitions, crashes and restarts, stopped (frozen) daemons, and one
+/// event loop: datagrams first, then due timers, at each instant.
+pub struct Net<D: Daemon> {
     pub n: usize,
     pub base: Instant,
     pub now: Duration,
+    /// Drives the network's losses and delays.
     pub rng: Rng,
     pub net: NetParams,
-    pub nodes: Vec<Node>,
-    pub incarnations: Vec<Incarnation>,
+    /// The running daemons (None: down).
+    pub nodes: Vec<Option<D>>,
+    pub app: D::App,
     /// Component of each node; datagrams only flow within a component.
     pub component: Vec<u32>,
     /// Segment sizes, in node order.
@@ -355,27 +390,21 @@ pub struct Sim {
     pub unix_base: u32,
     pub steps: u64,
     /// Stopped nodes (SIGSTOP): no timers run, arriving datagrams wait in
-    /// their socket buffer until [`Sim::thaw`].
+    /// their socket buffer until they are continued.
     pub frozen: Vec<bool>,
     held: Vec<Vec<(Channel, Vec<u8>)>>,
 }
 
-impl Sim {
-    pub fn new(n: usize, seed: u64, net: NetParams) -> Sim {
-        Sim {
+impl<D: Daemon> Net<D> {
+    pub fn with_app(n: usize, seed: u64, net: NetParams, app: D::App) -> Net<D> {
+        Net {
             n,
             base: Instant::now(),
             now: Duration::ZERO,
             rng: Rng::new(seed),
             net,
-            nodes: (0..n)
-                .map(|_| Node {
-                    engine: None,
-                    current: None,
-                    counters: [0, 0],
-                })
-                .collect(),
-            incarnations: Vec::new(),
+            nodes: (0..n).map(|_| None).collect(),
+            app,
             component: vec![0; n],
             layout: vec![n],
             trace: None,
@@ -402,26 +431,30 @@ impl Sim {
         Clock::new(self.instant(), self.unix())
     }
 
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].is_some()
+    }
+
+    /// Starts node `i` (if it is down) with the layout's parameters.
     pub fn start(&mut self, i: usize) {
-        if self.nodes[i].engine.is_some() {
+        if self.nodes[i].is_some() {
             return;
         }
         let mut p = params_in(&self.layout, i);
         p.flow.accelerated_ring = self.accelerated;
         (self.tweak)(&mut p);
-        let e = RingEngine::new(p, self.clock());
-        let number = self.incarnations.iter().filter(|x| x.node == i).count() as u32;
-        self.incarnations.push(Incarnation {
-            node: i,
-            number,
-            log: Vec::new(),
-            submitted: Vec::new(),
-            alive: true,
-        });
-        self.nodes[i].engine = Some(e);
-        self.nodes[i].current = Some(self.incarnations.len() - 1);
-        self.nodes[i].counters = [0, 0];
-        self.drain(i);
+        set_ctx(self.now, i);
+        let d = D::start(i, p, self.clock(), &mut self.app);
+        self.nodes[i] = Some(d);
+        self.pump(i);
+    }
+
+    pub fn crash(&mut self, i: usize) {
+        self.frozen[i] = false;
+        self.held[i].clear();
+        if let Some(d) = self.nodes[i].take() {
+            d.crashed(i, &mut self.app);
+        }
     }
 
     /// Stops node `i` (like SIGSTOP): time passes without it.
@@ -429,80 +462,20 @@ impl Sim {
         self.frozen[i] = true;
     }
 
-    /// Continues node `i` (like SIGCONT): first its clients' messages that
-    /// waited are read (`submit_first`, as the shell reads clients before
-    /// ring sockets), then every datagram that waited, at once, with its
-    /// timers long expired. Returns the ids of the submitted messages.
-    pub fn thaw(&mut self, i: usize, submit_first: &[(PacketType, usize)]) -> Vec<MsgId> {
+    /// Continues node `i` (like SIGCONT) without reading what waited.
+    fn unfreeze(&mut self, i: usize) {
         self.frozen[i] = false;
-        let ids = submit_first
-            .iter()
-            .filter_map(|&(ptype, size)| self.submit(i, ptype, size))
-            .collect();
-        let now = self.clock();
+    }
+
+    /// Every datagram that waited for a stopped node, at once.
+    fn deliver_held(&mut self, i: usize) {
+        let clock = self.clock();
         for (channel, bytes) in std::mem::take(&mut self.held[i]) {
             set_ctx(self.now, i);
-            if let Some(e) = self.nodes[i].engine.as_mut() {
-                e.handle_datagram(channel, &bytes, now);
+            if let Some(d) = self.nodes[i].as_mut() {
+                d.handle_datagram(channel, &bytes, clock);
             }
-            self.drain(i);
-        }
-        ids
-    }
-
-    pub fn crash(&mut self, i: usize) {
-        self.frozen[i] = false;
-        self.held[i].clear();
-        self.nodes[i].engine = None;
-        if let Some(c) = self.nodes[i].current.take() {
-            self.incarnations[c].alive = false;
-        }
-    }
-
-    pub fn is_up(&self, i: usize) -> bool {
-        self.nodes[i].engine.is_some()
-    }
-
-    pub fn engine(&self, i: usize) -> Option<&RingEngine> {
-        self.nodes[i].engine.as_ref()
-    }
-
-    pub fn engine_mut(&mut self, i: usize) -> Option<&mut RingEngine> {
-        self.nodes[i].engine.as_mut()
-    }
-
-    /// Submits a workload message of `size` bytes from node `i`.
-    pub fn submit(&mut self, i: usize, ptype: PacketType, size: usize) -> Option<MsgId> {
-        let c = self.nodes[i].current?;
-        let ordered = ptype != PacketType::Reliable;
-        let k = usize::from(ordered);
-        self.nodes[i].counters[k] += 1;
-        let id = MsgId {
-            origin: i as u32,
-            incarnation: self.incarnations[c].number,
-            ordered,
-            counter: self.nodes[i].counters[k],
-        };
-        self.incarnations[c].submitted.push(id);
-        let now = self.clock();
-        let e = self.nodes[i].engine.as_mut()?;
-        e.submit(
-            now,
-            Outgoing {
-                packet_type: ptype,
-                bytes: id.encode(size),
-            },
-        );
-        self.drain(i);
-        Some(id)
-    }
-
-    /// Submits raw bytes (for tests that look at the wire).
-    pub fn submit_raw(&mut self, i: usize, msg: Outgoing) {
-        let now = self.clock();
-        if let Some(e) = self.nodes[i].engine.as_mut() {
-            e.submit(now, msg);
-            self.drain(i);
+            self.pump(i);
         }
     }
 
@@ -526,24 +499,18 @@ impl Sim {
         );
     }
 
-    /// Moves everything node `i` wants to send onto the network and records
-    /// what it delivers.
-    pub fn drain(&mut self, i: usize) {
+    /// Moves what node `i` wants sent onto the network and the rest of its
+    /// output to the app, until it is quiet.
+    pub fn pump(&mut self, i: usize) {
         loop {
-            let Some(e) = self.nodes[i].engine.as_mut() else {
+            let (at, clock) = (self.now, self.clock());
+            let Some(d) = self.nodes[i].as_mut() else {
                 return;
             };
-            let mut progressed = false;
             let mut txs = Vec::new();
-            while let Some(t) = e.poll_transmit() {
-                txs.push(t);
-            }
-            let mut evs = Vec::new();
-            while let Some(ev) = e.poll_event() {
-                evs.push(ev);
-            }
+            let local = d.poll(i, at, clock, &mut self.app, &mut txs);
+            let progressed = local || !txs.is_empty();
             for t in txs {
-                progressed = true;
                 if let Some(tr) = self.trace.as_mut() {
                     tr.push(TraceRec {
                         at: self.now,
@@ -569,39 +536,6 @@ impl Sim {
                     }
                 }
             }
-            let mut open = false;
-            for ev in evs {
-                progressed = true;
-                let rec = match ev {
-                    RingEvent::Deliver {
-                        packet_type,
-                        from,
-                        bytes,
-                    } => match MsgId::decode(&bytes) {
-                        Some(id) => Rec::Deliver {
-                            id,
-                            ptype: packet_type,
-                            from,
-                            at: self.now,
-                        },
-                        None => Rec::Garbage,
-                    },
-                    RingEvent::Transitional { memb_id, members } => Rec::Trans { id: memb_id, members },
-                    RingEvent::Regular { memb_id, members } => {
-                        open = true;
-                        Rec::Reg { id: memb_id, members }
-                    }
-                };
-                if let Some(c) = self.nodes[i].current {
-                    self.incarnations[c].log.push(rec);
-                }
-            }
-            if open {
-                // The groups layer would exchange state first; here it opens at once.
-                if let Some(e) = self.nodes[i].engine.as_mut() {
-                    e.set_delivery_threshold(DeliveryThreshold::Reliable);
-                }
-            }
             if !progressed {
                 return;
             }
@@ -616,7 +550,7 @@ impl Sim {
             .iter()
             .zip(&self.frozen)
             .filter(|(_, frozen)| !**frozen)
-            .filter_map(|(n, _)| n.engine.as_ref()?.poll_timeout())
+            .filter_map(|(d, _)| d.as_ref()?.poll_timeout())
             .map(|t| t.saturating_duration_since(self.base))
             .min();
         match (msg, timer) {
@@ -625,7 +559,7 @@ impl Sim {
         }
     }
 
-    /// Runs the network until `end` (virtual time).
+    /// Runs the network and the timers until `end` (virtual time).
     pub fn run_until(&mut self, end: Duration) {
         while let Some(t) = self.next_event() {
             if t > end {
@@ -640,31 +574,30 @@ impl Sim {
                         self.held[f.to].push((f.channel, f.bytes));
                         continue;
                     }
-                    let now = self.clock();
+                    let clock = self.clock();
                     set_ctx(self.now, f.to);
-                    if let Some(e) = self.nodes[f.to].engine.as_mut() {
-                        e.handle_datagram(f.channel, &f.bytes, now);
-                        self.drain(f.to);
+                    if let Some(d) = self.nodes[f.to].as_mut() {
+                        d.handle_datagram(f.channel, &f.bytes, clock);
+                        self.pump(f.to);
                     }
                 }
                 continue;
             }
-            let now = self.clock();
+            let clock = self.clock();
             for i in 0..self.n {
                 if self.frozen[i] {
                     continue;
                 }
                 let due = self.nodes[i]
-                    .engine
                     .as_ref()
-                    .and_then(|e| e.poll_timeout())
-                    .is_some_and(|d| d <= now.mono);
+                    .and_then(|d| d.poll_timeout())
+                    .is_some_and(|d| d <= clock.mono);
                 if due {
                     set_ctx(self.now, i);
-                    if let Some(e) = self.nodes[i].engine.as_mut() {
-                        e.handle_timeout(now);
+                    if let Some(d) = self.nodes[i].as_mut() {
+                        d.handle_timeout(clock);
                     }
-                    self.drain(i);
+                    self.pump(i);
                 }
             }
         }
