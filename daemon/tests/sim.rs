@@ -5,35 +5,28 @@
 //! random partitions (healed later), crashes and restarts, loss up to 20%,
 //! duplication, and delays that reorder, all under random client traffic of
 //! every service (some messages span several packets). Then the network heals
-//! and goes quiet, and the logs are checked:
+//! and goes quiet, and the logs are checked by the EVS checker
+//! (`checks/evs.rs`), one named check per guarantee: configuration agreement,
+//! self inclusion, transitional within regular, no duplicates, intact
+//! payloads, FIFO without gaps, virtual synchrony, transitional delivery,
+//! AGREED total order, SAFE stability, self delivery, one ring at the end.
+//! The table at the top of that module says what each promises and how
+//! `checker_catches_violations` breaks it; a failure names its check.
 //!
-//! * configurations: every daemon that installs a configuration id reports the
-//!   same members, itself included; a transitional configuration is a subset
-//!   of the regular ones around it;
-//! * virtual synchrony: daemons that move together from a regular
-//!   configuration to the same transitional one delivered the same ordered
-//!   (FIFO, AGREED, SAFE) messages in it, in the same order, and likewise for
-//!   the transitional configuration (RELIABLE messages go up on receipt, and
-//!   as in the original one daemon may have delivered one that another drops
-//!   after a hole left by its departed sender);
-//! * total order: ordered messages common to two daemons are in the same
-//!   relative order;
-//! * no duplicates, and per sender no gaps within a configuration;
-//! * SAFE: a SAFE message delivered in a regular configuration is delivered by
-//!   every member of it that installed it and did not crash;
-//! * self delivery: a daemon that never crashed delivers all it sent;
-//! * liveness: at the end all running daemons share one ring.
+//! The scenario's disturbances come from `simnet::scenario` (shared with
+//! `sim_groups.rs`), the daemons run on `simnet::Net<RingNode>`.
 //!
-//! `SIM_SEEDS=n` sets the sweep size (default 1000), `SIM_SEED=s` runs one
-//! seed (`one_seed`) with a full report.
+//! `SIM_SEEDS=n` sets the sweep size (default 1000), `SIM_FIRST_SEED` its
+//! first seed, `SIM_FINGERPRINTS=1` prints each seed's fingerprint (to show a
+//! refactor replays every seed the same); `SIM_SEED=s` runs one seed
+//! (`one_seed`) with a full report.
 
 #[path = "checks/evs.rs"]
 mod evs;
 mod simnet;
 
-use std::time::Duration;
-
 use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
 
 use evs::{check, name, Violation};
 use simnet::scenario::{self, secs};
@@ -108,6 +101,17 @@ fn repro(seed: u64) -> String {
     format!("SIM_SEED={seed} cargo test -p spread-daemon --test sim -- one_seed --nocapture")
 }
 
+/// A hash of everything a run delivered and of its step count: a change
+/// that must not alter the simulation (a refactor) leaves every seed's
+/// fingerprint as it was (`SIM_FINGERPRINTS=1`; same toolchain).
+fn fingerprint(sim: &Sim) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!("{:?}", sim.app.incarnations).hash(&mut h);
+    sim.steps.hash(&mut h);
+    h.finish()
+}
+
 /// The EVS properties over many seeds.
 #[test]
 fn evs_sweep() {
@@ -120,6 +124,7 @@ fn evs_sweep() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let seeds: Vec<u64> = (first..first + n).collect();
+    let fingerprints = std::env::var_os("SIM_FINGERPRINTS").is_some();
     let threads = 2;
     // (failures, [configurations, shrinking transitions, deliveries, crashes])
     type Outcome = (Vec<(u64, Vec<Violation>)>, [u64; 4]);
@@ -132,6 +137,13 @@ fn evs_sweep() {
                     let mut st = [0u64; 4];
                     for &seed in chunk {
                         let sim = run(seed);
+                        if fingerprints {
+                            eprintln!(
+                                "seed {seed} fingerprint {:016x} steps {}",
+                                fingerprint(&sim),
+                                sim.steps
+                            );
+                        }
                         for inc in &sim.app.incarnations {
                             let mut prev_reg = 0;
                             for r in &inc.log {

@@ -10,40 +10,22 @@
 //! the groups they are in, and disconnect (by KILL message or by closing the
 //! socket), at random times and in bursts while the daemons change
 //! membership. Then the network heals and goes quiet, and what every client
-//! read is checked:
+//! read is checked by the client-level checker (`checks/groups.rs`), one
+//! named check per guarantee: well-formed views, the client's own
+//! membership, transitional notices, no duplicates, nothing from outside the
+//! view, a well-formed stream, self delivery, view agreement and order,
+//! virtual synchrony, AGREED total order, answered requests, sessions that
+//! survive, one last view. The table at the top of that module says what
+//! each promises and how `checker_catches_violations` breaks it; a failure
+//! names its check.
 //!
-//! * views: every regular membership notice lists the receiver; a network
-//!   notice's vs-sets partition its members and the receiver's set holds the
-//!   receiver; a join/leave/disconnect notice carries one vs-set with the
-//!   member that changed (in the members after a join, not after a leave);
-//!   receivers of one group id that see each other see the same members;
-//! * view order: for every pair of clients in a group, the views both saw
-//!   come in the same order;
-//! * virtual synchrony: two clients that both go from view V to view V' of a
-//!   group in the same vs-set of V' delivered the same messages of the
-//!   group between them, in the same order, with the transitional notice
-//!   (if any) at the same place; and members of one vs-set came from the
-//!   same view;
-//! * total order: messages two clients both delivered are in the same
-//!   relative order;
-//! * no client delivers a message of a group it is not in, nor from a
-//!   sender outside its current view, nor a message twice;
-//! * a transitional notice carries the current group id and comes before
-//!   a network view: the next view after it is a network view (a view may
-//!   also drop members for a network reason without one: like the original,
-//!   the daemon sends none when the change cascades during a state
-//!   exchange, when no message can come in between);
-//! * self delivery: a client delivers its own messages before it sees
-//!   itself leave the group, and all of them if it stays connected (and
-//!   none sent with SELF_DISCARD);
-//! * sessions: no daemon closes a client's session on its own (membership
-//!   changes reach clients only as notices);
-//! * liveness: at the end every join and leave was answered, and all
-//!   members of a group agree on one last view listing exactly them.
+//! The scenario's disturbances come from `simnet::scenario` (shared with
+//! `sim.rs`), the daemons run on `simnet::Net<DaemonNode>`.
 //!
 //! Each seed is reproducible; a failing one prints its rerun command.
 //! `SIM_SEEDS=n` sets the sweep size (default 1000), `SIM_FIRST_SEED` its
-//! first seed, `SIM_TIMES=1` prints each seed's cost; `SIM_SEED=s` runs one
+//! first seed, `SIM_TIMES=1` prints each seed's cost, `SIM_FINGERPRINTS=1`
+//! each seed's fingerprint (to show a refactor replays every seed the same); `SIM_SEED=s` runs one
 //! seed (`one_seed`) and prints its scenario, every client's log and every
 //! violation (`RUST_LOG=spread=debug` adds the daemons' logs in virtual
 //! time).
@@ -277,6 +259,24 @@ fn stats(world: &World) -> [u64; 7] {
     st
 }
 
+/// A hash of everything the clients read and sent and of the step count:
+/// a change that must not alter the simulation (a refactor) leaves every
+/// seed's fingerprint as it was (`SIM_FINGERPRINTS=1`; same toolchain).
+fn fingerprint(world: &World) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for c in &world.app.clients {
+        let sent: Vec<_> = c.sent.iter().map(|s| (s.key, s.at_log)).collect();
+        format!(
+            "{} {} {:?} {:?} {:?} {:?}",
+            c.id, c.node, c.log, c.groups, c.end, sent
+        )
+        .hash(&mut h);
+    }
+    world.steps.hash(&mut h);
+    h.finish()
+}
+
 /// The client-level properties over many seeds.
 #[test]
 fn vs_sweep() {
@@ -289,6 +289,7 @@ fn vs_sweep() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let seeds: Vec<u64> = (first..first + n).collect();
+    let fingerprints = std::env::var_os("SIM_FINGERPRINTS").is_some();
     let threads = 2;
     type Outcome = (Vec<(u64, Vec<Violation>)>, [u64; 7]);
     let started = std::time::Instant::now();
@@ -303,6 +304,13 @@ fn vs_sweep() {
                         let t0 = std::time::Instant::now();
                         let world = run(seed);
                         let t1 = t0.elapsed();
+                        if fingerprints {
+                            eprintln!(
+                                "seed {seed} fingerprint {:016x} steps {}",
+                                fingerprint(&world),
+                                world.steps
+                            );
+                        }
                         for (a, b) in st.iter_mut().zip(stats(&world)) {
                             *a += b;
                         }
