@@ -157,6 +157,23 @@ impl Engine {
         self.run_ordering(now);
     }
 
+    /// The ring engine (`None` for a daemon alone in its configuration).
+    pub fn ring(&self) -> Option<&RingEngine> {
+        match &self.ordering {
+            Ordering::Ring(ring) => Some(ring),
+            _ => None,
+        }
+    }
+
+    /// The ring engine, to change it at run time (the monitor's partition
+    /// and flow-control commands).
+    pub fn ring_mut(&mut self) -> Option<&mut RingEngine> {
+        match &mut self.ordering {
+            Ordering::Ring(ring) => Some(ring),
+            _ => None,
+        }
+    }
+
     /// The ring's counters (`None` without a ring).
     pub fn ring_stats(&self) -> Option<crate::ring::RingStats> {
         match &self.ordering {

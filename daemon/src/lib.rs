@@ -19,6 +19,7 @@ pub mod engine;
 pub mod groups;
 pub mod logging;
 pub mod membership;
+pub mod monitor;
 pub mod network;
 pub mod notify;
 pub mod ring;

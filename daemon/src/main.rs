@@ -214,6 +214,19 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
             shell
                 .attach_ring(channels, addresses)
                 .map_err(|e| e.to_string())?;
+            let monitor = spread_daemon::monitor::MonitorConfig {
+                my_id: u32::from(entry.ip),
+                daemon_ids: config.daemon_refs().map(|(_, d)| u32::from(d.ip)).collect(),
+                daemon_addrs: config
+                    .daemon_refs()
+                    .flat_map(|(_, d)| d.interfaces.iter().map(|i| i.ip).chain([d.ip]))
+                    .collect(),
+                conf_hash: config.hash(),
+                dangerous: config.dangerous_monitor,
+            };
+            shell
+                .attach_monitor(spread_daemon::monitor::MonitorEngine::new(monitor, now.mono))
+                .map_err(|e| e.to_string())?;
         }
         None => info!("Membership id is ({}, {})", entry.ip, unix_secs),
     }

@@ -18,6 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::clock::Clock;
 use crate::engine::{Engine, Output};
+use crate::monitor::{is_monitor_datagram, MonitorAction, MonitorEngine};
 use crate::network::{ChannelKind, UdpChannels};
 use crate::ring::{Channel, Destination};
 use crate::session::{ConnId, Peer};
@@ -183,6 +184,12 @@ pub struct Shell {
     to_flush: Vec<ConnId>,
     read_buf: Vec<u8>,
     udp: Option<(UdpChannels, RingAddresses)>,
+    /// The monitor protocol and the unbound socket its replies leave from
+    /// (the original answers from a socket of its own, not the ring's).
+    monitor: Option<(MonitorEngine, std::net::UdpSocket)>,
+    /// Configuration reloads asked for (RELOAD from a monitor) and not yet
+    /// carried out; see [`Shell::take_reload_requests`].
+    reload_requests: u32,
 }
 
 impl Shell {
@@ -253,6 +260,8 @@ impl Shell {
             to_flush: Vec::new(),
             read_buf: vec![0; 64 * 1024],
             udp: None,
+            monitor: None,
+            reload_requests: 0,
         })
     }
 
@@ -272,6 +281,75 @@ impl Shell {
         Ok(())
     }
 
+    /// Answer and obey the monitor protocol on the ring's data port.
+    pub fn attach_monitor(&mut self, monitor: MonitorEngine) -> Result<(), ShellError> {
+        let socket =
+            std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|source| ShellError::Bind {
+                what: "the monitor reply socket".to_string(),
+                source,
+            })?;
+        socket.set_nonblocking(true)?;
+        self.monitor = Some((monitor, socket));
+        Ok(())
+    }
+
+    /// RELOAD requests received since the last call. The reload machinery
+    /// (Dynamic Configuration) takes them from here; each one asks for the
+    /// configuration file to be read again.
+    pub fn take_reload_requests(&mut self) -> u32 {
+        std::mem::take(&mut self.reload_requests)
+    }
+
+    pub fn monitor(&self) -> Option<&MonitorEngine> {
+        self.monitor.as_ref().map(|(m, _)| m)
+    }
+
+    /// A monitor datagram: hand it to the monitor engine, carry out what it says.
+    fn handle_monitor(&mut self, from: SocketAddr, len: usize, now: Clock) {
+        let Some((monitor, _)) = &mut self.monitor else {
+            return;
+        };
+        let engine = &self.engine;
+        let action = monitor.handle(now.mono, from, &self.read_buf[..len], || {
+            crate::monitor::status_inputs(engine)
+        });
+        if let Some(action) = action {
+            self.apply_monitor_action(action);
+        }
+    }
+
+    fn apply_monitor_action(&mut self, action: MonitorAction) {
+        match action {
+            MonitorAction::Reply { to, datagram } => {
+                if let Some((_, socket)) = &self.monitor {
+                    if let Err(e) = socket.send_to(&datagram, to) {
+                        debug!(target: "spread::network", "status reply to {to} failed: {e}");
+                    }
+                }
+            }
+            MonitorAction::SetPartition(components) => {
+                if let Some(ring) = self.engine.ring_mut() {
+                    ring.set_partition(components);
+                }
+            }
+            MonitorAction::FlowControl {
+                window,
+                personal_window,
+                accelerated_window,
+            } => {
+                if let Some(ring) = self.engine.ring_mut() {
+                    ring.set_flow_control(window, personal_window, accelerated_window);
+                }
+            }
+            MonitorAction::Terminate => {
+                error!("Exit caused by Alarm(EXIT)");
+                self.shutdown();
+                std::process::exit(0);
+            }
+            MonitorAction::Reload => self.reload_requests += 1,
+        }
+    }
+
     fn read_datagrams(&mut self, index: usize, now: Clock) {
         loop {
             let Some((channels, _)) = &self.udp else { return };
@@ -284,6 +362,14 @@ impl Shell {
             };
             match socket.recv_from(&mut self.read_buf) {
                 Ok((n, from)) => {
+                    let own_hash = self.engine.ring().map_or(0, |r| r.conf_hash());
+                    if channel == Channel::Data
+                        && self.monitor.is_some()
+                        && is_monitor_datagram(&self.read_buf[..n], own_hash)
+                    {
+                        self.handle_monitor(from, n, now);
+                        continue;
+                    }
                     self.engine
                         .handle_datagram_from(channel, from, &self.read_buf[..n], now);
                     self.send_datagrams();
@@ -333,8 +419,11 @@ impl Shell {
             let timeout = if !self.read_again.is_empty() || !self.token_again.is_empty() {
                 Some(Duration::ZERO)
             } else {
-                self.engine
-                    .poll_timeout()
+                let monitor = self.monitor.as_ref().and_then(|(m, _)| m.poll_timeout());
+                [self.engine.poll_timeout(), monitor]
+                    .into_iter()
+                    .flatten()
+                    .min()
                     .map(|t| t.saturating_duration_since(now.mono))
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -389,6 +478,13 @@ impl Shell {
             if self.engine.poll_timeout().is_some_and(|t| t <= now.mono) {
                 self.engine.handle_timeout(now);
                 self.apply_outputs();
+            }
+            if let Some(action) = self
+                .monitor
+                .as_mut()
+                .and_then(|(m, _)| m.handle_timeout(now.mono))
+            {
+                self.apply_monitor_action(action);
             }
             self.send_datagrams();
             self.flush_woken(now);

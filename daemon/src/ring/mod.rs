@@ -34,6 +34,7 @@
 
 mod conf;
 mod flow_control;
+mod monitor;
 mod protocol;
 mod timers;
 pub(crate) mod wire;
@@ -42,6 +43,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use conf::{Members, SegmentConf};
+pub use monitor::RingStatus;
 pub use spread_wire::client::MembId;
 
 pub(crate) use conf::Conf;
@@ -279,6 +281,20 @@ pub struct RingStats {
     /// unknown type, another configuration's hash, from a daemon or an
     /// address outside the configuration (the monitor's `status` shows it).
     pub dropped_datagrams: u64,
+    /// New data packets taken from other daemons (status `packet_recv`).
+    pub packets_received: u64,
+    /// Data packets delivered, own and others' (status `packet_delivered`).
+    pub packets_delivered: u64,
+    /// Retransmissions by unicast, to a segment, by broadcast.
+    pub retrans_unicast: u64,
+    pub retrans_segment: u64,
+    pub retrans_broadcast: u64,
+    /// Held-token re-sends (leader) and re-passes on a hurried token.
+    pub token_hurries: u64,
+    /// Client data messages delivered (status `message_delivered`).
+    pub messages_delivered: u64,
+    /// Packets and tokens ignored because of the monitor's partition.
+    pub dropped_by_partition: u64,
 }
 
 /// How often the ring says it dropped datagrams (one line per window, with
@@ -333,6 +349,8 @@ pub struct RingEngine {
     pub(crate) events: VecDeque<RingEvent>,
     pub(crate) stats: RingStats,
     pub(crate) drop_log: DropLog,
+    /// The monitor's partition: component per daemon id.
+    pub(crate) partition: Option<HashMap<u32, i16>>,
 }
 
 impl RingEngine {
@@ -372,6 +390,7 @@ impl RingEngine {
             events: VecDeque::new(),
             stats: RingStats::default(),
             drop_log: DropLog::default(),
+            partition: None,
             conf,
         };
         if !e.conf.knows(e.my_id) {

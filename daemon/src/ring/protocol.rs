@@ -3,7 +3,8 @@
 
 use super::wire::{self, bits, Fragment, PacketHeader, RingRtr, TokenHeader};
 use super::{
-    ip, Channel, DeliveryThreshold, Destination, PacketType, RingEngine, RingEvent, Slot, Stored, Timer,
+    ip, monitor, Channel, DeliveryThreshold, Destination, PacketType, RingEngine, RingEvent, Slot, Stored,
+    Timer,
 };
 use crate::clock::Clock;
 use crate::membership::State;
@@ -53,6 +54,10 @@ impl RingEngine {
             return;
         }
         if h.transmitter == self.my_id {
+            return;
+        }
+        if self.partitioned_from(h.transmitter) {
+            self.stats.dropped_by_partition += 1;
             return;
         }
         if bytes.len() != wire::HEADER_LEN + usize::from(h.data_len) {
@@ -126,6 +131,7 @@ impl RingEngine {
                 delivered: false,
             }),
         );
+        self.stats.packets_received += 1;
         if self.fc.params.accelerated_ring
             && h.token_round > self.received_token_rounds
             && h.transmitter == self.prev_proc
@@ -156,6 +162,10 @@ impl RingEngine {
             return;
         };
         if !self.hash_ok(now, t.conf_hash, t.proc_id, false) {
+            return;
+        }
+        if self.partitioned_from(t.transmitter) {
+            self.stats.dropped_by_partition += 1;
             return;
         }
         if t.kind & bits::FORM != 0 {
@@ -346,6 +356,7 @@ impl RingEngine {
                 if r.proc_id != -1 {
                     let to = r.proc_id as u32;
                     if self.conf.knows(to) {
+                        self.stats.retrans_unicast += 1;
                         self.send(
                             Destination::Daemon {
                                 id: to,
@@ -355,8 +366,10 @@ impl RingEngine {
                         );
                     }
                 } else if r.seg_index != -1 {
+                    self.stats.retrans_segment += 1;
                     self.net_scast(r.seg_index as usize, &h, &frags);
                 } else {
+                    self.stats.retrans_broadcast += 1;
                     self.net_bcast(&h, &frags);
                 }
                 num += 1;
@@ -487,6 +500,7 @@ impl RingEngine {
             return;
         };
         p.delivered = true;
+        self.stats.packets_delivered += 1;
         let h = p.header;
         let frags = p.frags.clone();
         let Some(packet_type) = PacketType::of_bits(h.kind) else {
@@ -519,13 +533,16 @@ impl RingEngine {
         }
         if first.index < 0 && !parts.is_empty() {
             let parts = self.up.remove(&key).unwrap_or_default();
+            let bytes = parts.concat();
+            self.stats.messages_delivered += u64::from(monitor::is_client_data_message(&bytes));
             self.events.push_back(RingEvent::Deliver {
                 packet_type,
                 from: h.proc_id,
-                bytes: parts.concat(),
+                bytes,
             });
         }
         for f in rest {
+            self.stats.messages_delivered += u64::from(monitor::is_client_data_message(&f.bytes));
             self.events.push_back(RingEvent::Deliver {
                 packet_type,
                 from: h.proc_id,
@@ -742,6 +759,7 @@ impl RingEngine {
     /// Sends the last token again (at the leader: with RETRANS raised, and
     /// re-arms the hurry timer).
     pub(crate) fn token_hurry(&mut self, now: Clock) {
+        self.stats.token_hurries += 1;
         self.last_token.rtr_len = 0;
         if self.i_am_leader() {
             let r = wire::retrans(self.last_token.kind).wrapping_add(1);
