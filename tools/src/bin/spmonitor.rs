@@ -20,6 +20,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use spread_daemon::configuration::Configuration;
 use spread_tools::input::Input;
 use spread_tools::monitor::menu::{Link, Monitor, Next};
+use spread_tools::monitor::probe;
 
 const REPLIES: Token = Token(0);
 const STDIN: Token = Token(1);
@@ -32,6 +33,10 @@ Usage: spmonitor [-c <file>] [-n <daemon name>] [-p <port>] [-t <seconds>]
 \t                  with an address of this host); status replies go to its address
 \t-p <port>         UDP port for the status replies (default: 6543)
 \t-t <seconds>      seconds between status queries while status is on (default: 10)
+\t--status          (spread-rs) ask every daemon once, print the answers and exit:
+\t                  status 0 only when every configured daemon answered
+\t--json            (spread-rs, with --status) print them as one JSON object
+\t--wait <seconds>  (spread-rs, with --status) how long to wait for answers (default: 5)
 ";
 
 fn usage(problem: &str) -> ! {
@@ -47,6 +52,10 @@ struct Args {
     name: Option<String>,
     port: u16,
     period: u64,
+    /// `--status`: one query round instead of the menu (our extension).
+    status: bool,
+    json: bool,
+    wait: u64,
 }
 
 /// Flags come in pairs, each named exactly as the original names it.
@@ -56,10 +65,30 @@ fn parse_args() -> Args {
         name: None,
         port: 6543,
         period: 10,
+        status: false,
+        json: false,
+        wait: 5,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < argv.len() {
+        match argv[i].as_str() {
+            "--status" | "--json" => {
+                a.status |= argv[i] == "--status";
+                a.json |= argv[i] == "--json";
+                i += 1;
+                continue;
+            }
+            "--wait" => {
+                match argv.get(i + 1).and_then(|v| v.parse::<u64>().ok()) {
+                    Some(w) if w > 0 => a.wait = w,
+                    _ => usage("--wait needs a positive number of seconds"),
+                }
+                i += 2;
+                continue;
+            }
+            _ => {}
+        }
         let Some(value) = argv.get(i + 1) else {
             usage(&format!("Unknown or missing parameter: {}", argv[i]))
         };
@@ -108,6 +137,41 @@ fn reply_socket(port: u16) -> std::io::Result<mio::net::UdpSocket> {
     Ok(mio::net::UdpSocket::from_std(s.into()))
 }
 
+/// `--status`: one round of queries; 0 when every daemon answered, else 2.
+fn status_round(args: &Args, conf: &Configuration, my_id: u32, sender: &UdpSocket) -> i32 {
+    let bind = || -> std::io::Result<UdpSocket> {
+        let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        s.set_reuse_address(true)?;
+        s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.port)).into())?;
+        Ok(s.into())
+    };
+    let replies = match bind() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("spmonitor: cannot receive on UDP port {}: {e}", args.port);
+            return 1;
+        }
+    };
+    let probed = probe::probe(
+        conf,
+        my_id,
+        args.port,
+        sender,
+        &replies,
+        Duration::from_secs(args.wait),
+    );
+    if args.json {
+        println!("{}", probe::to_json(conf, &probed));
+    } else {
+        print!("{}", probe::to_text(conf, &probed));
+    }
+    if probed.iter().all(|p| p.reply.is_some()) {
+        0
+    } else {
+        2
+    }
+}
+
 fn main() {
     let args = parse_args();
     let path = match Configuration::locate(Some(&args.config)) {
@@ -124,7 +188,11 @@ fn main() {
             exit(1);
         }
     };
-    println!("spmonitor: using configuration {}", path.display());
+    if args.json {
+        eprintln!("spmonitor: using configuration {}", path.display());
+    } else {
+        println!("spmonitor: using configuration {}", path.display());
+    }
     let me = match &args.name {
         Some(name) => conf
             .daemons()
@@ -148,6 +216,9 @@ fn main() {
             exit(1);
         }
     };
+    if args.status {
+        exit(status_round(&args, &conf, u32::from(my_ip), &sender));
+    }
     let mut replies = match reply_socket(args.port) {
         Ok(s) => s,
         Err(e) => {
