@@ -5,8 +5,10 @@
 //! The tools print what the original tools print for the same events:
 //! scripts parse that text. This library holds what the binaries share:
 //! reading standard input the way C's `fgets` and `sscanf` see it
-//! ([`input`], [`scan`]) and a small session type over the client core
-//! ([`mailbox`]). It does not reimplement the protocol.
+//! ([`input`], [`scan`]), a small session type over the client core
+//! ([`mailbox`]), what a service type announces ([`messages`]) and
+//! spmonitor's menu ([`monitor`], on the codecs of `spread_wire::monitor`).
+//! It does not reimplement either protocol.
 
 pub mod input;
 pub mod mailbox;
