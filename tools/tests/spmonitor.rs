@@ -223,3 +223,86 @@ fn spmonitor_menu_over_udp() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `text` with every run of digits replaced by `#` and the daemon name
+/// replaced by `NAME`: the shape of a status block.
+fn shape(text: &str, name: &str) -> String {
+    let t = text.replace(name, "NAME");
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+    }
+    // Column padding depends on the values.
+    out.split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The menu against our own daemon: its status block has the original's
+/// shape, flow control changes the windows it reports, terminate stops it.
+#[test]
+fn spmonitor_menu_against_our_daemon() {
+    // A second entry, never started: our daemon answers the monitor only
+    // when it runs a ring (a one-daemon configuration runs none).
+    let mut daemon = common::Daemon::start_in_segment(
+        "\tabsent 127.0.0.2 { D 127.0.0.2 C 127.0.0.2 }\n",
+        "DangerousMonitor = true\n",
+        &[],
+    );
+    let reply_port = pick_port();
+    let conf = daemon.dir.join("spread.conf");
+    let args: Vec<String> = ["-c", conf.to_str().unwrap(), "-p", &reply_port.to_string()]
+        .map(String::from)
+        .to_vec();
+    let mut mon = Tool::start(std::path::Path::new(env!("CARGO_BIN_EXE_spmonitor")), &args);
+    mon.send_line("0\nall\n");
+    let out = wait_for(&mon, "Status at localhost", 1);
+    let block = out
+        .split("============================\n")
+        .nth(1)
+        .and_then(|b| b.split("==================================\n").next())
+        .unwrap_or_else(|| panic!("a status block:\n{out}"));
+    let original = M01_D1_BLOCK
+        .split("============================\n")
+        .nth(1)
+        .and_then(|b| b.split("==================================\n").next())
+        .unwrap();
+    assert_eq!(shape(block, "localhost"), shape(original, "d1"));
+    assert!(block.contains("Status at localhost V 4.04. 0 (state "), "{block}");
+    mon.send_line("0\nnone\n");
+    // Window 100, personal window 10 here, the absent daemon's kept.
+    mon.send_line("5\n100\n10\n");
+    mon.send_line("6");
+    mon.send_line("0\nall\n");
+    let out = wait_for(&mon, "Status at localhost", 2);
+    let last = out.rsplit("Status at localhost").next().unwrap();
+    assert!(last.contains("Window     :     100\n"), "the new Window:\n{last}");
+    assert!(
+        last.contains("P/A Window :      10/0\n"),
+        "the new personal window:\n{last}"
+    );
+    mon.send_line("0\nnone\n");
+    mon.send_line("8\nlocalhost\n");
+    mon.send_line("9");
+    let (out, code) = mon.finish(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", String::from_utf8_lossy(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !daemon.exited() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        daemon.exited(),
+        "terminate stops the daemon; its log:\n{}",
+        daemon.log()
+    );
+}

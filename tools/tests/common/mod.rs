@@ -98,6 +98,12 @@ impl Daemon {
     /// One daemon named `localhost` on a free loopback port; `extra` lines
     /// follow the segment in its configuration.
     pub fn start(extra: &str, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_in_segment("", extra, env)
+    }
+
+    /// As `start`, with `others` (daemon entries) in the segment after
+    /// `localhost`.
+    pub fn start_in_segment(others: &str, extra: &str, env: &[(&str, &str)]) -> Daemon {
         let mut last_log = String::new();
         for _ in 0..8 {
             let port = pick_port();
@@ -109,7 +115,7 @@ impl Daemon {
             ));
             std::fs::create_dir_all(&dir).expect("create the test directory");
             let mut conf = format!(
-                "Spread_Segment 127.0.0.255:{port} {{\n\tlocalhost 127.0.0.1 {{ D 127.0.0.1 C 127.0.0.1 }}\n}}\n{extra}\n"
+                "Spread_Segment 127.0.0.255:{port} {{\n\tlocalhost 127.0.0.1 {{ D 127.0.0.1 C 127.0.0.1 }}\n{others}}}\n{extra}\n"
             );
             if foreign_daemon() && is_root() {
                 // The original refuses to run as root without somewhere to chroot.
@@ -163,6 +169,14 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Whether it has exited on its own.
+    pub fn exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(Some(_))),
+            None => true,
+        }
     }
 
     /// Kill it now (SIGKILL) and wait for it.
