@@ -300,7 +300,7 @@ fn dangerous_monitor_partitions_merges_and_sets_windows() {
     });
     for i in 0..3 {
         assert!(Ring::field(&after, i, "packet_delivered") > Ring::field(&before, i, "packet_delivered"));
-        assert!(Ring::field(&after, i, "highest_seq") >= Ring::field(&before, i, "highest_seq") + 1);
+        assert!(Ring::field(&after, i, "highest_seq") > Ring::field(&before, i, "highest_seq"));
     }
     assert!(Ring::field(&after, 0, "packet_sent") > Ring::field(&before, 0, "packet_sent"));
     assert!(Ring::field(&after, 2, "packet_recv") > Ring::field(&before, 2, "packet_recv"));
@@ -376,10 +376,10 @@ fn default_monitor_refuses_commands_and_survives_bad_input() {
     let v = ring.wait_status("still serving", Duration::from_secs(10), |v| {
         Ring::procs(v) == [3, 3, 3]
     });
-    for i in 0..3 {
+    for (i, &changes) in changes.iter().enumerate() {
         assert_eq!(
             Ring::field(&v, i, "membership_changes"),
-            changes[i],
+            changes,
             "ring untouched: {v}"
         );
         assert_eq!(
