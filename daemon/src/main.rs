@@ -9,13 +9,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use log::{error, info, warn};
 
-use spread_daemon::auth::{AuthPolicy, IpAccessList};
+use spread_daemon::auth::IpAccessList;
 use spread_daemon::configuration::{Configuration, DaemonEntry, InterfaceKinds};
 use spread_daemon::engine::{Engine, EngineConfig};
 use spread_daemon::logging;
 use spread_daemon::network::{DaemonInterface, UdpChannels};
 use spread_daemon::notify::{Notifier, NOTIFY_SOCKET_ENV};
-use spread_daemon::ring::{FlowParams, RingParams, SegmentConf};
+use spread_daemon::ring::RingParams;
 use spread_daemon::shell::{self, Listen, RingAddresses, Shell};
 
 #[derive(Parser, Debug)]
@@ -147,29 +147,9 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
     };
     let now = spread_daemon::shell::read_clock();
     let unix_secs = now.unix_secs;
-    let rank = config.daemon_refs().position(|(r, _)| r == me).unwrap_or(0) as u32;
-    let engine_config = EngineConfig {
-        daemon_name: entry.name.as_bytes().to_vec(),
-        daemon_ip: entry.ip,
-        daemon_rank: rank,
-        daemon_names: config
-            .daemon_refs()
-            .map(|(_, d)| d.name.as_bytes().to_vec())
-            .collect(),
-        daemon_ids: config
-            .daemon_refs()
-            .map(|(_, d)| u32::from(d.ip) as i32)
-            .collect(),
-        auth: AuthPolicy {
-            allowed: config.allowed_auth_methods.clone(),
-            required: config.required_auth_methods.clone(),
-            ip_access,
-        },
-        max_session_messages: config.max_session_messages,
-        max_message_body: config.extensions.max_message_body,
-        max_sessions: spread_daemon::engine::MAX_SESSIONS,
-        seed: unix_secs as u64 ^ ((std::process::id() as u64) << 32),
-    };
+    let seed = unix_secs as u64 ^ ((std::process::id() as u64) << 32);
+    let engine_config =
+        EngineConfig::from_configuration(&config, me, ip_access, seed).ok_or("own daemon entry vanished")?;
     let ring = (config.num_daemons() > 1).then(|| ring_setup(&config, &entry));
     let engine = match &ring {
         Some((params, _, _)) => Engine::with_ring(engine_config, params.clone(), now),
@@ -249,26 +229,7 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
 /// The ring's view of the configuration, its sockets' interfaces and the
 /// addresses its datagrams go to.
 fn ring_setup(config: &Configuration, me: &DaemonEntry) -> (RingParams, Vec<DaemonInterface>, RingAddresses) {
-    let segments: Vec<SegmentConf> = config
-        .segments
-        .iter()
-        .map(|s| SegmentConf {
-            bcast: u32::from(s.address),
-            port: s.port,
-            daemons: s.daemons.iter().map(|d| u32::from(d.ip)).collect(),
-        })
-        .collect();
-    let mut params = RingParams::new(u32::from(me.ip), segments, config.hash());
-    params.timeouts = config.timeouts;
-    params.flow = FlowParams {
-        window: config.flow.window as i32,
-        personal_window: config.flow.personal_window as i32,
-        // The original's flow control reads the setting before the LAN
-        // default would switch it on (the captures show packets sent before
-        // the token), so only an explicit AcceleratedRing turns it on.
-        accelerated_ring: config.flow.accelerated_ring_set && config.flow.accelerated_ring,
-        accelerated_window: config.flow.accelerated_window as i32,
-    };
+    let params = RingParams::from_configuration(config, me);
     let interfaces = me
         .interfaces
         .iter()

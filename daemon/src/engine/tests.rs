@@ -11,7 +11,7 @@ use spread_wire::client::{
 };
 use spread_wire::endian::ByteOrder;
 
-use super::{Engine, EngineConfig, Ordering};
+use super::{Engine, EngineConfig, Sequencer};
 use crate::clock::Clock;
 use crate::ring::{Channel, Destination, Outgoing, PacketType, RingParams, SegmentConf};
 use crate::session::{ConnId, Peer};
@@ -144,7 +144,7 @@ impl Pair {
     /// that does not validate its clients (or a broken one) would.
     fn submit_raw(&mut self, i: usize, bytes: Vec<u8>) {
         let now = self.clock();
-        let Ordering::Ring(ring) = &mut self.engines[i].ordering else {
+        let Sequencer::Ring(ring) = &mut self.engines[i].sequencer else {
             panic!("a ring engine");
         };
         ring.submit(
@@ -191,7 +191,7 @@ fn a_join_without_a_group_from_the_ring_is_dropped_and_the_daemon_carries_on() {
     let mut pair = Pair::new();
     pair.run_for(Duration::from_secs(10));
     for e in &pair.engines {
-        let Ordering::Ring(ring) = &e.ordering else {
+        let Sequencer::Ring(ring) = &e.sequencer else {
             unreachable!()
         };
         assert_eq!(ring.membership().1, IDS, "the ring of two formed");

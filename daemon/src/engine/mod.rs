@@ -1,0 +1,346 @@
+//! The daemon's sans-IO engine: client sessions and process groups over a
+//! sequencer.
+//!
+//! The I/O shell feeds it accepted connections, bytes read, closed sockets
+//! and the clock; it answers with bytes to write ([`Engine::output_chunks`])
+//! and [`Output`] requests. Client messages pass through the sequencer
+//! before they take effect, the way they pass through the ring in a
+//! multi-daemon configuration: joins, leaves and disconnects are applied at
+//! their place in the total order, and every receiver sees one order.
+//!
+//! This module is the handle/poll surface; the jobs behind it:
+//! * `handshake`: connect request, auth exchange, accept or reject;
+//! * `sessions`: client messages in, rejects, disconnects, output queues;
+//! * `sequencer`: the total order (local, or the ring) and its event loop;
+//! * `delivery`: ordered messages applied to groups or handed to receivers,
+//!   membership notices;
+//! * `exchange`: the groups state exchange after a daemon membership change;
+//! * `config`: the engine's and the ring's parameters from the configuration.
+//!
+//! Dependencies run one way: engine -> groups, session, ring (ring and
+//! membership are one engine); nothing below calls back into the engine.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use log::{debug, warn};
+use spread_wire::client::limits::DEFAULT_MAX_MESSAGE_BODY;
+use spread_wire::client::{code, GroupName, MembId};
+
+use crate::auth::AuthPolicy;
+use crate::clock::Clock;
+use crate::groups::Groups;
+use crate::ring::{Channel, RingEngine, RingParams, Transmit};
+use crate::session::{ClientMessage, ConnId, Peer, Phase, Session};
+
+mod config;
+mod delivery;
+mod exchange;
+mod handshake;
+mod sequencer;
+mod sessions;
+
+pub use delivery::{membership_notice, network_notice, self_leave_notice, transitional_notice};
+use sequencer::Sequencer;
+
+/// Sessions one daemon serves, as the original's descriptor budget allows.
+pub const MAX_SESSIONS: usize = (2000 - 5) / 2;
+
+/// What the engine needs to know about its daemon.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub daemon_name: Vec<u8>,
+    pub daemon_ip: Ipv4Addr,
+    /// This daemon's place in the configuration (orders members in notices).
+    pub daemon_rank: u32,
+    /// Names of all configured daemons, in configuration order.
+    pub daemon_names: Vec<Vec<u8>>,
+    /// Their ids (IPv4 addresses as host-order integers), same order.
+    pub daemon_ids: Vec<i32>,
+    pub auth: AuthPolicy,
+    /// Messages queued to a client that stops reading before it is dropped.
+    pub max_session_messages: usize,
+    /// Largest client message: header + names + body.
+    pub max_message_body: usize,
+    pub max_sessions: usize,
+    /// Seeds the invented private names.
+    pub seed: u64,
+}
+
+impl EngineConfig {
+    pub fn new(daemon_name: &str, daemon_ip: Ipv4Addr) -> EngineConfig {
+        EngineConfig {
+            daemon_name: daemon_name.as_bytes().to_vec(),
+            daemon_ip,
+            daemon_rank: 0,
+            daemon_names: vec![daemon_name.as_bytes().to_vec()],
+            daemon_ids: vec![u32::from(daemon_ip) as i32],
+            auth: AuthPolicy::default(),
+            max_session_messages: 1000,
+            max_message_body: DEFAULT_MAX_MESSAGE_BODY,
+            max_sessions: MAX_SESSIONS,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// Requests to the I/O shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The session has bytes to write.
+    Wake(ConnId),
+    /// Write `last_words` if the socket takes them at once, then close.
+    Close { conn: ConnId, last_words: Vec<u8> },
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    sessions: HashMap<ConnId, Session>,
+    /// Sessions by private group name, reserved from the connect request on.
+    by_private: HashMap<GroupName, ConnId>,
+    groups: Groups,
+    /// The current ring's membership id (group ids are made from it).
+    memb_id: MembId,
+    /// Where client messages get their place in the total order.
+    sequencer: Sequencer,
+    /// Client messages held while the groups state exchange runs.
+    held: VecDeque<ClientMessage>,
+    exchanging: bool,
+    outputs: VecDeque<Output>,
+    delivery_stamp: u64,
+    rng: u64,
+    /// Scratch list of a delivery's receivers.
+    receivers: Vec<ConnId>,
+    /// Client messages from the ring refused as malformed.
+    dropped_ring_messages: u64,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, now: Clock) -> Engine {
+        let memb_id = MembId {
+            proc_id: u32::from(cfg.daemon_ip) as i32,
+            time: now.unix_secs as i32,
+        };
+        let rng = cfg.seed | 1;
+        let (daemon_ids, daemon_rank) = (cfg.daemon_ids.clone(), cfg.daemon_rank);
+        Engine {
+            cfg,
+            sessions: HashMap::new(),
+            by_private: HashMap::new(),
+            groups: Groups::new(daemon_ids, daemon_rank, memb_id),
+            memb_id,
+            sequencer: Sequencer::Local(VecDeque::new()),
+            held: VecDeque::new(),
+            exchanging: false,
+            outputs: VecDeque::new(),
+            delivery_stamp: 0,
+            rng,
+            receivers: Vec::new(),
+            dropped_ring_messages: 0,
+        }
+    }
+
+    /// An engine whose messages are ordered by the ring protocol.
+    pub fn with_ring(cfg: EngineConfig, ring: RingParams, now: Clock) -> Engine {
+        let mut engine = Engine::new(cfg, now);
+        engine.sequencer = Sequencer::Ring(Box::new(RingEngine::new(ring, now)));
+        engine
+    }
+
+    /// A datagram from another daemon.
+    pub fn handle_datagram(&mut self, channel: Channel, bytes: &[u8], now: Clock) {
+        if let Sequencer::Ring(ring) = &mut self.sequencer {
+            ring.handle_datagram(channel, bytes, now);
+        }
+        self.run_sequencer(now);
+    }
+
+    /// A datagram from `from` (see [`RingEngine::handle_datagram_from`]).
+    pub fn handle_datagram_from(
+        &mut self,
+        channel: Channel,
+        from: std::net::SocketAddr,
+        bytes: &[u8],
+        now: Clock,
+    ) {
+        if let Sequencer::Ring(ring) = &mut self.sequencer {
+            ring.handle_datagram_from(channel, from, bytes, now);
+        }
+        self.run_sequencer(now);
+    }
+
+    /// The ring engine (`None` for a daemon alone in its configuration).
+    pub fn ring(&self) -> Option<&RingEngine> {
+        match &self.sequencer {
+            Sequencer::Ring(ring) => Some(ring),
+            _ => None,
+        }
+    }
+
+    /// The ring engine, to change it at run time (the monitor's partition
+    /// and flow-control commands).
+    pub fn ring_mut(&mut self) -> Option<&mut RingEngine> {
+        match &mut self.sequencer {
+            Sequencer::Ring(ring) => Some(ring),
+            _ => None,
+        }
+    }
+
+    /// The ring's counters (`None` without a ring).
+    pub fn ring_stats(&self) -> Option<crate::ring::RingStats> {
+        match &self.sequencer {
+            Sequencer::Ring(ring) => Some(ring.stats()),
+            _ => None,
+        }
+    }
+
+    /// A datagram the ring wants sent.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        match &mut self.sequencer {
+            Sequencer::Ring(ring) => ring.poll_transmit(),
+            Sequencer::Local(_) => None,
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    pub fn membership_id(&self) -> MembId {
+        self.memb_id
+    }
+
+    /// Client messages from the ring refused as malformed (logged and
+    /// dropped, see [`crate::session::validate_ring_header`]).
+    pub fn dropped_ring_messages(&self) -> u64 {
+        self.dropped_ring_messages
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    // ----- events from the shell -----
+
+    /// A client connected.
+    pub fn handle_accept(&mut self, conn: ConnId, peer: Peer, fd: i32, now: Clock) {
+        if self.sessions.len() >= self.cfg.max_sessions {
+            warn!(target: "spread::session", "rejecting connection {conn} from {peer:?}: {} sessions (quota)", self.sessions.len());
+            self.outputs.push_back(Output::Close {
+                conn,
+                last_words: vec![code::REJECT_QUOTA as u8],
+            });
+            return;
+        }
+        debug!(target: "spread::session", "accepted connection {conn} from {peer:?}");
+        self.sessions.insert(conn, Session::new(conn, peer, fd, now.mono));
+    }
+
+    /// Bytes arrived from a client.
+    pub fn handle_client_data(&mut self, conn: ConnId, bytes: &[u8], now: Clock) {
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        session.receive(bytes);
+        self.process_input(conn, now);
+        self.run_sequencer(now);
+    }
+
+    /// The client closed its side, or the socket failed.
+    pub fn handle_client_closed(&mut self, conn: ConnId, now: Clock) {
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
+        match session.phase {
+            // The original's one read of the auth choice comes back short.
+            Phase::AwaitAuth => self.deny(conn, "connection closed before the auth choice"),
+            Phase::Operational => self.kill_session(conn, "connection closed", now),
+            _ => self.drop_session(conn, Vec::new()),
+        }
+        self.run_sequencer(now);
+    }
+
+    /// Time passed: connections that sent no connect request in 1 s go;
+    /// the ring's timers run.
+    pub fn handle_timeout(&mut self, now: Clock) {
+        if let Sequencer::Ring(ring) = &mut self.sequencer {
+            if ring.poll_timeout().is_some_and(|t| t <= now.mono) {
+                ring.handle_timeout(now);
+            }
+        }
+        let expired: Vec<ConnId> = self
+            .sessions
+            .values()
+            .filter(|s| matches!(s.phase, Phase::AwaitConnect { deadline } if deadline <= now.mono))
+            .map(|s| s.conn)
+            .collect();
+        for conn in expired {
+            self.process_connect(conn);
+        }
+        self.run_sequencer(now);
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ring = match &self.sequencer {
+            Sequencer::Ring(ring) => ring.poll_timeout(),
+            Sequencer::Local(_) => None,
+        };
+        let sessions = self
+            .sessions
+            .values()
+            .filter_map(|s| match s.phase {
+                Phase::AwaitConnect { deadline } => Some(deadline),
+                _ => None,
+            })
+            .min();
+        match (ring, sessions) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Unwritten bytes of a session, oldest first.
+    pub fn output_chunks(&self, conn: ConnId) -> impl Iterator<Item = &[u8]> {
+        self.sessions
+            .get(&conn)
+            .into_iter()
+            .flat_map(|s| s.output_chunks())
+    }
+
+    /// `n` bytes of the session's output were written.
+    pub fn consume_output(&mut self, conn: ConnId, n: usize) {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.consume_output(n);
+        }
+    }
+
+    /// The shell wrote all the socket would take: a client with more than
+    /// MaxSessionMessages messages still waiting has stopped reading and is
+    /// dropped, as the original does, so the others keep being served.
+    pub fn check_backlog(&mut self, conn: ConnId, now: Clock) {
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
+        let n = session.queued_messages();
+        if n > self.cfg.max_session_messages {
+            self.kill_session(conn, &format!("not reading: {n} messages queued"), now);
+            self.run_sequencer(now);
+        }
+    }
+
+    pub fn has_output(&self, conn: ConnId) -> bool {
+        self.sessions.get(&conn).is_some_and(|s| s.has_output())
+    }
+}
+
+#[cfg(test)]
+mod tests;
