@@ -1,7 +1,7 @@
 //! Time as a value.
 //!
 //! No engine reads a clock: the I/O shell reads both clocks once per event
-//! ([`crate::shell::read_clock`]) and passes the one [`Clock`] into every
+//! ([`crate::os::read_clock`]) and passes the one [`Clock`] into every
 //! handler that can arm a timer, so every deadline is computed from the time
 //! of the event that set it (and a simulator can run on virtual time).
 

@@ -1,7 +1,7 @@
 //! The spread daemon: a drop-in replacement for the Spread 4.4 daemon.
 //!
 //! * [`engine`]: the sans-IO core: [`session`]s and [`groups`] over an
-//!   ordering layer; fed events and the clock, it never touches a socket.
+//!   sequencer; fed events and the clock, it never touches a socket.
 //! * [`ring`] and [`membership`]: the daemon-to-daemon token ring protocol
 //!   and its membership algorithm (sans-IO), ordering client messages when
 //!   the configuration has more than one daemon.
@@ -11,6 +11,11 @@
 //! * [`shell`] and [`network`]: the thin mio event loop that runs the engine
 //!   on real sockets (client TCP/Unix listeners, the ring's UDP channels);
 //!   [`notify`] tells a systemd-style service manager when it is ready.
+//! * [`os`]: the calls into the operating system that need `unsafe` (clocks,
+//!   interfaces, host name, signals, privilege drop); the rest of the crate
+//!   denies unsafe code.
+
+#![deny(unsafe_code)]
 
 pub mod auth;
 pub mod clock;
@@ -22,6 +27,7 @@ pub mod membership;
 pub mod monitor;
 pub mod network;
 pub mod notify;
+pub mod os;
 pub mod ring;
 pub mod session;
 pub mod shell;

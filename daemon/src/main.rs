@@ -2,6 +2,8 @@
 //! `spread [-l y|n] [-n <proc name>] [-c <config file>]`, plus
 //! `--extensions FILE` for spread-rs's own settings.
 
+#![deny(unsafe_code)]
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;

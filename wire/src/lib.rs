@@ -7,6 +7,8 @@
 //! No I/O, no clocks, no allocation beyond what an owned representation needs.
 //! Parsers take untrusted bytes and never panic.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod daemon;
 pub mod endian;

@@ -10,6 +10,8 @@
 //! spbench --spawn target/release/spread      # start our daemon on a free port
 //! ```
 
+#![deny(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,157 @@
+//! The daemon's calls into the operating system that need `unsafe`: the
+//! clocks, the host's interfaces and name, signals, privilege drop, and
+//! removing the Unix socket by directory descriptor. Everything else in the
+//! daemon crate is safe code (`deny(unsafe_code)` in lib.rs); each block here
+//! states the contract it relies on.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Instant;
+
+use crate::clock::Clock;
+
+/// Write end of the signal pipe, for the signal handler.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = 1u8;
+        // SAFETY: write(2) is async-signal-safe; `fd` is the pipe's write end,
+        // which stays open for the life of the process, and `byte` is a valid
+        // one-byte buffer on this stack frame.
+        unsafe {
+            libc::write(fd, (&byte as *const u8).cast(), 1);
+        }
+    }
+}
+
+/// Turns SIGINT and SIGTERM into a byte on the pipe `write_end` (which
+/// must stay open for the life of the process), and ignores SIGPIPE.
+pub fn notify_signals_to(write_end: RawFd) {
+    SIGNAL_PIPE.store(write_end, Ordering::Relaxed);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only calls write(2) on a pipe;
+        // `on_signal` has the C signature signal(2) expects.
+        unsafe {
+            libc::signal(sig, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+        }
+    }
+    // SAFETY: ignoring SIGPIPE makes writes to closed sockets return EPIPE
+    // instead of killing the daemon; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Removes `name` from the open directory `dir` (works after a chroot).
+pub fn unlink_at(dir: &std::fs::File, name: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: `dir` is an open directory descriptor borrowed for the call
+    // and `name` a valid NUL-terminated file name inside it.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The one place the daemon reads the clocks: the monotonic clock for
+/// deadlines and the wall clock (seconds since the Unix epoch, which ring
+/// membership ids carry), read together once per event.
+pub fn read_clock() -> Clock {
+    let unix_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32);
+    Clock::new(Instant::now(), unix_secs)
+}
+
+/// The IPv4 addresses of this host's interfaces (to find our own entry in
+/// the configuration when no `-n` is given).
+pub fn host_ipv4_addrs() -> Vec<Ipv4Addr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list it allocates; we
+    // free it with freeifaddrs below and read it only in between.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return out;
+    }
+    let mut cursor = list;
+    while !cursor.is_null() {
+        // SAFETY: `cursor` is a non-null node of the list getifaddrs returned,
+        // valid until freeifaddrs; ifa_addr is null or points at a sockaddr
+        // whose family says how to read it.
+        unsafe {
+            let ifa = &*cursor;
+            if !ifa.ifa_addr.is_null() && (*ifa.ifa_addr).sa_family as i32 == libc::AF_INET {
+                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                out.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+            }
+            cursor = ifa.ifa_next;
+        }
+    }
+    // SAFETY: `list` came from a successful getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    out
+}
+
+/// Give up root as the original does: chroot into the runtime directory,
+/// then take on the configured group and user.
+pub fn drop_privileges(
+    user: &str,
+    group: &str,
+    runtime_dir: &std::path::Path,
+    unix_socket: Option<&std::path::Path>,
+) -> Result<(), String> {
+    use std::ffi::CString;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let c_user = CString::new(user).map_err(|_| format!("bad user name {user:?}"))?;
+    let c_group = CString::new(group).map_err(|_| format!("bad group name {group:?}"))?;
+    // SAFETY: both arguments are valid NUL-terminated strings; the returned
+    // records are read at once, before any other call could overwrite them.
+    let (uid, gid) = unsafe {
+        let pw = libc::getpwnam(c_user.as_ptr());
+        let gr = libc::getgrnam(c_group.as_ptr());
+        if pw.is_null() || gr.is_null() {
+            return Err(format!("no such user/group {user}/{group}"));
+        }
+        ((*pw).pw_uid, (*gr).gr_gid)
+    };
+    if let Some(path) = unix_socket {
+        let _ = std::os::unix::fs::lchown(path, Some(uid), Some(gid));
+    }
+    let dir = CString::new(runtime_dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("bad runtime directory {}", runtime_dir.display()))?;
+    // SAFETY: plain system calls on valid NUL-terminated paths and ids.
+    unsafe {
+        if libc::chdir(dir.as_ptr()) != 0 || libc::chroot(dir.as_ptr()) != 0 {
+            return Err(format!(
+                "chroot to {} failed: {}",
+                runtime_dir.display(),
+                io::Error::last_os_error()
+            ));
+        }
+        if libc::setgroups(1, &gid) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+            return Err(format!(
+                "privilege drop to {user}/{group} failed: {}",
+                io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// This host's name (`%h` in EventLogFile).
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return String::from("localhost");
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
