@@ -134,6 +134,13 @@ step_install_prefix() {
         [ -f "$PREFIX/$f" ] || fail "missing $f" || return 1
     done
     [ "$(readlink "$PREFIX/lib/libspread.so")" = libspread.so.3 ] || fail "libspread.so link" || return 1
+    # Every tool the workspace builds is installed.
+    for f in spmonitor spuser spflooder; do
+        if [ -f "$TARGET_DIR/release/$f" ]; then
+            [ -x "$PREFIX/bin/$f" ] || fail "built $f was not installed" || return 1
+            echo "installed bin/$f"
+        fi
+    done
     for f in libspread libspread-core libtspread-core; do
         grep -q "SONAME.*\[$f.so.3\]" <<<"$(readelf -d "$PREFIX/lib/$f.so.3")" || fail "$f soname" || return 1
     done
@@ -214,6 +221,11 @@ step_deb_build_and_extract() {
     grep -q conffiles <<<"$control" || fail "no conffiles" || return 1
     mkdir -p "$DEBROOT"
     dpkg -x "$DEB" "$DEBROOT"
+    for f in spmonitor spuser spflooder; do
+        if [ -f "$TARGET_DIR/release/$f" ]; then
+            grep -qx "./usr/bin/$f" "$SCRATCH/deb-contents" || fail "package lacks usr/bin/$f" || return 1
+        fi
+    done
     grep -q '^prefix=/usr$' "$DEBROOT/usr/lib/pkgconfig/spread.pc" || fail "spread.pc prefix"
 }
 
