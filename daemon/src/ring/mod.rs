@@ -289,7 +289,8 @@ pub struct RingStats {
     pub retrans_unicast: u64,
     pub retrans_segment: u64,
     pub retrans_broadcast: u64,
-    /// Held-token re-sends (leader) and re-passes on a hurried token.
+    /// Leader: its hurry re-sends of the token; others: new tokens that
+    /// carried a retransmission count (the original's `token_hurry`).
     pub token_hurries: u64,
     /// Client data messages delivered (status `message_delivered`).
     pub messages_delivered: u64,

@@ -227,9 +227,16 @@ impl RingEngine {
             return;
         } else if arq != (last_arq + 1) % 16 {
             return; // outdated
-        } else if self.memb.just_installed {
-            self.memb.just_installed = false;
-            self.last_token.aru = 0;
+        } else {
+            if self.memb.just_installed {
+                self.memb.just_installed = false;
+                self.last_token.aru = 0;
+            }
+            // The status record's token_hurry of a non-leader: new tokens
+            // that the leader had to hurry.
+            if wire::retrans(token.kind) > 0 {
+                self.stats.token_hurries += 1;
+            }
         }
         self.stats.tokens_handled += 1;
         if self.highest_seq < token.seq {
@@ -759,9 +766,9 @@ impl RingEngine {
     /// Sends the last token again (at the leader: with RETRANS raised, and
     /// re-arms the hurry timer).
     pub(crate) fn token_hurry(&mut self, now: Clock) {
-        self.stats.token_hurries += 1;
         self.last_token.rtr_len = 0;
         if self.i_am_leader() {
+            self.stats.token_hurries += 1;
             let r = wire::retrans(self.last_token.kind).wrapping_add(1);
             self.last_token.kind = wire::with_retrans(self.last_token.kind, r);
             self.arm(now, Timer::Hurry, self.to.hurry);
