@@ -38,7 +38,8 @@ enum Step {
     Close(&'static str, Prompts),
     /// Wait for a client to exit on its own.
     AwaitExit(&'static str),
-    KillDaemon,
+    /// Kill daemon `i` (SIGKILL).
+    Kill(usize, Prompts),
 }
 
 use Step::*;
@@ -57,17 +58,31 @@ struct Client {
     prompts: usize,
 }
 
-/// Run the steps. Returns each client's header and output, in start order.
+/// Run the steps against one daemon. Returns each client's header and
+/// output, in start order.
 fn run(steps: &[Step]) -> Vec<(String, Vec<u8>)> {
-    let mut daemon = Daemon::start("", &[]);
-    let port = daemon.port.to_string();
+    run_on(vec![Daemon::start("", &[])], steps)
+}
+
+/// Run the steps against `daemons` (`{port}`, `{port2}`: their ports).
+fn run_on(mut daemons: Vec<Daemon>, steps: &[Step]) -> Vec<(String, Vec<u8>)> {
+    let ports: Vec<String> = daemons.iter().map(|d| d.port.to_string()).collect();
     let mut clients: Vec<Client> = Vec::new();
     let max = Duration::from_secs(10);
     for step in steps {
         let mut expect: Prompts = &[];
         match step {
             Start(name, flags, prompts) => {
-                let args: Vec<String> = flags.iter().map(|f| f.replace("{port}", &port)).collect();
+                let args: Vec<String> = flags
+                    .iter()
+                    .map(|f| {
+                        let f = f.replace("{port}", &ports[0]);
+                        match ports.get(1) {
+                            Some(p) => f.replace("{port2}", p),
+                            None => f,
+                        }
+                    })
+                    .collect();
                 clients.push(Client {
                     name,
                     header: format!("{name}: spuser {}", flags.join(" ")),
@@ -114,7 +129,10 @@ fn run(steps: &[Step]) -> Vec<(String, Vec<u8>)> {
                     expect = prompts;
                 }
             }
-            KillDaemon => daemon.kill(),
+            Kill(i, prompts) => {
+                daemons[*i].kill();
+                expect = prompts;
+            }
         }
         for (name, n) in expect {
             let c = clients
@@ -199,6 +217,11 @@ fn scenario(name: &str, steps: &[Step]) {
     check_transcript(name, &join_transcripts(&parts), &normalise);
 }
 
+fn scenario_on(daemons: Vec<Daemon>, name: &str, steps: &[Step]) {
+    let parts = run_on(daemons, steps);
+    check_transcript(name, &join_transcripts(&parts), &normalise);
+}
+
 /// One user alone: every command, messages to itself, the burst, reading
 /// turned off and on, polling, bad input.
 #[test]
@@ -278,7 +301,7 @@ fn spuser_daemon_goes_away() {
         &[
             Start(A, &["-u", "alice", "-s", "{port}"], &[(A, 1)]),
             Type(A, &["j g"], &[(A, 2)]),
-            KillDaemon,
+            Kill(0, &[]),
             AwaitExit(A),
             Start("late", &["-u", "late", "-s", "{port}"], &[]),
             AwaitExit("late"),
@@ -299,4 +322,30 @@ fn spuser_usage() {
             assert!(out.contains(flag), "usage names {flag}: {out}");
         }
     }
+}
+
+/// Two daemons in a ring, a user on each in one group; the second daemon
+/// dies: its user is cut off, the other sees the transitional and the
+/// network notice with its vs set.
+#[test]
+fn spuser_network_change() {
+    const A: &str = "alice";
+    const B: &str = "bob";
+    let daemons = common::start_ring(2);
+    common::wait_for_ring(&[daemons[0].port, daemons[1].port]);
+    scenario_on(
+        daemons,
+        "spuser_network.txt",
+        &[
+            Start(A, &["-u", "alice", "-s", "{port}"], &[(A, 1)]),
+            Start(B, &["-u", "bob", "-s", "{port2}"], &[(B, 1)]),
+            Type(A, &["j g"], &[(A, 2)]),
+            Type(B, &["j g"], &[(A, 1), (B, 2)]),
+            Type(B, &["s g", "before the split"], &[(A, 1), (B, 2)]),
+            Kill(1, &[(A, 2)]),
+            AwaitExit(B),
+            Type(A, &["s g", "after the split"], &[(A, 2)]),
+            Close(A, &[]),
+        ],
+    );
 }

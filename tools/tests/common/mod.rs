@@ -14,7 +14,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -156,10 +156,9 @@ impl Daemon {
             if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
                 return false;
             }
-            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-                && Path::new(&format!("/tmp/{}", self.port)).exists()
-            {
+            // Its Unix socket takes clients (the TCP address depends on
+            // the daemon's interface).
+            if std::os::unix::net::UnixStream::connect(format!("/tmp/{}", self.port)).is_ok() {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -205,6 +204,58 @@ impl Daemon {
         }
         let _ = std::fs::remove_file(format!("/tmp/{}", self.port));
     }
+}
+
+/// `n` daemons `d1..dn`, each alone in a segment of its own (so they all
+/// fit on loopback: 127.0.0.i, their own ports), in one ring.
+pub fn start_ring(n: usize) -> Vec<Daemon> {
+    let ports: Vec<u16> = (0..n).map(|_| pick_port()).collect();
+    let segments: String = (0..n)
+        .map(|i| {
+            format!(
+                "Spread_Segment 127.0.0.255:{} {{\n\td{} 127.0.0.{}\n}}\n",
+                ports[i],
+                i + 1,
+                i + 1
+            )
+        })
+        .collect();
+    let mut daemons = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let dir = std::env::temp_dir().join(format!(
+            "spread-tools-test-{}-{}-{}",
+            std::process::id(),
+            port,
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create the test directory");
+        let mut conf = segments.clone();
+        if foreign_daemon() && is_root() {
+            conf.push_str(&format!(
+                "RuntimeDir = {}\nDaemonUser = root\nDaemonGroup = root\n",
+                dir.display()
+            ));
+        }
+        std::fs::write(dir.join("spread.conf"), conf).expect("write the configuration");
+        let log = std::fs::File::create(dir.join("daemon.log")).expect("create the daemon log");
+        let child = Command::new(daemon_binary())
+            .args(["-n", &format!("d{}", i + 1), "-c"])
+            .arg(dir.join("spread.conf"))
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start the daemon");
+        let mut d = Daemon {
+            child: Some(child),
+            port: *port,
+            dir,
+        };
+        assert!(d.wait_ready(), "d{} did not start:\n{}", i + 1, d.log());
+        daemons.push(d);
+    }
+    daemons
 }
 
 impl Drop for Daemon {
@@ -411,5 +462,47 @@ pub fn check_transcript(name: &str, got: &[u8], normalise: &dyn Fn(&str) -> Stri
             "{name}: output differs from the original's from line {} on\n--- original (normalised)\n{want}\n--- ours (normalised)\n{got}",
             line + 1
         );
+    }
+}
+
+/// Wait (at most 30 s) until the daemons on `ports` form one ring: a
+/// member of a probe group on the first sees one member per daemon.
+pub fn wait_for_ring(ports: &[u16]) {
+    use spread_tools::mailbox::Mailbox;
+    let probes: Vec<Mailbox> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let m = Mailbox::connect(
+                p.to_string().as_bytes(),
+                format!("probe{i}").as_bytes(),
+                true,
+                None,
+            )
+            .unwrap_or_else(|e| panic!("probe on {p}: {e}"));
+            m.join(b"probe").expect("probe join");
+            m
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut groups = vec![[0u8; 32]; 100];
+    let mut body = vec![0u8; 10_000];
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the daemons on {ports:?} did not form one ring"
+        );
+        if probes[0].poll().unwrap_or(0) <= 0 {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        let r = probes[0].receive(0, &mut groups, &mut body);
+        let regular = r.delivery.is_some_and(|d| d.service_type & 0x1000 != 0);
+        if regular && r.delivery.unwrap().num_groups as usize == ports.len() {
+            break;
+        }
+    }
+    for p in &probes {
+        p.disconnect();
     }
 }
