@@ -379,7 +379,7 @@ impl MonitorEngine {
             .daemon_ids
             .iter()
             .position(|&d| d == self.cfg.my_id)
-            .map(|i| table.0[i]);
+            .and_then(|i| table.0.get(i).copied());
         self.stats.partitions += 1;
         if mine == Some(TERMINATE) {
             log::error!("Net_recv: Instructed to exit by monitor");
