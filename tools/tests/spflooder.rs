@@ -6,7 +6,10 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use spread_tools::mailbox::Mailbox;
+use spread_wire::client::service::REG_MEMB_MESS;
 
 use common::{check_transcript, join_transcripts, mask_block, mask_number_after, Daemon, Tool};
 
@@ -47,6 +50,29 @@ fn normalise(text: &str) -> String {
     mask_block(&t, "Usage: spflooder", &["\t[-wo]", "\t-wo"], "<usage>")
 }
 
+/// Read `probe`'s messages until a regular membership of `count` members.
+fn wait_for_members(probe: &Mailbox, count: i32) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut groups = vec![[0u8; 32]; 100];
+    let mut body = vec![0u8; 100_000];
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no membership of {count} in group flooder"
+        );
+        if probe.poll().unwrap_or(0) <= 0 {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        let r = probe.receive(0, &mut groups, &mut body);
+        if let Some(d) = r.delivery {
+            if d.service_type & REG_MEMB_MESS != 0 && d.num_groups == count {
+                return;
+            }
+        }
+    }
+}
+
 #[test]
 fn spflooder_runs_like_the_original() {
     let daemon = Daemon::start("", &[]);
@@ -65,19 +91,23 @@ fn spflooder_runs_like_the_original() {
         ),
     ];
 
-    // A reader of the group, then a writer to it.
+    // A reader of the group, then a writer to it once the reader's join
+    // is done (a probe member of the group sees it).
+    let probe = Mailbox::connect(port.to_string().as_bytes(), b"probe", true, None).expect("probe");
+    probe.join(b"flooder").expect("probe join");
+    wait_for_members(&probe, 1);
     let (reader_header, reader_args) = flags(
         port,
         &["-u", "r1", "-ro", "-m", "1500", "-b", "50", "-s", "{port}"],
     );
     let reader = Tool::start(&spflooder(), &reader_args);
-    // It cannot say when its join is done; give the daemon a moment.
-    std::thread::sleep(Duration::from_millis(1000));
+    wait_for_members(&probe, 2);
     parts.push(run_one(
         port,
         &["-u", "w2", "-wo", "-m", "1500", "-b", "50", "-s", "{port}"],
         0,
     ));
+    probe.disconnect();
     let (out, code) = reader.finish(WITHIN);
     assert_eq!(code, Some(0), "reader: {}", String::from_utf8_lossy(&out));
     parts.push((reader_header, out));
