@@ -7,7 +7,7 @@ use spread_wire::client::MembId;
 use super::{insert_member, CommitSet, State};
 use crate::ring::wire::TokenHeader;
 use crate::ring::wire::{self, bits, rep_kind, FormMiddle, FormToken, MembersInfo, Rep, RepsInfo, RingInfo};
-use crate::ring::{ip, Channel, DeliveryThreshold, Destination, RingEngine, Slot, Timer};
+use crate::ring::{ip, Channel, DeliveryThreshold, Destination, RingEngine, Timer};
 
 /// Above the originator's highest sequence number: the EVS token's target.
 const FORM_SEQ_MARGIN: i32 = 3333;
@@ -60,13 +60,7 @@ impl RingEngine {
 
     /// My old ring's entry for a FORM token made from scratch.
     fn my_ring_info(&self, holes_from: i32) -> RingInfo {
-        let holes = if holes_from <= self.highest_seq {
-            (holes_from..=self.highest_seq)
-                .filter(|s| !self.packets.contains_key(s))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let holes = self.store.holes_from(holes_from);
         let mut commit = vec![self.my_id];
         for id in &self.memb.commit_set.members {
             insert_member(&mut commit, *id);
@@ -74,8 +68,8 @@ impl RingEngine {
         RingInfo {
             memb_id: self.memb.membership_id,
             trans_time: 0,
-            aru: self.aru,
-            highest_seq: self.highest_seq,
+            aru: self.store.aru,
+            highest_seq: self.store.highest_seq,
             holes,
             commit,
             num_trans: 1,
@@ -151,7 +145,7 @@ impl RingEngine {
             kind: bits::FORM1,
             proc_id: self.my_id,
             memb_id,
-            seq: self.highest_seq.saturating_add(FORM_SEQ_MARGIN),
+            seq: self.store.highest_seq.saturating_add(FORM_SEQ_MARGIN),
             ..Default::default()
         };
         if self.memb.f_reps.first().map(|r| r.kind) == Some(rep_kind::RING) {
@@ -172,7 +166,7 @@ impl RingEngine {
         self.memb.f_reps = reps.clone();
         self.memb.f_reps_index = 1;
         self.memb.potential_reps = self.potential_from_reps(&reps);
-        let ring = self.my_ring_info(self.my_aru + 1);
+        let ring = self.my_ring_info(self.store.my_aru + 1);
         let form = FormToken {
             header,
             members: MembersInfo {
@@ -189,7 +183,7 @@ impl RingEngine {
     /// A FORM1 reached me: add myself (and what I represent) and pass it on.
     fn fill_form1(&mut self, now: Clock, mut form: FormToken) {
         form.header.proc_id = self.my_id;
-        let floor = self.highest_seq.saturating_add(FORM_SEQ_MARGIN);
+        let floor = self.store.highest_seq.saturating_add(FORM_SEQ_MARGIN);
         if form.header.seq < floor {
             form.header.seq = floor;
         }
@@ -262,7 +256,7 @@ impl RingEngine {
                 }
             }
             None => {
-                let ring = self.my_ring_info(self.last_discarded + 1);
+                let ring = self.my_ring_info(self.store.last_discarded + 1);
                 form.rings.push(ring);
             }
             Some(old) => {
@@ -270,12 +264,10 @@ impl RingEngine {
                     .holes
                     .iter()
                     .copied()
-                    .filter(|s| !self.packets.contains_key(s))
+                    .filter(|s| !self.store.has(*s))
                     .collect();
-                if old.highest_seq < self.highest_seq {
-                    holes.extend(
-                        (old.highest_seq + 1..=self.highest_seq).filter(|s| !self.packets.contains_key(s)),
-                    );
+                if let Some(from) = old.highest_seq.checked_add(1) {
+                    holes.extend(self.store.holes_in(from, self.store.highest_seq));
                 }
                 let mut set: Vec<u32> = Vec::new();
                 for id in old.commit.iter().take(old.num_trans) {
@@ -292,8 +284,8 @@ impl RingEngine {
                 form.rings.push(RingInfo {
                     memb_id: my_id,
                     trans_time: 0,
-                    aru: old.aru.max(self.aru),
-                    highest_seq: old.highest_seq.max(self.highest_seq),
+                    aru: old.aru.max(self.store.aru),
+                    highest_seq: old.highest_seq.max(self.store.highest_seq),
                     holes,
                     commit: set,
                     num_trans,
@@ -360,22 +352,15 @@ impl RingEngine {
         self.fc.new_configuration();
 
         let my_ring = form.rings[ri].clone();
-        // Bounded like the original's packet store; a sane ring has
-        // last_discarded <= aru <= highest_seq.
-        let ahead = self.last_discarded.saturating_add(crate::ring::MAX_PACKETS_AHEAD);
-        self.highest_seq = my_ring.highest_seq.clamp(self.last_discarded, ahead);
-        self.aru = my_ring.aru.clamp(self.last_discarded, self.highest_seq);
+        self.store.adopt(my_ring.aru, my_ring.highest_seq);
         // Still in FORM: delivers the old ring's packets up to its aru.
         self.discard_packets(now);
-        for hole in &my_ring.holes {
-            if let Some(Slot::Packet(p)) = self.packets.get(hole) {
-                log::warn!(
-                    "membership: dropping packet {} of departing daemon {} received after FORM1",
-                    hole,
-                    ip(p.header.proc_id)
-                );
-            }
-            self.packets.insert(*hole, Slot::Hole);
+        for (seq, from) in self.store.mark_holes(&my_ring.holes) {
+            log::warn!(
+                "membership: dropping packet {} of departing daemon {} received after FORM1",
+                seq,
+                ip(from)
+            );
         }
         self.memb.future_commit_set = CommitSet {
             members: my_ring.commit.clone(),
@@ -418,7 +403,7 @@ impl RingEngine {
         self.arm(now, Timer::TokenLoss, self.to.token);
         self.received_token_rounds = 0;
         self.last_token = TokenHeader::default();
-        self.aru = 0;
+        self.store.aru = 0;
         self.memb.state = State::Evs;
     }
 }

@@ -672,18 +672,7 @@ impl RingEngine {
 
     /// `Backoff_membership`: a failed EVS attempt forgets its agreed holes.
     pub(crate) fn backoff_membership(&mut self) {
-        let holes: Vec<i32> = self
-            .packets
-            .range(self.last_discarded.saturating_add(1)..)
-            .filter(|(_, s)| matches!(s, crate::ring::Slot::Hole))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in holes {
-            self.packets.remove(&k);
-        }
-        self.aru = self.last_discarded;
-        self.my_aru = self.last_discarded;
-        self.advance_my_aru();
+        self.store.back_off();
     }
 
     /// Builds the transitional and commit configurations from the commit set.

@@ -36,10 +36,11 @@ mod conf;
 mod flow_control;
 mod monitor;
 mod protocol;
+mod store;
 mod timers;
 pub(crate) mod wire;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use conf::{Members, SegmentConf};
@@ -49,6 +50,7 @@ pub use spread_wire::client::MembId;
 pub(crate) use conf::Conf;
 pub(crate) use flow_control::FlowControl;
 pub(crate) use protocol::MAX_PACKETS_AHEAD;
+pub(crate) use store::PacketStore;
 pub(crate) use timers::{Timer, Timers};
 use wire::{bits, Fragment, PacketHeader, TokenHeader};
 
@@ -320,12 +322,7 @@ pub struct RingEngine {
     pub(crate) timers: Timers,
 
     // --- ring protocol state (`Aru`, `My_aru`, ... of the original) ---
-    pub(crate) packets: BTreeMap<i32, Slot>,
-    pub(crate) aru: i32,
-    pub(crate) my_aru: i32,
-    pub(crate) highest_seq: i32,
-    pub(crate) last_discarded: i32,
-    pub(crate) last_delivered: i32,
+    pub(crate) store: PacketStore,
     pub(crate) last_seq: i32,
     pub(crate) token_rounds: i32,
     pub(crate) received_token_rounds: i32,
@@ -367,12 +364,7 @@ impl RingEngine {
             to: params.timeouts,
             fc: FlowControl::new(params.flow),
             timers: Timers::default(),
-            packets: BTreeMap::new(),
-            aru: 0,
-            my_aru: 0,
-            highest_seq: 0,
-            last_discarded: 0,
-            last_delivered: 0,
+            store: PacketStore::default(),
             last_seq: 0,
             token_rounds: 0,
             received_token_rounds: 0,
@@ -440,7 +432,7 @@ impl RingEngine {
         self.threshold = t;
         if t < old {
             if t <= DeliveryThreshold::Reliable {
-                self.deliver_reliable(1, self.highest_seq);
+                self.deliver_reliable(1, self.store.highest_seq);
             }
             if t <= DeliveryThreshold::Agreed {
                 self.deliver_agreed();

@@ -97,10 +97,10 @@ impl RingEngine {
                 self.arm(now, Timer::Hurry, self.to.hurry);
             }
         }
-        if h.seq <= self.last_discarded || self.packets.contains_key(&h.seq) {
+        if h.seq <= self.store.last_discarded || self.store.packets.contains_key(&h.seq) {
             return;
         }
-        if h.seq - self.last_discarded > MAX_PACKETS_AHEAD {
+        if h.seq - self.store.last_discarded > MAX_PACKETS_AHEAD {
             log::warn!(
                 "ring: packet {} from {} is too far ahead; dropped",
                 h.seq,
@@ -123,7 +123,7 @@ impl RingEngine {
                 ip(h.transmitter)
             );
         }
-        self.packets.insert(
+        self.store.packets.insert(
             h.seq,
             Slot::Packet(Stored {
                 header: h,
@@ -138,10 +138,10 @@ impl RingEngine {
         {
             self.token_has_priority = true;
         }
-        if self.highest_seq < h.seq {
-            self.highest_seq = h.seq;
+        if self.store.highest_seq < h.seq {
+            self.store.highest_seq = h.seq;
         }
-        if h.seq == self.my_aru + 1 {
+        if h.seq == self.store.my_aru + 1 {
             self.advance_my_aru();
             self.deliver_agreed();
         } else {
@@ -150,9 +150,7 @@ impl RingEngine {
     }
 
     pub(crate) fn advance_my_aru(&mut self) {
-        while self.my_aru < self.highest_seq && self.packets.contains_key(&(self.my_aru + 1)) {
-            self.my_aru += 1;
-        }
+        self.store.advance_my_aru();
     }
 
     /// A datagram from the token port.
@@ -197,7 +195,7 @@ impl RingEngine {
             return;
         };
         let in_evs = self.memb.state == State::Evs;
-        if !in_evs && token.seq.saturating_sub(self.last_discarded) > MAX_PACKETS_AHEAD {
+        if !in_evs && token.seq.saturating_sub(self.store.last_discarded) > MAX_PACKETS_AHEAD {
             log::warn!("ring: token seq {} is too far ahead; dropped", token.seq);
             return;
         }
@@ -239,16 +237,19 @@ impl RingEngine {
             }
         }
         self.stats.tokens_handled += 1;
-        if self.highest_seq < token.seq {
-            self.highest_seq = token.seq;
+        if self.store.highest_seq < token.seq {
+            self.store.highest_seq = token.seq;
         }
         self.received_token_rounds += 1;
         self.token_has_priority = false;
 
         let (mut new_rtr, num_retrans, rtr_proc, rtr_seg) = self.answer_retrans(rtrs);
-        let allowed = self
-            .fc
-            .allowed(i32::from(token.flow_control), in_evs, self.highest_seq, self.aru);
+        let allowed = self.fc.allowed(
+            i32::from(token.flow_control),
+            in_evs,
+            self.store.highest_seq,
+            self.store.aru,
+        );
         let num_sent = self.send_new_packets(allowed);
         token.flow_control = self
             .fc
@@ -259,14 +260,14 @@ impl RingEngine {
         let max_rtr_seq = if self.fc.params.accelerated_ring && !in_evs {
             self.last_token.seq
         } else {
-            self.highest_seq
+            self.store.highest_seq
         };
-        if self.my_aru < max_rtr_seq {
+        if self.store.my_aru < max_rtr_seq {
             let used: usize = new_rtr.iter().map(wire::rtr_len).sum();
             let room = wire::MAX_TOKEN_BODY.saturating_sub(used + 16) / 4;
             if room > 1 {
-                let seqs: Vec<i32> = (self.my_aru + 1..=max_rtr_seq)
-                    .filter(|s| !self.packets.contains_key(s))
+                let seqs: Vec<i32> = (self.store.my_aru + 1..=max_rtr_seq)
+                    .filter(|s| !self.store.packets.contains_key(s))
                     .take(room)
                     .collect();
                 new_rtr.push(RingRtr {
@@ -277,20 +278,23 @@ impl RingEngine {
                 });
             }
         }
-        if in_evs && self.my_aru == self.highest_seq {
-            self.my_aru = self.last_seq;
+        if in_evs && self.store.my_aru == self.store.highest_seq {
+            self.store.my_aru = self.last_seq;
             self.memb.commit_set = self.memb.future_commit_set.clone();
         }
 
         // The token's aru: lowered by whoever misses packets, raised by the
         // daemon that lowered it last, or by anyone once everything is in.
-        if token.aru > self.my_aru || token.aru_last_id == self.my_id || (token.aru == token.seq && !in_evs) {
-            token.aru = self.my_aru;
+        if token.aru > self.store.my_aru
+            || token.aru_last_id == self.my_id
+            || (token.aru == token.seq && !in_evs)
+        {
+            token.aru = self.store.my_aru;
             token.aru_last_id = self.my_id;
         }
         token.proc_id = self.my_id;
         if !in_evs {
-            token.seq = self.highest_seq;
+            token.seq = self.store.highest_seq;
         }
         let leader = self.i_am_leader();
         if leader {
@@ -314,12 +318,12 @@ impl RingEngine {
         self.flush_bcast();
 
         // Everyone has what the lower of the last two tokens says.
-        self.aru = if token.aru > self.last_token.aru {
+        self.store.aru = if token.aru > self.last_token.aru {
             self.last_token.aru
         } else {
             token.aru
         };
-        if self.highest_seq == self.aru {
+        if self.store.highest_seq == self.store.aru {
             self.token_counter += 1;
         } else {
             self.token_counter = 0;
@@ -328,7 +332,7 @@ impl RingEngine {
 
         self.discard_packets(now);
         self.deliver_agreed();
-        self.deliver_reliable(self.highest_seq - num_sent + 1, num_sent);
+        self.deliver_reliable(self.store.highest_seq - num_sent + 1, num_sent);
 
         if self.memb.state == State::Evs && self.token_rounds > MAX_EVS_ROUNDS {
             log::error!("ring: too many token rounds in EVS; dropping the token");
@@ -350,7 +354,7 @@ impl RingEngine {
                 continue;
             }
             for seq in &r.seqs {
-                let Some(Slot::Packet(p)) = self.packets.get(seq) else {
+                let Some(Slot::Packet(p)) = self.store.packets.get(seq) else {
                     proc_id = -1;
                     if r.seg_index != self.my_seg as i16 {
                         seg = -1;
@@ -440,8 +444,8 @@ impl RingEngine {
                 };
                 frags.push(Fragment { index, bytes: piece });
             }
-            self.highest_seq += 1;
-            let seq = self.highest_seq;
+            self.store.highest_seq += 1;
+            let seq = self.store.highest_seq;
             let header = PacketHeader {
                 kind,
                 proc_id: self.my_id,
@@ -449,7 +453,7 @@ impl RingEngine {
                 seq,
                 ..Default::default()
             };
-            self.packets.insert(
+            self.store.packets.insert(
                 seq,
                 Slot::Packet(Stored {
                     header,
@@ -493,7 +497,7 @@ impl RingEngine {
 
     fn bcast_stored(&mut self, seq: i32) {
         let rounds = self.token_rounds;
-        let Some(Slot::Packet(p)) = self.packets.get_mut(&seq) else {
+        let Some(Slot::Packet(p)) = self.store.packets.get_mut(&seq) else {
             return;
         };
         p.header.token_round = rounds;
@@ -503,7 +507,7 @@ impl RingEngine {
 
     /// Hands a packet's messages up, completing multi-packet messages.
     fn deliver_packet(&mut self, seq: i32) {
-        let Some(Slot::Packet(p)) = self.packets.get_mut(&seq) else {
+        let Some(Slot::Packet(p)) = self.store.packets.get_mut(&seq) else {
             return;
         };
         p.delivered = true;
@@ -564,11 +568,12 @@ impl RingEngine {
             return;
         }
         let end = start + count - 1;
-        let start = start.max(self.last_delivered + 1);
+        let start = start.max(self.store.last_delivered + 1);
         if end < start {
             return;
         }
         let seqs: Vec<i32> = self
+            .store
             .packets
             .range(start..=end)
             .filter_map(|(s, slot)| match slot {
@@ -590,15 +595,15 @@ impl RingEngine {
 
     /// Everything received in order up to the first SAFE packet goes up.
     pub(crate) fn deliver_agreed(&mut self) {
-        if self.my_aru <= self.last_delivered
+        if self.store.my_aru <= self.store.last_delivered
             || self.memb.state == State::Evs
             || self.threshold > DeliveryThreshold::Agreed
         {
             return;
         }
-        while self.last_delivered < self.my_aru {
-            let s = self.last_delivered + 1;
-            match self.packets.get(&s) {
+        while self.store.last_delivered < self.store.my_aru {
+            let s = self.store.last_delivered + 1;
+            match self.store.packets.get(&s) {
                 Some(Slot::Packet(p)) if !p.delivered => {
                     if p.header.kind & bits::SAFE != 0 {
                         return;
@@ -607,52 +612,54 @@ impl RingEngine {
                 }
                 Some(Slot::Packet(_)) => {}
                 _ => {
-                    log::error!("ring: packet {} missing below my aru {}", s, self.my_aru);
+                    log::error!("ring: packet {} missing below my aru {}", s, self.store.my_aru);
                     return;
                 }
             }
-            self.last_delivered = s;
+            self.store.last_delivered = s;
         }
     }
 
     /// Delivers and forgets what every member has; in EVS, once the new ring
     /// has everything, finishes the old configuration and installs the new.
     pub(crate) fn discard_packets(&mut self, now: Clock) {
-        if self.aru <= self.last_discarded {
+        if self.store.aru <= self.store.last_discarded {
             return;
         }
         if self.memb.state != State::Evs {
             let seqs: Vec<i32> = self
+                .store
                 .packets
-                .range(self.last_discarded + 1..=self.aru)
+                .range(self.store.last_discarded + 1..=self.store.aru)
                 .map(|(s, _)| *s)
                 .collect();
-            if seqs.len() as i64 != i64::from(self.aru) - i64::from(self.last_discarded) {
+            if seqs.len() as i64 != i64::from(self.store.aru) - i64::from(self.store.last_discarded) {
                 log::error!(
                     "ring: packets missing between {} and aru {}",
-                    self.last_discarded + 1,
-                    self.aru
+                    self.store.last_discarded + 1,
+                    self.store.aru
                 );
             }
             for s in seqs {
-                if matches!(self.packets.get(&s), Some(Slot::Packet(p)) if !p.delivered) {
+                if matches!(self.store.packets.get(&s), Some(Slot::Packet(p)) if !p.delivered) {
                     self.deliver_packet(s);
                 }
-                self.packets.remove(&s);
+                self.store.packets.remove(&s);
             }
-            self.last_discarded = self.aru;
-            if self.last_delivered < self.last_discarded {
-                self.last_delivered = self.last_discarded;
+            self.store.last_discarded = self.store.aru;
+            if self.store.last_delivered < self.store.last_discarded {
+                self.store.last_delivered = self.store.last_discarded;
             }
             return;
         }
-        if self.aru != self.last_seq {
+        if self.store.aru != self.last_seq {
             return;
         }
         // Old configuration: in order up to the first hole or SAFE packet.
-        let seqs: Vec<i32> = if self.last_discarded < self.highest_seq {
-            self.packets
-                .range(self.last_discarded + 1..=self.highest_seq)
+        let seqs: Vec<i32> = if self.store.last_discarded < self.store.highest_seq {
+            self.store
+                .packets
+                .range(self.store.last_discarded + 1..=self.store.highest_seq)
                 .map(|(s, _)| *s)
                 .collect()
         } else {
@@ -660,21 +667,21 @@ impl RingEngine {
         };
         let mut rest = seqs.as_slice();
         while let Some((&s, tail)) = rest.split_first() {
-            if s != self.last_discarded + 1 {
+            if s != self.store.last_discarded + 1 {
                 log::error!(
                     "ring: packet {} missing before the transitional configuration",
                     s - 1
                 );
                 break;
             }
-            match self.packets.get(&s) {
+            match self.store.packets.get(&s) {
                 Some(Slot::Hole) => break,
                 Some(Slot::Packet(p)) if p.header.kind & bits::SAFE != 0 => break,
                 Some(Slot::Packet(p)) if !p.delivered => self.deliver_packet(s),
                 _ => {}
             }
-            self.packets.remove(&s);
-            self.last_discarded = s;
+            self.store.packets.remove(&s);
+            self.store.last_discarded = s;
             rest = tail;
         }
         self.memb_transitional();
@@ -685,13 +692,13 @@ impl RingEngine {
         // Transitional configuration: the rest, but after a hole only what
         // members of the commit set sent.
         let mut found_hole = false;
-        let mut expected = self.last_discarded + 1;
+        let mut expected = self.store.last_discarded + 1;
         for &s in rest {
             if s != expected {
                 found_hole = true;
             }
             expected = s + 1;
-            match self.packets.get(&s) {
+            match self.store.packets.get(&s) {
                 Some(Slot::Hole) => found_hole = true,
                 Some(Slot::Packet(p))
                     if !p.delivered
@@ -702,7 +709,7 @@ impl RingEngine {
                 _ => {}
             }
         }
-        self.packets.clear();
+        self.store.packets.clear();
         let q = &mut self.down[self.active_down];
         if !q.messages.is_empty() {
             q.cur_piece = 0;
@@ -713,11 +720,11 @@ impl RingEngine {
             memb_id: self.memb.membership_id,
             members: self.memb.membership.ids().to_vec(),
         });
-        self.highest_seq = 0;
-        self.my_aru = 0;
-        self.aru = 0;
-        self.last_discarded = 0;
-        self.last_delivered = 0;
+        self.store.highest_seq = 0;
+        self.store.my_aru = 0;
+        self.store.aru = 0;
+        self.store.last_discarded = 0;
+        self.store.last_delivered = 0;
         self.token_counter = 0;
     }
 
@@ -727,7 +734,7 @@ impl RingEngine {
         let s = self.memb.state;
         (s == State::Op || (s == State::Gather && self.memb.token_alive))
             && wire::retrans(self.last_token.kind) <= 1
-            && self.aru == self.highest_seq
+            && self.store.aru == self.store.highest_seq
             && self.token_counter > 1
     }
 
