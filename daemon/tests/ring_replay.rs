@@ -235,6 +235,7 @@ fn replay_d01(me: u32, groups_on: &[usize], rings: usize) {
             .unwrap_or(f64::MAX);
         // The original's event loop runs timers a little late (0.2-0.4 ms in
         // the capture: the 0.25 s JOIN timer of d2 fires 0.2504 s apart).
+        let t_due = t_timer;
         let t_timer = t_timer + TIMER_LATENESS;
         // Causality: a packet the others sent after seeing one of the
         // original's datagrams waits until the engine has sent its own.
@@ -248,9 +249,18 @@ fn replay_d01(me: u32, groups_on: &[usize], rings: usize) {
         if t > end {
             break;
         }
+        let previous = clock;
         clock = t;
         let now = clock_at(t);
         if input_first {
+            // The original read this datagram before its (late) timer ran:
+            // the engine runs timers that expired before a datagram first,
+            // so it sees the datagram at the timer's due time at the latest.
+            let now = if t_due < t {
+                clock_at(t_due.max(previous))
+            } else {
+                now
+            };
             let r = inputs[next_input];
             next_input += 1;
             let ch = if r.port == 4804 {
