@@ -92,19 +92,51 @@ pub struct Seg {
     pub together: Vec<GroupName>,
     /// The cause bit of the next view.
     pub next_cause: u32,
+    /// `view` and `next` as numbers (see [`History::view_ids`]).
+    pub view_no: u32,
+    pub next_no: Option<u32>,
 }
 
-/// What the checks share: each client's segments per group.
+/// What the checks share: each client's segments per group, with views
+/// as numbers so member lists are hashed once.
 pub struct History {
     pub segs: Vec<BTreeMap<GroupName, Vec<Seg>>>,
+    /// The group id of each view number.
+    pub view_ids: Vec<GroupId>,
 }
 
 impl History {
     pub fn of(world: &World) -> History {
-        History {
-            segs: world.app.clients.iter().map(segments).collect(),
+        let mut segs: Vec<BTreeMap<GroupName, Vec<Seg>>> = world.app.clients.iter().map(segments).collect();
+        let mut view_ids = Vec::new();
+        let assigned: Vec<(u32, Option<u32>)> = {
+            let mut numbers: HashMap<&ViewKey, u32> = HashMap::new();
+            let mut number = |k| view_number(&mut numbers, &mut view_ids, k);
+            segs.iter()
+                .flat_map(|per| per.values().flatten())
+                .map(|s| (number(&s.view), s.next.as_ref().map(&mut number)))
+                .collect()
+        };
+        for (s, (view_no, next_no)) in segs
+            .iter_mut()
+            .flat_map(|per| per.values_mut().flatten())
+            .zip(assigned)
+        {
+            s.view_no = view_no;
+            s.next_no = next_no;
         }
+        History { segs, view_ids }
     }
+}
+
+fn view_number<'a>(numbers: &mut HashMap<&'a ViewKey, u32>, ids: &mut Vec<GroupId>, k: &'a ViewKey) -> u32 {
+    if let Some(n) = numbers.get(k) {
+        return *n;
+    }
+    let n = numbers.len() as u32;
+    numbers.insert(k, n);
+    ids.push(k.0);
+    n
 }
 
 pub fn cname(c: &Client) -> String {
@@ -188,6 +220,8 @@ pub fn segments(c: &Client) -> BTreeMap<GroupName, Vec<Seg>> {
                 next: None,
                 together: Vec::new(),
                 next_cause: 0,
+                view_no: 0,
+                next_no: None,
             });
         }
         Ev::Trans { group, .. } if st.in_view(group) => {
@@ -499,22 +533,6 @@ fn first_diff(a: &[Item], b: &[Item]) -> String {
     )
 }
 
-/// Views as numbers, so member lists are hashed once.
-fn view_numbers(h: &History) -> HashMap<&ViewKey, u32> {
-    let mut numbers: HashMap<&ViewKey, u32> = HashMap::new();
-    for per in &h.segs {
-        for list in per.values() {
-            for s in list {
-                for k in std::iter::once(&s.view).chain(&s.next) {
-                    let next = numbers.len() as u32;
-                    numbers.entry(k).or_insert(next);
-                }
-            }
-        }
-    }
-    numbers
-}
-
 /// Per member of group `g`: its index, its views in order, the views it
 /// saw once (a recreated group repeats its ids), its segments.
 struct Hist<'a> {
@@ -524,13 +542,13 @@ struct Hist<'a> {
     segs: &'a [Seg],
 }
 
-fn hists<'a>(h: &'a History, numbers: &HashMap<&ViewKey, u32>, g: &GroupName) -> Vec<Hist<'a>> {
+fn hists<'a>(h: &'a History, g: &GroupName) -> Vec<Hist<'a>> {
     h.segs
         .iter()
         .enumerate()
         .filter_map(|(k, per)| per.get(g).map(|l| (k, l)))
         .map(|(k, list)| {
-            let views: Vec<u32> = list.iter().map(|s| numbers[&s.view]).collect();
+            let views: Vec<u32> = list.iter().map(|s| s.view_no).collect();
             Hist {
                 k,
                 once: once(&views),
@@ -579,9 +597,8 @@ fn views_agree(world: &World, h: &History) -> Vec<String> {
             }
         }
     }
-    let numbers = view_numbers(h);
     for g in (0..GROUPS.len()).map(group) {
-        let hists = hists(h, &numbers, &g);
+        let hists = hists(h, &g);
         for (i, ha) in hists.iter().enumerate() {
             for hb in hists.iter().skip(i + 1) {
                 let shared = |v: &&u32| ha.once.contains(v) && hb.once.contains(v);
@@ -589,10 +606,7 @@ fn views_agree(world: &World, h: &History) -> Vec<String> {
                 let cb: Vec<u32> = hb.views.iter().filter(shared).copied().collect();
                 if ca != cb {
                     let d = ca.iter().zip(&cb).position(|(x, y)| x != y).unwrap_or(0);
-                    let show = |v: Option<&u32>| {
-                        v.and_then(|v| numbers.iter().find(|(_, n)| *n == v))
-                            .map_or("-".into(), |(k, _)| id_str(&k.0))
-                    };
+                    let show = |v: Option<&u32>| v.map_or("-".into(), |v| id_str(&h.view_ids[*v as usize]));
                     errs.push(format!(
                         "{} and {} see the views of {} they share in different orders (at shared view {d}: {} vs {})",
                         cname(&clients[ha.k]),
@@ -616,9 +630,8 @@ fn views_agree(world: &World, h: &History) -> Vec<String> {
 fn virtual_synchrony(world: &World, h: &History) -> Vec<String> {
     let mut errs = Vec::new();
     let clients = &world.app.clients;
-    let numbers = view_numbers(h);
     for g in (0..GROUPS.len()).map(group) {
-        let hists = hists(h, &numbers, &g);
+        let hists = hists(h, &g);
         let mut sets: HashMap<&Vec<GroupName>, u32> = HashMap::new();
         let mut steps: HashMap<(u32, u32, u32), (usize, &Vec<Item>)> = HashMap::new();
         let mut arrivals: HashMap<(u32, u32), (usize, u32)> = HashMap::new();
@@ -626,20 +639,18 @@ fn virtual_synchrony(world: &World, h: &History) -> Vec<String> {
             let pairs: Vec<(u32, u32)> = hi
                 .segs
                 .iter()
-                .filter_map(|s| s.next.as_ref().map(|n| (numbers[&s.view], numbers[n])))
+                .filter_map(|s| s.next_no.map(|n| (s.view_no, n)))
                 .collect();
             let unique = once(&pairs);
             for s in hi.segs {
-                let Some(next) = &s.next else { continue };
-                if !unique.contains(&(numbers[&s.view], numbers[next])) {
+                let (Some(next), Some(next_no)) = (&s.next, s.next_no) else {
+                    continue;
+                };
+                if !unique.contains(&(s.view_no, next_no)) {
                     continue;
                 }
                 let n = sets.len() as u32;
-                let step = (
-                    numbers[&s.view],
-                    numbers[next],
-                    *sets.entry(&s.together).or_insert(n),
-                );
+                let step = (s.view_no, next_no, *sets.entry(&s.together).or_insert(n));
                 match steps.get(&step) {
                     None => {
                         steps.insert(step, (hi.k, &s.items));
