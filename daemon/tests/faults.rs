@@ -357,10 +357,54 @@ fn frozen_daemon_is_left_behind_and_merges_back() {
     assert!(merge < Duration::from_secs(15), "merge took {merge:?}");
 }
 
+/// Daemon `i`'s `dropped_datagrams` counter, asked over the monitor
+/// protocol (a STATUS query asking for our extension, as `spmonitor
+/// --status` does) from d1's namespace: like the original, a daemon
+/// answers STATUS only for a monitor on a configured host.
+fn status_dropped_datagrams(net: &Net, ring: &Ring, i: usize) -> Option<i64> {
+    use spread_wire::endian::ByteOrder;
+    use spread_wire::monitor::{Command, CommandPacket, StatusReply, EXTENSION_REQUEST};
+    let (ns, me, to) = (
+        net.ns(0),
+        net.ip(0),
+        std::net::SocketAddr::from((net.ip(i), ring.port)),
+    );
+    std::thread::spawn(move || {
+        common::impair::enter_netns(&ns).ok()?;
+        let sock = std::net::UdpSocket::bind((me, 0)).ok()?;
+        sock.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+        let reply_port = sock.local_addr().ok()?.port();
+        let mut query = CommandPacket::new(
+            u32::from(me) as i32,
+            reply_port,
+            Command::Status { body: Vec::new() },
+        );
+        query.header.token_round = EXTENSION_REQUEST;
+        let bytes = query.emit(ByteOrder::NATIVE);
+        let mut buf = vec![0u8; 4096];
+        for _ in 0..6 {
+            sock.send_to(&bytes, to).ok()?;
+            if let Ok(n) = sock.recv(&mut buf) {
+                let (reply, _) = StatusReply::parse(&buf[..n]).ok()?;
+                return reply
+                    .extension?
+                    .counters
+                    .iter()
+                    .find(|(k, _)| k == "dropped_datagrams")
+                    .map(|(_, v)| *v);
+            }
+        }
+        None
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
 /// The ring daemons' log lines saying they dropped datagrams.
 fn drop_lines(log: &str) -> usize {
     log.lines()
-        .filter(|l| l.contains("ring: dropped a datagram"))
+        .filter(|l| !l.contains("DEBUG") && l.contains("ring: dropped a datagram"))
         .count()
 }
 
@@ -490,6 +534,18 @@ fn foreign_datagrams_and_a_foreign_daemon_on_the_segment() {
         );
     }
     assert!(other.is_running(3), "the foreign daemon died");
+    // The drops are counted and visible in the daemon's status. Each
+    // daemon got about half of the 20,000 (its two ports plus broadcast).
+    let counted: Vec<Option<i64>> = (0..3).map(|i| status_dropped_datagrams(&net, &ring, i)).collect();
+    eprintln!("faults: foreign: dropped_datagrams in status: {counted:?}");
+    for (i, c) in counted.iter().enumerate() {
+        let c = c.unwrap_or_else(|| panic!("d{} answered no STATUS with our extension", i + 1));
+        assert!(
+            (5_000..=40_000).contains(&c),
+            "d{}: {c} dropped datagrams counted",
+            i + 1
+        );
+    }
     eprintln!(
         "faults: foreign: 20,000 datagrams in {flood_took:.2?}; 3 x {PER_SENDER} delivered in order meanwhile"
     );

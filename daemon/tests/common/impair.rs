@@ -140,7 +140,7 @@ fn send_nl(fd: &OwnedFd, msg: &[u8]) -> std::io::Result<()> {
 }
 
 /// Enters the network namespace `ns` on the calling thread only.
-fn enter_netns(ns: &str) -> std::io::Result<()> {
+pub fn enter_netns(ns: &str) -> std::io::Result<()> {
     let f = std::fs::File::open(format!("/var/run/netns/{ns}"))?;
     // SAFETY: setns(2) on an open namespace file; CLONE_NEWNET moves only
     // this thread's network namespace.
