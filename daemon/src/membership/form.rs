@@ -1,6 +1,7 @@
 //! FORM1 and FORM2: agreeing on the new ring and on what each old ring must
 //! recover before the change.
 
+use super::reps;
 use crate::clock::Clock;
 use spread_wire::client::MembId;
 
@@ -90,7 +91,8 @@ impl RingEngine {
         let mut out = Vec::new();
         for r in reps {
             if r.seg_index != self.my_seg as i16 {
-                self.insert_rep(
+                reps::insert_rep(
+                    &self.conf,
                     &mut out,
                     Rep {
                         kind: rep_kind::POTENTIAL,
@@ -162,7 +164,7 @@ impl RingEngine {
             self.memb.f_members.insert(0, m);
         }
         let mut reps = self.memb.f_reps.clone();
-        self.sort_reps(&mut reps);
+        reps::sort_reps(&self.conf, &mut reps);
         self.memb.f_reps = reps.clone();
         self.memb.f_reps_index = 1;
         self.memb.potential_reps = self.potential_from_reps(&reps);

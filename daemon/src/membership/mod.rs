@@ -19,6 +19,7 @@
 //! membership state and the membership half of the engine.
 
 mod form;
+mod reps;
 
 use crate::clock::Clock;
 use spread_wire::client::MembId;
@@ -163,7 +164,8 @@ impl RingEngine {
             else {
                 continue;
             };
-            self.insert_rep(
+            reps::insert_rep(
+                &self.conf,
                 &mut reps,
                 Rep {
                     proc_id: id,
@@ -188,11 +190,11 @@ impl RingEngine {
             State::Gather => {
                 let mut reps = Vec::new();
                 for rep in self.memb.f_reps.iter().skip(1).copied().collect::<Vec<_>>() {
-                    self.insert_rep(&mut reps, rep);
+                    reps::insert_rep(&self.conf, &mut reps, rep);
                 }
                 let ring = self.memb.membership.clone();
                 for rep in self.potential_from(&ring) {
-                    self.insert_rep(&mut reps, rep);
+                    reps::insert_rep(&self.conf, &mut reps, rep);
                 }
                 self.memb.potential_reps = reps;
             }
@@ -236,7 +238,7 @@ impl RingEngine {
 
     pub(crate) fn gather_or_represented(&mut self, now: Clock) {
         self.memb.my_seg_rep = None;
-        if self.smallest_member(&self.memb.f_members) == Some(self.my_id) {
+        if reps::smallest_member(&self.conf, &self.memb.f_members) == Some(self.my_id) {
             self.shift_to_gather(now);
         } else {
             self.shift_to_represented(now);
@@ -270,7 +272,7 @@ impl RingEngine {
     }
 
     pub(crate) fn form_or_fail(&mut self, now: Clock) {
-        if self.smallest_rep(&self.memb.f_reps).map(|(id, _)| id) == Some(self.my_id) {
+        if reps::smallest_rep(&self.conf, &self.memb.f_reps).map(|(id, _)| id) == Some(self.my_id) {
             if self.memb.token_alive && self.memb.f_reps.len() == 1 {
                 self.disarm(Timer::Join);
                 self.arm(now, Timer::Lookup, self.to.lookup);
@@ -287,7 +289,7 @@ impl RingEngine {
             self.memb.f_members = vec![self.my_id];
             let mut reps = Vec::new();
             for rep in self.memb.f_reps.iter().skip(1).copied().collect::<Vec<_>>() {
-                self.insert_rep(&mut reps, rep);
+                reps::insert_rep(&self.conf, &mut reps, rep);
             }
             self.memb.potential_reps = reps;
             self.shift_to_gather(now);
@@ -502,14 +504,16 @@ impl RingEngine {
             }
             State::Gather => {
                 let mut f_reps = std::mem::take(&mut self.memb.f_reps);
-                self.insert_rep(&mut f_reps, first_rep);
+                reps::insert_rep(&self.conf, &mut f_reps, first_rep);
                 self.memb.f_reps = f_reps;
                 let mut pot = std::mem::take(&mut self.memb.potential_reps);
                 for rep in &reps.reps {
-                    self.insert_rep(&mut pot, *rep);
+                    reps::insert_rep(&self.conf, &mut pot, *rep);
                 }
                 self.memb.potential_reps = pot;
-                if self.smallest_rep(&self.memb.f_reps).map(|(id, _)| id) == Some(first_rep.proc_id) {
+                if reps::smallest_rep(&self.conf, &self.memb.f_reps).map(|(id, _)| id)
+                    == Some(first_rep.proc_id)
+                {
                     self.arm(now, Timer::FormOrFail, self.to.gather);
                 }
             }
@@ -537,7 +541,8 @@ impl RingEngine {
             return;
         }
         let mut pot = std::mem::take(&mut self.memb.potential_reps);
-        self.insert_rep(
+        reps::insert_rep(
+            &self.conf,
             &mut pot,
             Rep {
                 proc_id: id,
@@ -566,108 +571,6 @@ impl RingEngine {
                 self.ucast_data(leader, fwd);
             }
         }
-    }
-
-    /// `Insert_rep`: adds or upgrades a representative, one per segment for
-    /// potential ones.
-    pub(crate) fn insert_rep(&self, reps: &mut Vec<Rep>, rep: Rep) -> bool {
-        let Some(pos) = self.conf.pos(rep.proc_id) else {
-            return false;
-        };
-        let seg = pos.seg as i16;
-        match rep.kind {
-            rep_kind::POTENTIAL => {
-                if reps.iter().any(|r| r.seg_index == seg) {
-                    return false;
-                }
-            }
-            rep_kind::SEG => {
-                for r in reps.iter_mut().filter(|r| r.seg_index == seg) {
-                    if r.kind == rep_kind::POTENTIAL {
-                        r.kind = rep_kind::SEG;
-                        r.proc_id = rep.proc_id;
-                        return true;
-                    } else if r.kind == rep_kind::SEG && r.proc_id == rep.proc_id {
-                        return false;
-                    } else if r.kind == rep_kind::RING && r.proc_id == rep.proc_id {
-                        r.kind = rep_kind::SEG;
-                        return true;
-                    }
-                }
-            }
-            rep_kind::RING => {
-                for r in reps.iter_mut().filter(|r| r.seg_index == seg) {
-                    if r.kind == rep_kind::POTENTIAL {
-                        r.kind = rep_kind::RING;
-                        r.proc_id = rep.proc_id;
-                        return true;
-                    } else if r.kind == rep_kind::SEG && r.proc_id == rep.proc_id {
-                        r.kind = rep_kind::RING;
-                        return true;
-                    } else if r.kind == rep_kind::RING && r.proc_id == rep.proc_id {
-                        return false;
-                    }
-                }
-            }
-            _ => return false,
-        }
-        if reps.len() >= wire::MAX_REPS {
-            log::warn!(
-                "membership: too many representatives; ignoring {}",
-                ip(rep.proc_id)
-            );
-            return false;
-        }
-        reps.push(rep);
-        true
-    }
-
-    /// The daemon first in configuration order.
-    pub(crate) fn smallest_member(&self, ids: &[u32]) -> Option<u32> {
-        ids.iter()
-            .copied()
-            .filter(|id| self.conf.knows(*id))
-            .min_by_key(|id| self.conf.pos(*id).map(|p| p.rank))
-    }
-
-    /// `Smallest_rep`: segment representatives before ring representatives,
-    /// then by segment, then ring reps by position in segment. Returns the id
-    /// and its index.
-    pub(crate) fn smallest_rep(&self, reps: &[Rep]) -> Option<(u32, usize)> {
-        let mut cur = 0;
-        let first = reps.first()?;
-        let _ = first;
-        for i in 1..reps.len() {
-            let (c, r) = (reps[cur], reps[i]);
-            if c.kind == rep_kind::SEG {
-                if r.kind == rep_kind::SEG && r.seg_index < c.seg_index {
-                    cur = i;
-                }
-            } else if c.kind == rep_kind::RING {
-                if r.kind == rep_kind::RING {
-                    let in_seg = |id: u32| self.conf.pos(id).map(|p| p.in_seg).unwrap_or(usize::MAX);
-                    if r.seg_index < c.seg_index
-                        || (r.seg_index == c.seg_index && in_seg(r.proc_id) < in_seg(c.proc_id))
-                    {
-                        cur = i;
-                    }
-                } else if r.kind == rep_kind::SEG {
-                    cur = i;
-                }
-            }
-        }
-        Some((reps[cur].proc_id, cur))
-    }
-
-    /// `Sort_reps`: repeated smallest with swap-remove, like the original, so
-    /// ties end up in the same order.
-    pub(crate) fn sort_reps(&self, reps: &mut Vec<Rep>) {
-        let mut tmp = reps.clone();
-        let mut out = Vec::with_capacity(tmp.len());
-        while let Some((_, i)) = self.smallest_rep(&tmp) {
-            out.push(tmp.swap_remove(i));
-        }
-        *reps = out;
     }
 
     /// `Backoff_membership`: a failed EVS attempt forgets its agreed holes.
