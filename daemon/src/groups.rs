@@ -333,6 +333,46 @@ impl Groups {
         self.state
     }
 
+    /// A reloaded configuration: daemon ids by their new ranks, ours at
+    /// `my_rank`. Members keep their daemon (by id); daemons no longer in
+    /// the file keep a rank after the configured ones until the membership
+    /// change the reload causes removes their members.
+    pub fn adopt_configuration(&mut self, mut daemon_ids: Vec<i32>, my_rank: u32) {
+        let old_ids = std::mem::take(&mut self.daemon_ids);
+        for id in self
+            .groups
+            .values()
+            .flat_map(|g| g.daemons.values().map(|d| d.proc_id))
+        {
+            if !daemon_ids.contains(&id) {
+                daemon_ids.push(id);
+            }
+        }
+        for id in self
+            .memberships
+            .values()
+            .filter_map(|(rank, _)| old_ids.get(*rank as usize))
+        {
+            if !daemon_ids.contains(id) {
+                daemon_ids.push(*id);
+            }
+        }
+        let rank_of = |id: i32| daemon_ids.iter().position(|&x| x == id).unwrap_or(0) as u32;
+        for g in self.groups.values_mut() {
+            g.daemons = std::mem::take(&mut g.daemons)
+                .into_values()
+                .map(|d| (rank_of(d.proc_id), d))
+                .collect();
+        }
+        for (rank, _) in self.memberships.values_mut() {
+            if let Some(&id) = old_ids.get(*rank as usize) {
+                *rank = rank_of(id);
+            }
+        }
+        self.daemon_ids = daemon_ids;
+        self.my_rank = my_rank;
+    }
+
     pub fn get(&self, name: &GroupName) -> Option<&Group> {
         self.groups.get(name)
     }

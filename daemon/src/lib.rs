@@ -28,6 +28,7 @@ pub mod monitor;
 pub mod network;
 pub mod notify;
 pub mod os;
+pub mod reload;
 pub mod ring;
 pub mod session;
 pub mod shell;

@@ -28,7 +28,9 @@ use spread_daemon::shell::{self, Listen, RingAddresses, Shell};
     after_help = "Without -c, spread.conf is looked for where Spread 4.4 looks; if none is found, one daemon \
                   runs on 127.0.0.1:4803 from a built-in configuration.\nspread-rs's own settings are read \
                   from spread-rs.toml next to the configuration file (or --extensions FILE).\nLogging: DebugFlags in the \
-                  configuration, or RUST_LOG (e.g. RUST_LOG=spread::session=debug)."
+                  configuration, or RUST_LOG (e.g. RUST_LOG=spread::session=debug).\nReload (Dynamic Configuration): spmonitor's \"reload configuration\" re-reads the file on every daemon; \
+                  SIGHUP re-reads it on this daemon only (a spread-rs extension: the original has no SIGHUP \
+                  reload). Reload every daemon of the ring."
 )]
 struct Cli {
     /// Force this daemon's name (its entry in the configuration).
@@ -54,7 +56,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let (config, source) = match load_configuration(cli.config.as_ref(), cli.extensions.as_deref()) {
+    let (config, source, path) = match load_configuration(cli.config.as_ref(), cli.extensions.as_deref()) {
         Ok(found) => found,
         Err(message) => {
             eprintln!("{message}");
@@ -71,7 +73,7 @@ fn main() -> ExitCode {
     if let Some(file) = &config.extensions_file {
         info!("extensions file {}", file.display());
     }
-    match run(cli, config, source) {
+    match run(cli, config, source, path) {
         Ok(()) => {
             info!("Spread daemon exiting normally");
             ExitCode::SUCCESS
@@ -86,7 +88,7 @@ fn main() -> ExitCode {
 fn load_configuration(
     explicit: Option<&PathBuf>,
     extensions: Option<&std::path::Path>,
-) -> Result<(Configuration, String), String> {
+) -> Result<(Configuration, String, Option<PathBuf>), String> {
     if let Some(path) = explicit {
         if !path.is_file() {
             // The original then falls back to the usual places; say so.
@@ -98,7 +100,7 @@ fn load_configuration(
     }
     match Configuration::locate(explicit.map(PathBuf::as_path)) {
         Ok(path) => Configuration::load_with_extensions(&path, extensions)
-            .map(|c| (c, path.display().to_string()))
+            .map(|c| (c, path.display().to_string(), Some(path.clone())))
             .map_err(|e| e.to_string()),
         Err(e) if explicit.is_some() => Err(e.to_string()),
         Err(_) => {
@@ -106,14 +108,14 @@ fn load_configuration(
             config
                 .read_extensions(None, extensions)
                 .map_err(|e| e.to_string())?;
-            Ok((config, String::from(BUILT_IN)))
+            Ok((config, String::from(BUILT_IN), None))
         }
     }
 }
 
 const BUILT_IN: &str = "built-in default";
 
-fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
+fn run(cli: Cli, config: Configuration, source: String, path: Option<PathBuf>) -> Result<(), String> {
     let host_addrs = shell::host_ipv4_addrs();
     let me = config
         .find_daemon(cli.proc_name.as_deref(), &host_addrs)
@@ -180,6 +182,17 @@ fn run(cli: Cli, config: Configuration, source: String) -> Result<(), String> {
         unix: Some(PathBuf::from(format!("/tmp/{port}"))),
     };
     let mut shell = Shell::new(engine, &listen).map_err(|e| e.to_string())?;
+    if let Some(path) = path {
+        // A relative path would not survive the chroot; the original then
+        // finds ./spread.conf in RuntimeDir. Keep the absolute one.
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        shell.attach_reloader(spread_daemon::reload::Reloader::new(
+            path,
+            cli.proc_name.clone(),
+            config.clone(),
+            me,
+        ));
+    }
     match ring {
         Some((_, interfaces, addresses)) => {
             let segment = config

@@ -170,7 +170,33 @@ fn ip(id: u32) -> Ipv4Addr {
     Ipv4Addr::from(id)
 }
 
+impl MonitorConfig {
+    /// The monitor protocol of daemon `me` of `config`, whose packets carry
+    /// `conf_hash`.
+    pub fn from_configuration(
+        config: &crate::configuration::Configuration,
+        me: &crate::configuration::DaemonEntry,
+        conf_hash: u32,
+    ) -> MonitorConfig {
+        MonitorConfig {
+            my_id: u32::from(me.ip),
+            daemon_ids: config.daemon_refs().map(|(_, d)| u32::from(d.ip)).collect(),
+            daemon_addrs: config
+                .daemon_refs()
+                .flat_map(|(_, d)| d.interfaces.iter().map(|i| i.ip).chain([d.ip]))
+                .collect(),
+            conf_hash,
+            dangerous: config.dangerous_monitor,
+        }
+    }
+}
+
 impl MonitorEngine {
+    /// A reloaded configuration (daemon table, hash, DangerousMonitor).
+    pub fn reconfigure(&mut self, cfg: MonitorConfig) {
+        self.cfg = cfg;
+    }
+
     pub fn new(cfg: MonitorConfig, now: Instant) -> MonitorEngine {
         if cfg.dangerous {
             log::warn!("ENABLING Dangerous Monitor Commands! Make sure Spread network is secured");

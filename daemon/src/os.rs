@@ -16,10 +16,11 @@ use crate::clock::Clock;
 /// Write end of the signal pipe, for the signal handler.
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 
-extern "C" fn on_signal(_sig: libc::c_int) {
+extern "C" fn on_signal(sig: libc::c_int) {
     let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
     if fd >= 0 {
-        let byte = 1u8;
+        // The signal's number, so the shell tells SIGHUP from the others.
+        let byte = sig as u8;
         // SAFETY: write(2) is async-signal-safe; `fd` is the pipe's write end,
         // which stays open for the life of the process, and `byte` is a valid
         // one-byte buffer on this stack frame.
@@ -29,11 +30,12 @@ extern "C" fn on_signal(_sig: libc::c_int) {
     }
 }
 
-/// Turns SIGINT and SIGTERM into a byte on the pipe `write_end` (which
-/// must stay open for the life of the process), and ignores SIGPIPE.
+/// Turns SIGINT, SIGTERM and SIGHUP into a byte (the signal number) on the
+/// pipe `write_end` (which must stay open for the life of the process), and
+/// ignores SIGPIPE.
 pub fn notify_signals_to(write_end: RawFd) {
     SIGNAL_PIPE.store(write_end, Ordering::Relaxed);
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: installs a handler that only calls write(2) on a pipe;
         // `on_signal` has the C signature signal(2) expects.
         unsafe {
@@ -46,6 +48,9 @@ pub fn notify_signals_to(write_end: RawFd) {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
 }
+
+/// The hang-up signal's number (a reload request).
+pub const SIGHUP: u8 = libc::SIGHUP as u8;
 
 /// Removes `name` from the open directory `dir` (works after a chroot).
 pub fn unlink_at(dir: &std::fs::File, name: &std::ffi::CStr) -> io::Result<()> {

@@ -51,6 +51,18 @@ pub struct RingAddresses {
 }
 
 impl RingAddresses {
+    /// Every segment's broadcast address and every daemon's port.
+    pub fn from_configuration(config: &crate::configuration::Configuration) -> RingAddresses {
+        RingAddresses {
+            segments: config.segments.iter().map(|s| (s.address, s.port)).collect(),
+            daemon_ports: config
+                .segments
+                .iter()
+                .flat_map(|s| s.daemons.iter().map(|d| (u32::from(d.ip), s.port)))
+                .collect(),
+        }
+    }
+
     fn resolve(&self, to: Destination) -> Option<std::net::SocketAddrV4> {
         match to {
             Destination::Segment(i) => self
@@ -153,7 +165,7 @@ pub struct Shell {
     /// The Unix socket's directory, kept open so the socket can be removed
     /// at shutdown even after a chroot.
     unix_dir: Option<std::fs::File>,
-    _signal_rx: mio::unix::pipe::Receiver,
+    signal_rx: mio::unix::pipe::Receiver,
     _signal_tx: mio::unix::pipe::Sender,
     conns: HashMap<ConnId, Connection>,
     next_conn: ConnId,
@@ -175,6 +187,8 @@ pub struct Shell {
     /// Configuration reloads asked for (RELOAD from a monitor) and not yet
     /// carried out; see [`Shell::take_reload_requests`].
     reload_requests: u32,
+    /// Re-reads the configuration file on RELOAD or SIGHUP.
+    reloader: Option<crate::reload::Reloader>,
 }
 
 impl Shell {
@@ -224,7 +238,7 @@ impl Shell {
             engine,
             tcp_listeners,
             unix_listener,
-            _signal_rx: signal_rx,
+            signal_rx,
             _signal_tx: signal_tx,
             conns: HashMap::new(),
             next_conn: FIRST_CONN,
@@ -235,6 +249,7 @@ impl Shell {
             udp: None,
             monitor: None,
             reload_requests: 0,
+            reloader: None,
         })
     }
 
@@ -264,6 +279,85 @@ impl Shell {
         socket.set_nonblocking(true)?;
         self.monitor = Some((monitor, socket));
         Ok(())
+    }
+
+    /// Carry out RELOAD and SIGHUP with this file (Dynamic Configuration).
+    pub fn attach_reloader(&mut self, reloader: crate::reload::Reloader) {
+        self.reloader = Some(reloader);
+    }
+
+    /// Re-reads the configuration file and hands it to the engines; a file
+    /// that does not parse changes nothing; a daemon the file no longer
+    /// has exits, as the original.
+    fn reload(&mut self, now: Clock) {
+        let Some(reloader) = &mut self.reloader else {
+            warn!("reload asked for, but this daemon runs a built-in configuration: nothing to re-read");
+            return;
+        };
+        info!("reloading configuration {}", reloader.path().display());
+        match reloader.reload() {
+            Err(crate::reload::ReloadError::Refused(m)) => {
+                error!("reload refused, keeping the running configuration: {m}");
+            }
+            Err(crate::reload::ReloadError::Exit(m)) => {
+                error!("{m}");
+                error!("Exit caused by Alarm(EXIT)");
+                self.shutdown();
+                std::process::exit(0);
+            }
+            Ok(r) => {
+                for d in &r.added {
+                    info!("reload: daemon added: {} {}", d.name, d.ip);
+                }
+                for d in &r.removed {
+                    info!("reload: daemon removed: {} {}", d.name, d.ip);
+                }
+                if r.singleton {
+                    info!("reload: an entry changed inconsistently: singleton partition, then merge");
+                }
+                if self.engine.ring().is_none() {
+                    warn!("reload: this daemon was started alone; a ring needs a restart");
+                }
+                if let Some((_, addresses)) = &mut self.udp {
+                    *addresses = r.addresses;
+                }
+                if let Some((monitor, _)) = &mut self.monitor {
+                    monitor.reconfigure(r.monitor);
+                }
+                self.engine.reload(now, r.engine, Some(r.ring), r.singleton);
+                self.apply_outputs();
+                self.send_datagrams();
+            }
+        }
+    }
+
+    /// The signals that arrived: true if one of them asks to shut down.
+    fn read_signals(&mut self, now: Clock) -> bool {
+        use std::io::Read;
+        let mut buf = [0u8; 64];
+        let mut stop = false;
+        let mut hangup = false;
+        loop {
+            match self.signal_rx.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    for &sig in &buf[..n] {
+                        if sig == os::SIGHUP {
+                            hangup = true;
+                        } else {
+                            stop = true;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        if hangup && !stop {
+            info!("SIGHUP: reloading the configuration");
+            self.reload(now);
+        }
+        stop
     }
 
     /// RELOAD requests received since the last call. The reload machinery
@@ -319,7 +413,10 @@ impl Shell {
                 self.shutdown();
                 std::process::exit(0);
             }
-            MonitorAction::Reload => self.reload_requests += 1,
+            MonitorAction::Reload => {
+                self.reload_requests += 1;
+                self.reload(read_clock());
+            }
         }
     }
 
@@ -414,9 +511,11 @@ impl Shell {
             for event in clients.chain(events.iter().filter(|e| ring_socket(e))) {
                 match event.token() {
                     SIGNAL => {
-                        info!("signal received: shutting down");
-                        self.shutdown();
-                        return Ok(());
+                        if self.read_signals(now) {
+                            info!("signal received: shutting down");
+                            self.shutdown();
+                            return Ok(());
+                        }
                     }
                     UNIX_LISTENER => self.accept_unix(now),
                     Token(t) if (FIRST_UDP..FIRST_CONN).contains(&t) => {

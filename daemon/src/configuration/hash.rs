@@ -11,6 +11,11 @@ use super::{Configuration, InterfaceKinds};
 
 /// The text the hash is computed over.
 pub(super) fn text(conf: &Configuration) -> String {
+    text_with(conf, conf.flow.accelerated_ring_set && conf.flow.accelerated_ring)
+}
+
+/// The text with the given last character (the effective AcceleratedRing).
+pub(super) fn text_with(conf: &Configuration, accelerated: bool) -> String {
     let mut out = String::new();
     for seg in &conf.segments {
         // Writing to a String cannot fail.
@@ -34,7 +39,6 @@ pub(super) fn text(conf: &Configuration) -> String {
         out.push('\n');
     }
     let _ = writeln!(out, "Version: {VERSION_MAJOR}.{VERSION_MINOR}");
-    let accelerated = conf.flow.accelerated_ring_set && conf.flow.accelerated_ring;
     out.push(if accelerated { '1' } else { '0' });
     out
 }

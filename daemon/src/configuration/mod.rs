@@ -441,6 +441,31 @@ impl Configuration {
         conf_hash(self.hash_text().as_bytes())
     }
 
+    /// The hash a daemon carries after a reload of this file. The original
+    /// applies its LAN default (accelerated ring on when every daemon shares
+    /// the first two address bytes) after the first read, into the variable
+    /// the hash reads, and a reload does not reset it: without an
+    /// `AcceleratedRing` line the hash of a LAN configuration changes at
+    /// the first reload although the file did not (the captures' hash flip).
+    pub fn hash_after_reload(&self) -> u32 {
+        conf_hash(hash::text_with(self, self.accelerated_after_reload()).as_bytes())
+    }
+
+    /// The effective AcceleratedRing after a reload (see
+    /// [`Configuration::hash_after_reload`]).
+    pub fn accelerated_after_reload(&self) -> bool {
+        if self.flow.accelerated_ring_set {
+            return self.flow.accelerated_ring;
+        }
+        // The membership layer's test: the first daemon of every segment.
+        let mut prefixes = self.segments.iter().filter_map(|s| s.daemons.first()).map(|d| {
+            let o = d.ip.octets();
+            (o[0], o[1])
+        });
+        let first = prefixes.next();
+        prefixes.all(|p| Some(p) == first)
+    }
+
     /// All daemons in configuration (= ring) order, with their segment index.
     pub fn daemons(&self) -> impl Iterator<Item = (usize, &DaemonEntry)> + '_ {
         self.segments

@@ -74,6 +74,18 @@ impl RingParams {
     }
 }
 
+impl RingParams {
+    /// The ring of daemon `me` after a reload of `config`: the hash and
+    /// the accelerated ring the original has after a reload (see
+    /// [`Configuration::hash_after_reload`]).
+    pub fn after_reload(config: &Configuration, me: &DaemonEntry) -> RingParams {
+        let mut params = RingParams::from_configuration(config, me);
+        params.conf_hash = config.hash_after_reload();
+        params.flow.accelerated_ring = config.accelerated_after_reload();
+        params
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;

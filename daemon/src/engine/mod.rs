@@ -141,6 +141,40 @@ impl Engine {
         }
     }
 
+    /// Dynamic Configuration: adopts `cfg` (this daemon's entry in the
+    /// re-read file) and, on a ring, `ring` with the singleton partition if
+    /// `singleton`. Sessions stay connected; the ring re-forms (now, or once
+    /// a membership change in progress completes) and clients see the
+    /// notices its membership change causes. Returns whether the ring
+    /// reloaded now (false: postponed, or no ring).
+    pub fn reload(
+        &mut self,
+        now: Clock,
+        cfg: EngineConfig,
+        ring: Option<RingParams>,
+        singleton: bool,
+    ) -> bool {
+        self.groups
+            .adopt_configuration(cfg.daemon_ids.clone(), cfg.daemon_rank);
+        let mut names = cfg.daemon_names.clone();
+        let mut ids = cfg.daemon_ids.clone();
+        // Names of daemons that left stay known until their members are gone.
+        for (name, id) in self.cfg.daemon_names.iter().zip(&self.cfg.daemon_ids) {
+            if !ids.contains(id) {
+                names.push(name.clone());
+                ids.push(*id);
+            }
+        }
+        self.cfg.daemon_names = names;
+        self.cfg.daemon_ids = ids;
+        self.cfg.daemon_rank = cfg.daemon_rank;
+        self.cfg.max_session_messages = cfg.max_session_messages;
+        match (&mut self.sequencer, ring) {
+            (Sequencer::Ring(r), Some(params)) => r.reload(now, params, singleton),
+            _ => false,
+        }
+    }
+
     /// An engine whose messages are ordered by the ring protocol.
     pub fn with_ring(cfg: EngineConfig, ring: RingParams, now: Clock) -> Engine {
         let mut engine = Engine::new(cfg, now);

@@ -615,6 +615,7 @@ impl RingEngine {
                 .collect::<Vec<_>>()
         );
         self.shift_to_op();
+        self.after_install(now);
     }
 }
 

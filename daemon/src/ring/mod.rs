@@ -36,6 +36,7 @@ mod conf;
 mod flow_control;
 mod monitor;
 mod protocol;
+mod reload;
 mod store;
 mod timers;
 pub(crate) mod wire;
@@ -349,6 +350,11 @@ pub struct RingEngine {
     pub(crate) drop_log: DropLog,
     /// The monitor's partition: component per daemon id.
     pub(crate) partition: Option<HashMap<u32, i16>>,
+    /// A configuration reload postponed until the ring is in OP.
+    pub(crate) pending_reload: Option<reload::PendingReload>,
+    /// A reload's singleton partition: every other daemon is ignored until
+    /// this daemon's singleton ring is installed.
+    pub(crate) reload_singleton: bool,
 }
 
 impl RingEngine {
@@ -384,6 +390,8 @@ impl RingEngine {
             stats: RingStats::default(),
             drop_log: DropLog::default(),
             partition: None,
+            pending_reload: None,
+            reload_singleton: false,
             conf,
         };
         if !e.conf.knows(e.my_id) {
@@ -570,6 +578,7 @@ impl RingEngine {
             Timer::GatherOrRepresented => self.gather_or_represented(now),
             Timer::ShiftToSeg => self.shift_to_seg(now),
             Timer::Lookup => self.memb_lookup_new_members(now),
+            Timer::Reload => self.run_pending_reload(now),
         }
     }
 

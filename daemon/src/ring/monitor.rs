@@ -79,6 +79,10 @@ impl RingEngine {
     /// removes it with `None`. Daemons of another component are ignored on
     /// receive, data and token alike; sending is unchanged (as the original).
     pub fn set_partition(&mut self, components: Option<HashMap<u32, i16>>) {
+        if self.reload_singleton {
+            log::warn!("monitor partition refused: a reload's singleton partition is in force");
+            return;
+        }
         self.partition = components.filter(|c| c.values().any(|&v| v != 0));
     }
 
@@ -88,6 +92,9 @@ impl RingEngine {
 
     /// Whether the partition in force hides `transmitter` from this daemon.
     pub(crate) fn partitioned_from(&self, transmitter: u32) -> bool {
+        if self.reload_singleton {
+            return transmitter != self.my_id;
+        }
         let Some(p) = &self.partition else { return false };
         let component = |id: u32| p.get(&id).copied().unwrap_or(0);
         component(transmitter) != component(self.my_id)

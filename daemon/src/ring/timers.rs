@@ -13,9 +13,11 @@ pub(crate) enum Timer {
     GatherOrRepresented,
     ShiftToSeg,
     Lookup,
+    /// A postponed configuration reload, run once the ring is operational.
+    Reload,
 }
 
-const ALL: [Timer; 8] = [
+const ALL: [Timer; 9] = [
     Timer::TokenLoss,
     Timer::Hurry,
     Timer::Alive,
@@ -24,11 +26,12 @@ const ALL: [Timer; 8] = [
     Timer::GatherOrRepresented,
     Timer::ShiftToSeg,
     Timer::Lookup,
+    Timer::Reload,
 ];
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Timers {
-    due: [Option<(Instant, u64)>; 8],
+    due: [Option<(Instant, u64)>; 9],
     /// Arming order breaks ties between equal deadlines.
     counter: u64,
 }
