@@ -90,3 +90,34 @@ mod tests {
         assert_eq!(conf_hash(b""), 0);
     }
 }
+
+/// The hash flip of the captures (`spread4-wire/monitor/README.md`): a LAN
+/// file without an AcceleratedRing line hashes with '0' when first read and
+/// with '1' after a reload.
+#[cfg(test)]
+mod reload_tests {
+    use crate::configuration::Configuration;
+
+    fn conf(daemons: &[u8], extra: &str) -> Configuration {
+        let body: String = daemons.iter().map(|d| format!("  d{d} 10.99.0.{d}\n")).collect();
+        let text = format!("Spread_Segment 10.99.0.255:4803 {{\n{body}}}\n{extra}");
+        Configuration::parse(&text, "spread.conf").expect("parses")
+    }
+
+    #[test]
+    fn the_captured_hashes_before_and_after_a_reload() {
+        assert_eq!(conf(&[1, 2, 3], "").hash(), 778_066_868);
+        assert_eq!(conf(&[1, 2, 3, 4], "").hash(), 906_131_042);
+        assert_eq!(conf(&[1, 2, 3, 4], "").hash_after_reload(), 599_773_661);
+        assert_eq!(conf(&[1, 3, 4], "").hash(), 2_797_780_337);
+        assert_eq!(conf(&[1, 3, 4], "").hash_after_reload(), 2_498_763_212);
+    }
+
+    #[test]
+    fn an_explicit_accelerated_ring_line_avoids_the_flip() {
+        for line in ["AcceleratedRing = true\n", "AcceleratedRing = false\n"] {
+            let c = conf(&[1, 2, 3], line);
+            assert_eq!(c.hash(), c.hash_after_reload(), "{line}");
+        }
+    }
+}

@@ -98,3 +98,69 @@ fn submit_on_an_idle_ring_arms_the_hurry_timer_from_the_submit_time() {
         ring.last_event
     );
 }
+
+fn reloaded_params(hash: u32) -> RingParams {
+    let seg = SegmentConf {
+        bcast: 0x7fff_ffff,
+        port: 4803,
+        daemons: vec![ME, ME + 1],
+    };
+    RingParams::new(ME, vec![seg], hash)
+}
+
+/// A reload in OP adopts the new daemon set and hash at once and declares
+/// token loss: the ALIVE of the new configuration leaves in the same turn,
+/// and the engine forms a ring again (alone here: nobody answers).
+#[test]
+fn a_reload_in_op_adopts_the_configuration_and_declares_token_loss() {
+    let mut ring = Alone::new();
+    ring.run_until(Duration::from_secs(30));
+    assert!(ring.engine.is_operational());
+    let at = ring.last_event + Duration::from_millis(10);
+    assert!(ring.engine.reload(ring.clock(at), reloaded_params(42), false));
+    assert_eq!(ring.engine.conf_hash(), 42);
+    assert!(ring.engine.conf.knows(ME + 1), "the added daemon is known");
+    assert!(!ring.engine.is_operational(), "token loss declared");
+    ring.engine.handle_timeout(ring.clock(at));
+    let alive = std::iter::from_fn(|| ring.engine.poll_transmit())
+        .find(|tx| matches!(tx.to, Destination::Segment(0)))
+        .expect("an ALIVE broadcast in the same turn");
+    let (h, _) = super::wire::PacketHeader::parse(&alive.bytes).expect("a daemon packet");
+    assert_eq!(h.conf_hash, 42, "the new hash on the wire");
+    ring.run_until(at + Duration::from_secs(30));
+    assert!(ring.engine.is_operational(), "the ring re-formed");
+}
+
+/// During a membership change the reload waits until the ring is in OP,
+/// then runs (a second membership change), as the original.
+#[test]
+fn a_reload_during_a_membership_change_runs_once_the_ring_is_operational() {
+    let mut ring = Alone::new();
+    // Just after start the daemon is gathering, not in OP.
+    ring.run_until(Duration::from_millis(1));
+    assert!(!ring.engine.is_operational());
+    assert!(!ring.engine.reload(ring.clock(Duration::from_millis(2)), reloaded_params(43), false));
+    assert_eq!(ring.engine.conf_hash(), 1, "postponed");
+    let before = ring.engine.stats().memberships_installed;
+    ring.run_until(Duration::from_secs(60));
+    assert_eq!(ring.engine.conf_hash(), 43, "ran once operational");
+    assert!(ring.engine.is_operational());
+    assert!(ring.engine.stats().memberships_installed >= before + 2, "a second ring was formed");
+}
+
+/// A reload's singleton partition: the daemon ignores every other daemon
+/// until its singleton ring is installed, then lifts it and looks for them.
+#[test]
+fn a_singleton_reload_partition_is_lifted_when_the_singleton_ring_is_installed() {
+    let mut ring = Alone::new();
+    ring.run_until(Duration::from_secs(30));
+    let at = ring.last_event + Duration::from_millis(10);
+    ring.engine.reload(ring.clock(at), reloaded_params(44), true);
+    assert!(ring.engine.reload_partitioned());
+    assert!(ring.engine.partitioned_from(ME + 1));
+    assert!(!ring.engine.partitioned_from(ME));
+    ring.run_until(at + Duration::from_secs(30));
+    assert!(ring.engine.is_operational());
+    assert!(!ring.engine.reload_partitioned(), "lifted at the singleton ring's install");
+    assert!(!ring.engine.partitioned_from(ME + 1));
+}
