@@ -139,13 +139,18 @@ fn a_reload_during_a_membership_change_runs_once_the_ring_is_operational() {
     // Just after start the daemon is gathering, not in OP.
     ring.run_until(Duration::from_millis(1));
     assert!(!ring.engine.is_operational());
-    assert!(!ring.engine.reload(ring.clock(Duration::from_millis(2)), reloaded_params(43), false));
+    assert!(!ring
+        .engine
+        .reload(ring.clock(Duration::from_millis(2)), reloaded_params(43), false));
     assert_eq!(ring.engine.conf_hash(), 1, "postponed");
     let before = ring.engine.stats().memberships_installed;
     ring.run_until(Duration::from_secs(60));
     assert_eq!(ring.engine.conf_hash(), 43, "ran once operational");
     assert!(ring.engine.is_operational());
-    assert!(ring.engine.stats().memberships_installed >= before + 2, "a second ring was formed");
+    assert!(
+        ring.engine.stats().memberships_installed >= before + 2,
+        "a second ring was formed"
+    );
 }
 
 /// A reload's singleton partition: the daemon ignores every other daemon
@@ -161,6 +166,9 @@ fn a_singleton_reload_partition_is_lifted_when_the_singleton_ring_is_installed()
     assert!(!ring.engine.partitioned_from(ME));
     ring.run_until(at + Duration::from_secs(30));
     assert!(ring.engine.is_operational());
-    assert!(!ring.engine.reload_partitioned(), "lifted at the singleton ring's install");
+    assert!(
+        !ring.engine.reload_partitioned(),
+        "lifted at the singleton ring's install"
+    );
     assert!(!ring.engine.partitioned_from(ME + 1));
 }
