@@ -154,10 +154,16 @@ fn run(cli: Cli, config: Configuration, source: String, path: Option<PathBuf>) -
     let seed = unix_secs as u64 ^ ((std::process::id() as u64) << 32);
     let engine_config =
         EngineConfig::from_configuration(&config, me, ip_access, seed).ok_or("own daemon entry vanished")?;
-    let ring = (config.num_daemons() > 1).then(|| ring_setup(&config, &entry));
-    let engine = match &ring {
-        Some((params, _, _)) => Engine::with_ring(engine_config, params.clone(), now),
-        None => Engine::new(engine_config, now),
+    // A daemon alone orders locally, but binds the ring's ports all the
+    // same (the original does: its monitor protocol lives there).
+    let (params, interfaces, addresses) = ring_setup(&config, &entry);
+    let alone = config.num_daemons() == 1;
+    let engine = if alone {
+        let mut engine = Engine::new(engine_config, now);
+        engine.set_alone_flow(params.flow);
+        engine
+    } else {
+        Engine::with_ring(engine_config, params, now)
     };
     // An implicit interface (no interface block) listens on every address.
     let mut tcp: Vec<SocketAddr> = entry
@@ -193,37 +199,34 @@ fn run(cli: Cli, config: Configuration, source: String, path: Option<PathBuf>) -
             me,
         ));
     }
-    match ring {
-        Some((_, interfaces, addresses)) => {
-            let segment = config
-                .segments
-                .iter()
-                .find(|s| s.daemons.iter().any(|d| d.name == entry.name));
-            let bcast = segment
-                .map(|s| s.address)
-                .filter(|_| segment.is_some_and(|s| s.daemons.len() > 1));
-            let multicast = bcast.filter(|a| a.is_multicast());
-            let channels =
-                UdpChannels::bind(port, &interfaces, bcast.filter(|a| !a.is_multicast()), multicast)
-                    .map_err(|e| format!("cannot bind the ring's UDP ports {port}/{}: {e}", port + 1))?;
-            shell
-                .attach_ring(channels, addresses)
-                .map_err(|e| e.to_string())?;
-            let monitor = spread_daemon::monitor::MonitorConfig {
-                my_id: u32::from(entry.ip),
-                daemon_ids: config.daemon_refs().map(|(_, d)| u32::from(d.ip)).collect(),
-                daemon_addrs: config
-                    .daemon_refs()
-                    .flat_map(|(_, d)| d.interfaces.iter().map(|i| i.ip).chain([d.ip]))
-                    .collect(),
-                conf_hash: config.hash(),
-                dangerous: config.dangerous_monitor,
-            };
-            shell
-                .attach_monitor(spread_daemon::monitor::MonitorEngine::new(monitor, now.mono))
-                .map_err(|e| e.to_string())?;
-        }
-        None => info!("Membership id is ({}, {})", entry.ip, unix_secs),
+    let segment = config
+        .segments
+        .iter()
+        .find(|s| s.daemons.iter().any(|d| d.name == entry.name));
+    let bcast = segment
+        .map(|s| s.address)
+        .filter(|_| segment.is_some_and(|s| s.daemons.len() > 1));
+    let multicast = bcast.filter(|a| a.is_multicast());
+    let channels = UdpChannels::bind(port, &interfaces, bcast.filter(|a| !a.is_multicast()), multicast)
+        .map_err(|e| format!("cannot bind the ring's UDP ports {port}/{}: {e}", port + 1))?;
+    shell
+        .attach_ring(channels, addresses)
+        .map_err(|e| e.to_string())?;
+    let monitor = spread_daemon::monitor::MonitorConfig {
+        my_id: u32::from(entry.ip),
+        daemon_ids: config.daemon_refs().map(|(_, d)| u32::from(d.ip)).collect(),
+        daemon_addrs: config
+            .daemon_refs()
+            .flat_map(|(_, d)| d.interfaces.iter().map(|i| i.ip).chain([d.ip]))
+            .collect(),
+        conf_hash: config.hash(),
+        dangerous: config.dangerous_monitor,
+    };
+    shell
+        .attach_monitor(spread_daemon::monitor::MonitorEngine::new(monitor, now.mono))
+        .map_err(|e| e.to_string())?;
+    if alone {
+        info!("Membership id is ({}, {})", entry.ip, unix_secs);
     }
 
     // Connected before a chroot could hide the manager's socket.

@@ -197,6 +197,11 @@ impl MonitorEngine {
         self.cfg = cfg;
     }
 
+    /// The configuration hash this daemon's monitor packets may carry.
+    pub fn conf_hash(&self) -> u32 {
+        self.cfg.conf_hash
+    }
+
     pub fn new(cfg: MonitorConfig, now: Instant) -> MonitorEngine {
         if cfg.dangerous {
             log::warn!("ENABLING Dangerous Monitor Commands! Make sure Spread network is secured");
@@ -520,10 +525,7 @@ impl MonitorEngine {
 
 /// The daemon's counters for a STATUS reply.
 pub fn status_inputs(engine: &crate::engine::Engine) -> StatusInputs {
-    let (ring, ring_stats) = match engine.ring() {
-        Some(r) => (r.status(), r.stats()),
-        None => Default::default(),
-    };
+    let (ring, ring_stats) = engine.status_counters();
     StatusInputs {
         ring,
         ring_stats,

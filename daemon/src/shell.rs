@@ -269,7 +269,8 @@ impl Shell {
         Ok(())
     }
 
-    /// Answer and obey the monitor protocol on the ring's data port.
+    /// Answer and obey the monitor protocol on the ring's data port (a
+    /// daemon alone binds the ring's ports for it, as the original does).
     pub fn attach_monitor(&mut self, monitor: MonitorEngine) -> Result<(), ShellError> {
         let socket =
             std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|source| ShellError::Bind {
@@ -404,9 +405,8 @@ impl Shell {
                 personal_window,
                 accelerated_window,
             } => {
-                if let Some(ring) = self.engine.ring_mut() {
-                    ring.set_flow_control(window, personal_window, accelerated_window);
-                }
+                self.engine
+                    .set_flow_control(window, personal_window, accelerated_window);
             }
             MonitorAction::Terminate => {
                 error!("Exit caused by Alarm(EXIT)");
@@ -432,10 +432,13 @@ impl Shell {
             };
             match socket.recv_from(&mut self.read_buf) {
                 Ok((n, from)) => {
-                    let own_hash = self.engine.ring().map_or(0, |r| r.conf_hash());
+                    // The ring's hash; a daemon alone has only the monitor's.
+                    let own_hash = self
+                        .monitor
+                        .as_ref()
+                        .map(|(m, _)| self.engine.ring().map_or(m.conf_hash(), |r| r.conf_hash()));
                     if channel == Channel::Data
-                        && self.monitor.is_some()
-                        && is_monitor_datagram(&self.read_buf[..n], own_hash)
+                        && own_hash.is_some_and(|h| is_monitor_datagram(&self.read_buf[..n], h))
                     {
                         self.handle_monitor(from, n, now);
                         continue;

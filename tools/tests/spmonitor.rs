@@ -252,13 +252,8 @@ fn shape(text: &str, name: &str) -> String {
 /// shape, flow control changes the windows it reports, terminate stops it.
 #[test]
 fn spmonitor_menu_against_our_daemon() {
-    // A second entry, never started: our daemon answers the monitor only
-    // when it runs a ring (a one-daemon configuration runs none).
-    let mut daemon = common::Daemon::start_in_segment(
-        "\tabsent 127.0.0.2 { D 127.0.0.2 C 127.0.0.2 }\n",
-        "DangerousMonitor = true\n",
-        &[],
-    );
+    // One daemon alone: it runs no ring, yet answers as the original does.
+    let mut daemon = common::Daemon::start("DangerousMonitor = true\n", &[]);
     let reply_port = pick_port();
     let conf = daemon.dir.join("spread.conf");
     let args: Vec<String> = ["-c", conf.to_str().unwrap(), "-p", &reply_port.to_string()]
@@ -280,7 +275,7 @@ fn spmonitor_menu_against_our_daemon() {
     assert_eq!(shape(block, "localhost"), shape(original, "d1"));
     assert!(block.contains("Status at localhost V 4.04. 0 (state "), "{block}");
     mon.send_line("0\nnone\n");
-    // Window 100, personal window 10 here, the absent daemon's kept.
+    // Window 100, personal window 10.
     mon.send_line("5\n100\n10\n");
     mon.send_line("6");
     mon.send_line("0\nall\n");
@@ -305,4 +300,94 @@ fn spmonitor_menu_against_our_daemon() {
         "terminate stops the daemon; its log:\n{}",
         daemon.log()
     );
+}
+
+/// `spmonitor --status --json` against one daemon alone in its
+/// configuration (it orders locally, without a ring): it answers with the
+/// counters the original's one-daemon ring shows, moved by real traffic.
+#[test]
+fn spmonitor_status_json_for_a_daemon_alone() {
+    use spread_tools::mailbox::{name_slot, Mailbox};
+    use spread_wire::client::service::AGREED_MESS;
+
+    let daemon = common::Daemon::start("", &[]);
+    let conf = daemon.dir.join("spread.conf");
+    let status = || -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spmonitor"))
+            .arg("-c")
+            .arg(&conf)
+            .args([
+                "-p",
+                &pick_port().to_string(),
+                "--status",
+                "--json",
+                "--wait",
+                "3",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run spmonitor");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{text}\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            daemon.log()
+        );
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("no JSON ({e}): {text}"))
+    };
+    let v = status();
+    assert_eq!(v["all_answered"], true, "{v}");
+    let s = &v["daemons"][0]["status"];
+    for (field, want) in [
+        ("num_procs", 1),
+        ("num_segments", 1),
+        ("state", 1),
+        ("num_sessions", 0),
+        ("num_groups", 0),
+        ("message_delivered", 0),
+        ("membership_changes", 1),
+        ("window", 160),
+        ("personal_window", 20),
+        ("major_version", 4),
+        ("minor_version", 4),
+        ("patch_version", 0),
+    ] {
+        assert_eq!(s[field], want, "{field} in {v}");
+    }
+    assert_eq!(s["my_id"], "127.0.0.1", "{v}");
+    assert_eq!(s["leader_id"], "127.0.0.1", "{v}");
+    assert_eq!(s["leader"], "localhost", "{v}");
+
+    let name = format!("{}@127.0.0.1", daemon.port);
+    let alice = Mailbox::connect(name.as_bytes(), b"alice", true, Some(Duration::from_secs(5)))
+        .unwrap_or_else(|e| panic!("connect to {name}: {e:?}"));
+    alice.join(b"g").unwrap();
+    for k in 0..3 {
+        alice
+            .multicast(AGREED_MESS, &[name_slot(b"g")], 0, format!("m{k}").as_bytes())
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let v = status();
+        if v["daemons"][0]["status"]["message_delivered"] == 3 || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let s = &v["daemons"][0]["status"];
+    // The join and three messages: four packets, sequence marks at four.
+    for (field, want) in [
+        ("message_delivered", 3),
+        ("num_sessions", 1),
+        ("num_groups", 1),
+        ("packet_sent", 4),
+        ("packet_delivered", 4),
+        ("aru", 4),
+        ("highest_seq", 4),
+    ] {
+        assert_eq!(s[field], want, "{field} in {v}");
+    }
 }

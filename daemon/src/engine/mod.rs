@@ -34,6 +34,7 @@ use crate::groups::Groups;
 use crate::ring::{Channel, RingEngine, RingParams, Transmit};
 use crate::session::{ClientMessage, ConnId, Peer, Phase, Session};
 
+mod alone;
 mod config;
 mod delivery;
 mod exchange;
@@ -114,6 +115,8 @@ pub struct Engine {
     receivers: Vec<ConnId>,
     /// Client messages from the ring refused as malformed.
     dropped_ring_messages: u64,
+    /// A daemon alone: what its local order counted, for the monitor.
+    alone: alone::AloneCounters,
 }
 
 impl Engine {
@@ -138,6 +141,7 @@ impl Engine {
             rng,
             receivers: Vec::new(),
             dropped_ring_messages: 0,
+            alone: Default::default(),
         }
     }
 

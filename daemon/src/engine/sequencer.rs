@@ -47,7 +47,10 @@ impl Engine {
                 },
             };
             match event {
-                Sequenced::Local(msg) => self.deliver(msg),
+                Sequenced::Local(msg) => {
+                    self.alone.count(&msg.bytes);
+                    self.deliver(msg)
+                }
                 Sequenced::Ring(RingEvent::Deliver { bytes, from, .. }) => {
                     if is_groups_message(&bytes) {
                         self.deliver_groups_message(&bytes, from, now);

@@ -45,6 +45,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use conf::{Members, SegmentConf};
+pub(crate) use monitor::is_client_data_message;
 pub use monitor::RingStatus;
 pub use spread_wire::client::MembId;
 
