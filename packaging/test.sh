@@ -264,8 +264,14 @@ step_deb_daemon_serves_installed_clients() {
             { cat "$SCRATCH/spuser.out"; fail "installed spuser against the packaged daemon"; return 1; }
         cat "$SCRATCH/spuser.out"
     fi
+    # systemctl reload = the unit's ExecReload: SIGHUP; the daemon re-reads
+    # spread.conf and keeps serving.
+    kill -HUP "$pid" || return 1
+    sleep 1
+    kill -0 "$pid" 2>/dev/null || { cat "$SCRATCH/deb-daemon/daemon.log"; fail "SIGHUP ended the daemon"; return 1; }
+    "$SCRATCH/client-deb" "$PORT@127.0.0.1" || fail "pkg-config client after SIGHUP" || return 1
     stop_daemons
-    echo "installed tools run against the packaged daemon: $tools; the pkg-config client too"
+    echo "installed tools run against the packaged daemon: $tools; the pkg-config client too, also after SIGHUP"
 }
 
 # notify_ready BINARY DIR [RUNNER...]: a second daemon on DIR's configuration
