@@ -115,6 +115,49 @@ fn client_seeds(dir: &Path) -> BTreeSet<Vec<u8>> {
     seeds
 }
 
+/// Each monitor capture's segment-port datagrams to d1 or d2 (STATUS
+/// queries, PARTITION, FC, RELOAD among the ring's packets), in order with
+/// their spacing, cut at 8 KiB; each input under every flag byte
+/// (DangerousMonitor on/off, alone/ring).
+fn monitor_seeds(dir: &Path) -> BTreeSet<Vec<u8>> {
+    let mut seeds = BTreeSet::new();
+    for lines in jsonl_files(&dir.join("monitor")) {
+        let mut inputs = Vec::new();
+        let mut seed = Vec::new();
+        let mut last_t = 0.0;
+        for v in &lines {
+            let (Some(src), Some(dst), Some(h), Some(t)) = (
+                v["src"].as_str(),
+                v["dst"].as_str(),
+                v["hex"].as_str(),
+                v["t"].as_f64(),
+            ) else {
+                continue;
+            };
+            if !["10.99.0.1:4803", "10.99.0.2:4803", "10.99.0.255:4803"].contains(&dst) {
+                continue;
+            }
+            let foreign = !src.starts_with("10.99.0.");
+            let ticks = (((t - last_t) / 0.010).round() as i64).clamp(0, 127) as u8;
+            last_t = t;
+            let rec = record((ticks << 1) | u8::from(foreign), &hex(h));
+            if seed.len() + rec.len() > 8192 && !seed.is_empty() {
+                inputs.push(std::mem::take(&mut seed));
+            }
+            seed.extend(rec);
+        }
+        if !seed.is_empty() {
+            inputs.push(seed);
+        }
+        for input in inputs {
+            for flags in 0..4u8 {
+                seeds.insert([&[flags][..], &input].concat());
+            }
+        }
+    }
+    seeds
+}
+
 #[test]
 #[ignore = "writes fuzz/corpus; run on demand"]
 fn build_engine_fuzz_corpus() {
@@ -123,6 +166,7 @@ fn build_engine_fuzz_corpus() {
     let targets: BTreeMap<&str, BTreeSet<Vec<u8>>> = [
         ("engine_datagrams", datagram_seeds(&dir)),
         ("engine_clients", client_seeds(&dir)),
+        ("engine_monitor", monitor_seeds(&dir)),
     ]
     .into();
     for (target, seeds) in targets {
