@@ -175,6 +175,14 @@ impl Engine {
         self.cfg.max_session_messages = cfg.max_session_messages;
         match (&mut self.sequencer, ring) {
             (Sequencer::Ring(r), Some(params)) => r.reload(now, params, singleton),
+            // A daemon alone: the monitor's FC is undone, as a reload undoes
+            // it on a ring (the original's "reset by configuration reload"),
+            // and the original's one-daemon ring counts a new membership.
+            (Sequencer::Local(_), Some(params)) => {
+                self.alone.flow = params.flow;
+                self.alone.reloads += 1;
+                false
+            }
             _ => false,
         }
     }
