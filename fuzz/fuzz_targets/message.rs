@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spread_wire::client::{DecodeError, Message, MessageHeader, RejectDelivery};
+use spread_wire::client::{Message, MessageHeader, RejectDelivery};
 use spread_wire::endian::ENDIAN_MARKER;
 
 fn marker_consistent(b: &[u8]) -> bool {
@@ -24,8 +24,8 @@ fuzz_target!(|data: &[u8]| {
                 }
                 rest = &rest[used..];
             }
-            Err(DecodeError::Incomplete { needed }) => {
-                assert!(needed > rest.len());
+            Err(e) if e.is_truncated() => {
+                assert!(e.bytes_needed().unwrap() > rest.len());
                 break;
             }
             Err(e) => {

@@ -42,6 +42,7 @@ impl ByteOrder {
         }
     }
 
+    /// The same order as nom names it, for nom's number parsers.
     pub fn nom(self) -> nom::number::Endianness {
         match self {
             ByteOrder::Little => nom::number::Endianness::Little,
@@ -79,7 +80,7 @@ impl ByteOrder {
 
     /// Append a 32-bit word in this order.
     pub fn put_u32(self, out: &mut Vec<u8>, v: u32) {
-        out.extend_from_slice(&self.u32_bytes(v));
+        crate::codec::with_byteorder!(self, B => crate::codec::put_u32::<B>(out, v))
     }
 
     pub fn put_i32(self, out: &mut Vec<u8>, v: i32) {
@@ -87,7 +88,7 @@ impl ByteOrder {
     }
 
     pub fn put_u16(self, out: &mut Vec<u8>, v: u16) {
-        out.extend_from_slice(&self.u16_bytes(v));
+        crate::codec::with_byteorder!(self, B => crate::codec::put_u16::<B>(out, v))
     }
 }
 

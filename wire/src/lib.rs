@@ -5,11 +5,32 @@
 //! protocol (packets, tokens, membership messages).
 //!
 //! No I/O, no clocks, no allocation beyond what an owned representation needs.
-//! Parsers take untrusted bytes and never panic.
+//!
+//! # One idiom for every codec
+//! * **Parsers of untrusted bytes are nom parsers** over the borrowed input
+//!   (zero-copy: a value copies only what it owns), built from the field
+//!   parsers of `codec`, each of which names its field. Every failure is one
+//!   [`DecodeError`]: the field, the byte offset where it starts in the unit
+//!   (datagram, message, body), and an [`ErrorKind`] (truncated, length
+//!   mismatch, bad value, trailing bytes). Counts are checked against the
+//!   bytes present before anything is allocated; parsers never panic.
+//! * **Checked views where they read better**: a fixed layout whose length
+//!   was checked once (the 48-byte message header's hint, group names) is
+//!   read by position, as smoltcp's `Packet::new_checked` does.
+//! * **Writers use byteorder** and always take the order to write in; length
+//!   and count fields are computed from the parts, never trusted from the
+//!   caller. Fixed headers are written into arrays without allocating.
+//! * **Byte order is explicit**: Spread writes native order and marks it in
+//!   the type word ([`endian`]); parsers read the marker, return the order
+//!   they found, and accept both.
 
 #![forbid(unsafe_code)]
 
 pub mod client;
+mod codec;
 pub mod daemon;
 pub mod endian;
+pub mod error;
 pub mod monitor;
+
+pub use error::{DecodeError, ErrorKind};

@@ -14,6 +14,7 @@
 use super::limits::{AUTH_CHOICE_LEN, MAX_AUTH_METHODS, MAX_AUTH_NAME, MAX_PRIVATE_NAME};
 use super::names::{is_legal_name_byte, GroupName};
 use super::DecodeError;
+use crate::codec::{self, run};
 
 /// A library or daemon version. The bytes are signed on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,26 +234,19 @@ impl AuthMethodList {
 
     /// Decode; returns the list and bytes consumed.
     pub fn parse(buf: &[u8]) -> Result<(AuthMethodList, usize), DecodeError> {
-        let len = *buf.first().ok_or(DecodeError::Incomplete { needed: 1 })? as usize;
-        if (len as i8) < 0 {
-            // A negative first byte is a reject code, not a list length.
-            return Err(DecodeError::Invalid {
-                field: "auth list length",
-                offset: 0,
-                reason: "reject code",
-            });
-        }
-        if len > AUTH_CHOICE_LEN {
-            // The library refuses (and closes) a list longer than 3 x 30 bytes.
-            return Err(DecodeError::Invalid {
-                field: "auth list length",
-                offset: 0,
-                reason: "longer than 90 bytes",
-            });
-        }
-        let body = buf
-            .get(1..1 + len)
-            .ok_or(DecodeError::Incomplete { needed: 1 + len })?;
+        let (_, body) = run(buf, 0, |at| {
+            let (i, len) = codec::u8(at, "auth list length")?;
+            if (len as i8) < 0 {
+                // A negative first byte is a reject code, not a list length.
+                return codec::bad(at, "auth list length", "reject code");
+            }
+            if len as usize > AUTH_CHOICE_LEN {
+                // The library refuses (and closes) a list longer than 3 x 30 bytes.
+                return codec::bad(at, "auth list length", "longer than 90 bytes");
+            }
+            codec::take(i, len as usize, "auth list")
+        })?;
+        let len = body.len();
         let methods = body
             .split(|&b| b == b' ')
             .filter(|m| !m.is_empty())
@@ -296,15 +290,13 @@ impl AuthChoice {
     }
 
     pub fn parse(buf: &[u8]) -> Result<AuthChoice, DecodeError> {
-        if buf.len() < AUTH_CHOICE_LEN {
-            return Err(DecodeError::Incomplete {
-                needed: AUTH_CHOICE_LEN,
-            });
-        }
-        let mut slots = [[0u8; MAX_AUTH_NAME]; MAX_AUTH_METHODS];
-        for (i, slot) in slots.iter_mut().enumerate() {
-            slot.copy_from_slice(&buf[i * MAX_AUTH_NAME..(i + 1) * MAX_AUTH_NAME]);
-        }
+        let (_, slots) = run(buf, 0, |i| {
+            let (i, a) = codec::array(i, "auth choice")?;
+            let (i, b) = codec::array(i, "auth choice")?;
+            let (i, c) = codec::array(i, "auth choice")?;
+            Ok((i, [a, b, c]))
+        })
+        .map_err(|_| DecodeError::truncated("auth choice", 0, AUTH_CHOICE_LEN))?;
         Ok(AuthChoice { slots })
     }
 }
@@ -347,13 +339,13 @@ impl SessionReply {
 
     /// Decode as a library of the given patch-byte generation reads it.
     pub fn parse(buf: &[u8], patch_byte: bool) -> Result<(SessionReply, usize), DecodeError> {
-        let first = *buf.first().ok_or(DecodeError::Incomplete { needed: 1 })? as i8;
-        if first as i32 != super::code::ACCEPT_SESSION {
-            return Ok((SessionReply::Reject(first), 1));
+        let (_, first) = run(buf, 0, |i| codec::u8(i, "reply code"))?;
+        if first as i8 as i32 != super::code::ACCEPT_SESSION {
+            return Ok((SessionReply::Reject(first as i8), 1));
         }
         let head = if patch_byte { 5 } else { 4 };
         if buf.len() < head {
-            return Err(DecodeError::Incomplete { needed: head });
+            return Err(DecodeError::truncated("accept", 0, head));
         }
         let daemon_version = Version::new(
             buf[1] as i8,
@@ -361,14 +353,12 @@ impl SessionReply {
             if patch_byte { buf[3] as i8 } else { 0 },
         );
         let len = buf[head - 1] as usize;
-        let name = buf
-            .get(head..head + len)
-            .ok_or(DecodeError::Incomplete { needed: head + len })?;
-        let private_group = GroupName::new(name).ok_or(DecodeError::Invalid {
-            field: "private group name",
-            offset: head,
-            reason: "longer than 31 bytes or contains NUL",
-        })?;
+        let (_, name) = run(&buf[head..], head, |i| codec::take(i, len, "private group name"))?;
+        let private_group = GroupName::new(name).ok_or(DecodeError::bad(
+            "private group name",
+            head,
+            "longer than 31 bytes or contains NUL",
+        ))?;
         Ok((
             SessionReply::Accept {
                 daemon_version,

@@ -11,6 +11,7 @@
 use super::limits::{MAX_GROUP_NAME, MESSAGE_HEADER_LEN};
 use super::names::GroupName;
 use super::DecodeError;
+use crate::codec::{self, run, typed, with_byteorder, Fixed, PResult};
 use crate::endian::{ByteOrder, ENDIAN_MARKER};
 
 /// Bits a raw hint may carry: the marker and the 16-bit mess_type.
@@ -33,39 +34,50 @@ impl MessageHeader {
 
     /// Decode and convert to host values; also returns the writer's order.
     pub fn parse(buf: &[u8]) -> Result<(MessageHeader, ByteOrder), DecodeError> {
-        let b: &[u8; MESSAGE_HEADER_LEN] = buf
-            .get(..MESSAGE_HEADER_LEN)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(DecodeError::Incomplete {
-                needed: MESSAGE_HEADER_LEN,
-            })?;
-        let word = |at: usize| [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        let order = ByteOrder::of_type_word(word(0));
-        let mut sender = [0u8; MAX_GROUP_NAME];
-        sender.copy_from_slice(&b[4..36]);
-        let header = MessageHeader {
-            service_type: order.read_u32(word(0)) & !ENDIAN_MARKER,
-            sender: GroupName::from_raw(sender),
-            num_groups: order.read_u32(word(36)) as i32,
-            hint: word(40),
-            data_len: order.read_u32(word(44)) as i32,
-        };
+        // One length check for the whole header, then fields by name.
+        let head = buf.get(..MESSAGE_HEADER_LEN).ok_or(DecodeError::truncated(
+            "message_header",
+            0,
+            MESSAGE_HEADER_LEN,
+        ))?;
+        let order = ByteOrder::of_type_word([head[0], head[1], head[2], head[3]]);
+        let (_, header) = with_byteorder!(order, B => run(head, 0, Self::fields::<B>))?;
         Ok((header, order))
+    }
+
+    fn fields<B: byteorder::ByteOrder>(i: &[u8]) -> PResult<'_, MessageHeader> {
+        let (i, service_type) = typed::u32::<B>(i, "type")?;
+        let (i, sender) = codec::array(i, "sender")?;
+        let (i, num_groups) = typed::i32::<B>(i, "num_groups")?;
+        // Raw: the hint carries its own writer's marker and is never swapped.
+        let (i, hint) = codec::array(i, "hint")?;
+        let (i, data_len) = typed::i32::<B>(i, "data_len")?;
+        let header = MessageHeader {
+            service_type: service_type & !ENDIAN_MARKER,
+            sender: GroupName::from_raw(sender),
+            num_groups,
+            hint,
+            data_len,
+        };
+        Ok((i, header))
     }
 
     /// Encode in `order`, setting that order's marker in the type word.
     pub fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
-        order.put_u32(out, (self.service_type & !ENDIAN_MARKER) | order.marker());
-        out.extend_from_slice(self.sender.raw());
-        order.put_i32(out, self.num_groups);
-        out.extend_from_slice(&self.hint);
-        order.put_i32(out, self.data_len);
+        out.extend_from_slice(&self.emit(order));
     }
 
     pub fn emit(&self, order: ByteOrder) -> [u8; MESSAGE_HEADER_LEN] {
-        let mut v = Vec::with_capacity(MESSAGE_HEADER_LEN);
-        self.emit_into(order, &mut v);
-        v.try_into().expect("header is 48 bytes")
+        let mut a = [0u8; MESSAGE_HEADER_LEN];
+        with_byteorder!(order, B => {
+            Fixed::<B>::new(&mut a)
+                .u32((self.service_type & !ENDIAN_MARKER) | order.marker())
+                .bytes(self.sender.raw())
+                .i32(self.num_groups)
+                .bytes(&self.hint)
+                .i32(self.data_len);
+        });
+        a
     }
 
     /// The hint as a raw host word, as the daemon validates it.
@@ -98,18 +110,21 @@ pub fn mess_type_of_hint(hint: [u8; 4]) -> i16 {
 
 /// Decode `count` group names.
 pub fn parse_group_names(buf: &[u8], count: usize) -> Result<Vec<GroupName>, DecodeError> {
-    let needed = count.checked_mul(MAX_GROUP_NAME).ok_or(DecodeError::Invalid {
-        field: "num_groups",
-        offset: 0,
-        reason: "too large",
-    })?;
+    let needed = count
+        .checked_mul(MAX_GROUP_NAME)
+        .ok_or(DecodeError::bad("num_groups", 0, "too large"))?;
     if buf.len() < needed {
-        return Err(DecodeError::Incomplete { needed });
+        return Err(DecodeError::truncated("group names", 0, needed));
     }
-    Ok(buf[..needed]
+    Ok(names_view(&buf[..needed]))
+}
+
+/// A checked view: names of a region whose length was checked.
+fn names_view(names: &[u8]) -> Vec<GroupName> {
+    names
         .chunks_exact(MAX_GROUP_NAME)
         .map(|c| GroupName::from_raw(c.try_into().expect("32-byte chunk")))
-        .collect())
+        .collect()
 }
 
 pub fn emit_group_names(names: &[GroupName], out: &mut Vec<u8>) {
@@ -136,43 +151,31 @@ impl Message {
     fn parse_after_gap(buf: &[u8], gap: usize) -> Result<(Message, ByteOrder, usize), DecodeError> {
         let (header, order) = MessageHeader::parse(buf)?;
         if header.num_groups < 0 {
-            return Err(DecodeError::Invalid {
-                field: "num_groups",
-                offset: 36,
-                reason: "negative",
-            });
+            return Err(DecodeError::bad("num_groups", 36, "negative"));
         }
         if header.data_len < 0 {
-            return Err(DecodeError::Invalid {
-                field: "data_len",
-                offset: 44,
-                reason: "negative",
-            });
+            return Err(DecodeError::bad("data_len", 44, "negative"));
         }
         let names_at = MESSAGE_HEADER_LEN + gap;
         // Checked: on a 32-bit target the announced lengths can overflow.
-        let names_len =
-            (header.num_groups as usize)
-                .checked_mul(MAX_GROUP_NAME)
-                .ok_or(DecodeError::Invalid {
-                    field: "num_groups",
-                    offset: 36,
-                    reason: "too large",
-                })?;
+        let names_len = (header.num_groups as usize)
+            .checked_mul(MAX_GROUP_NAME)
+            .ok_or(DecodeError::bad("num_groups", 36, "too large"))?;
         let total = names_len
             .checked_add(names_at)
             .and_then(|n| n.checked_add(header.data_len as usize))
-            .ok_or(DecodeError::Invalid {
-                field: "data_len",
-                offset: 44,
-                reason: "message length overflows",
-            })?;
-        if buf.len() < total {
-            return Err(DecodeError::Incomplete { needed: total });
-        }
-        let groups = parse_group_names(&buf[names_at..], header.num_groups as usize)?;
-        let body = buf[names_at + names_len..total].to_vec();
-        Ok((Message { header, groups, body }, order, total))
+            .ok_or(DecodeError::bad("data_len", 44, "message length overflows"))?;
+        // The whole message is checked at once: a stream reader waits for `total`.
+        let Some(rest) = buf.get(names_at..total) else {
+            return Err(DecodeError::truncated("message", 0, total));
+        };
+        let (names, body) = rest.split_at(names_len);
+        let message = Message {
+            header,
+            groups: names_view(names),
+            body: body.to_vec(),
+        };
+        Ok((message, order, total))
     }
 
     pub fn encoded_len(&self) -> usize {
@@ -229,13 +232,10 @@ impl RejectDelivery {
     /// Decode one reject delivery; returns it, the writer's order and bytes used.
     pub fn parse(buf: &[u8]) -> Result<(RejectDelivery, ByteOrder, usize), DecodeError> {
         let (_, order) = MessageHeader::parse(buf)?;
-        let old_word: [u8; 4] = buf
-            .get(MESSAGE_HEADER_LEN..MESSAGE_HEADER_LEN + 4)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(DecodeError::Incomplete {
-                needed: MESSAGE_HEADER_LEN + 4,
-            })?;
-        let old_type = order.read_u32(old_word) & !ENDIAN_MARKER;
+        let (_, old_type) = run(&buf[MESSAGE_HEADER_LEN..], MESSAGE_HEADER_LEN, |i| {
+            codec::u32(i, order, "old_type")
+        })?;
+        let old_type = old_type & !ENDIAN_MARKER;
         let (message, _, used) = Message::parse_after_gap(buf, 4)?;
         Ok((RejectDelivery { message, old_type }, order, used))
     }
@@ -326,7 +326,7 @@ mod tests {
         );
         assert!(matches!(
             Message::parse(&bytes[..100]),
-            Err(DecodeError::Incomplete { .. })
+            Err(e) if e.bytes_needed() == Some(bytes.len())
         ));
     }
 }

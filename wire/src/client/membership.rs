@@ -13,7 +13,9 @@
 use super::limits::MAX_GROUP_NAME;
 use super::names::GroupName;
 use super::DecodeError;
+use crate::codec::{self, run, PResult};
 use crate::endian::ByteOrder;
+use crate::error::ErrorKind;
 
 /// A ring membership id: the leader's IP and the time the ring formed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -40,16 +42,15 @@ impl GroupId {
 
     pub fn parse(buf: &[u8], order: ByteOrder) -> Result<GroupId, DecodeError> {
         if buf.len() < Self::LEN {
-            return Err(DecodeError::Incomplete { needed: Self::LEN });
+            return Err(DecodeError::truncated("group_id", 0, Self::LEN));
         }
-        let w = |at: usize| order.read_u32(buf[at..at + 4].try_into().expect("4 bytes")) as i32;
-        Ok(GroupId {
-            memb_id: MembId {
-                proc_id: w(0),
-                time: w(4),
-            },
-            index: w(8),
-        })
+        Ok(run(buf, 0, |i| Self::fields(i, order))?.1)
+    }
+
+    pub(crate) fn fields(i: &[u8], o: ByteOrder) -> PResult<'_, GroupId> {
+        let (i, memb_id) = codec::memb_id(i, o, "group_id.memb_id")?;
+        let (i, index) = codec::i32(i, o, "group_id.index")?;
+        Ok((i, GroupId { memb_id, index }))
     }
 }
 
@@ -105,39 +106,33 @@ impl MembershipBody {
     pub fn parse(buf: &[u8], order: ByteOrder) -> Result<MembershipBody, DecodeError> {
         let group_id = GroupId::parse(buf, order)?;
         if buf.len() < 20 {
-            return Err(DecodeError::Incomplete { needed: 20 });
+            return Err(DecodeError::truncated("vs_sets header", GroupId::LEN, 8));
         }
-        let word = |at: usize| order.read_u32(buf[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let num_sets = word(12);
-        let my_offset = word(16);
-        let mut vs_sets = Vec::new();
-        let mut pos = 20;
-        let mut my_vs_set = None;
-        for _ in 0..num_sets {
-            if pos - 20 == my_offset {
-                my_vs_set = Some(vs_sets.len());
+        let (_, (num_sets, vs_sets, my_vs_set)) = run(&buf[GroupId::LEN..], GroupId::LEN, |i| {
+            let (i, num_sets) = codec::u32(i, order, "num_vs_sets")?;
+            let (mut i, my_offset) = codec::u32(i, order, "my_vs_set_offset")?;
+            let sets_start = i.len();
+            let mut vs_sets = Vec::new();
+            let mut my_vs_set = None;
+            for _ in 0..num_sets {
+                if (sets_start - i.len()) as u64 == u64::from(my_offset) {
+                    my_vs_set = Some(vs_sets.len());
+                }
+                let (rest, set) = vs_set(i, order)?;
+                vs_sets.push(set);
+                i = rest;
             }
-            if buf.len() < pos + 4 {
-                return Err(DecodeError::Incomplete { needed: pos + 4 });
-            }
-            let count = word(pos);
-            pos += 4;
-            let names = super::header::parse_group_names(&buf[pos..], count).map_err(|e| match e {
-                DecodeError::Incomplete { needed } => DecodeError::Incomplete { needed: pos + needed },
-                other => other,
-            })?;
-            pos += count * MAX_GROUP_NAME;
-            vs_sets.push(names);
-        }
+            Ok((i, (num_sets, vs_sets, my_vs_set)))
+        })?;
         let my_vs_set = match (num_sets, my_vs_set) {
             (0, _) => 0,
             (_, Some(i)) => i,
             (_, None) => {
-                return Err(DecodeError::Invalid {
-                    field: "my_vs_set_offset",
-                    offset: 16,
-                    reason: "does not point at a vs set",
-                })
+                return Err(DecodeError::bad(
+                    "my_vs_set_offset",
+                    16,
+                    "does not point at a vs set",
+                ))
             }
         };
         Ok(MembershipBody {
@@ -146,6 +141,24 @@ impl MembershipBody {
             my_vs_set,
         })
     }
+}
+
+/// One vs set: the member count, then the names. A truncation names the
+/// whole set, so a stream reader knows how much to wait for.
+fn vs_set(at: &[u8], o: ByteOrder) -> PResult<'_, Vec<GroupName>> {
+    let (i, count) = codec::u32(at, o, "vs_set.count")?;
+    let count = count as usize;
+    match count.checked_mul(MAX_GROUP_NAME) {
+        Some(needed) if needed <= i.len() => {}
+        Some(needed) => {
+            return codec::fail(at, "vs_set", ErrorKind::Truncated { needed: 4 + needed });
+        }
+        None => return codec::bad(at, "vs_set.count", "too large"),
+    }
+    nom::multi::count(
+        |i| codec::array(i, "vs_set.member").map(|(i, raw)| (i, GroupName::from_raw(raw))),
+        count,
+    )(i)
 }
 
 #[cfg(test)]

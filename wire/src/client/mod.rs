@@ -98,32 +98,4 @@ pub mod limits {
     pub const MAX_CLIENT_SCATTER_ELEMENTS: usize = 100;
 }
 
-/// Why bytes could not be decoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DecodeError {
-    /// More bytes are needed: at least `needed` in all.
-    Incomplete { needed: usize },
-    /// A field holds a value the protocol does not allow.
-    Invalid {
-        field: &'static str,
-        offset: usize,
-        reason: &'static str,
-    },
-}
-
-impl std::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DecodeError::Incomplete { needed } => write!(f, "incomplete: {needed} bytes needed"),
-            DecodeError::Invalid {
-                field,
-                offset,
-                reason,
-            } => {
-                write!(f, "invalid {field} at offset {offset}: {reason}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for DecodeError {}
+pub use crate::error::{DecodeError, ErrorKind};

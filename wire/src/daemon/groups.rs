@@ -24,10 +24,11 @@
 //! ```
 //! Integers in the order of the message header.
 
-use super::{put_memb_id, DecodeError, Reader};
+use super::{put_memb_id, DecodeError};
 use crate::client::limits::{MAX_GROUP_NAME, MAX_PROC_NAME};
 use crate::client::service::{AGREED_MESS, GROUPS_MESS, RELIABLE_MESS};
 use crate::client::{hint_for, GroupId, GroupName, MembId, MessageHeader};
+use crate::codec::{self, PResult};
 use crate::endian::ByteOrder;
 
 /// What one daemon knows of a group: its local members.
@@ -58,6 +59,67 @@ pub struct GroupsBody {
     pub groups: Vec<GroupState>,
 }
 
+/// The flag byte and, when it is 1, the synced set.
+fn synced_set(flag_at: &[u8], o: ByteOrder) -> PResult<'_, Option<Vec<i32>>> {
+    let (at, flag) = codec::u8(flag_at, "groups.flag")?;
+    match flag {
+        1 => {
+            let (i, n) = codec::u32(at, o, "groups.synced_set_size")?;
+            let (i, ()) = codec::fits(i, at, n as usize, 4, "groups.synced_set_size")?;
+            let (i, set) = codec::i32_vec(i, o, n as usize, "groups.synced_set")?;
+            Ok((i, Some(set)))
+        }
+        0 => Ok((at, None)),
+        _ => codec::bad(flag_at, "groups.flag", "neither 0 nor 1"),
+    }
+}
+
+impl GroupState {
+    fn parse(i: &[u8], o: ByteOrder) -> PResult<'_, GroupState> {
+        let (i, name) = codec::array(i, "groups.group_name")?;
+        let (i, memb_id) = codec::memb_id(i, o, "groups.group_id")?;
+        let (i, index) = codec::i32(i, o, "groups.group_id")?;
+        let (i, changed) = codec::u16(i, o, "groups.changed")?;
+        let count_at = i;
+        let (i, num_daemons) = codec::u16(i, o, "groups.num_daemons")?;
+        let (i, ()) = codec::fits(i, count_at, num_daemons as usize, 14, "groups.num_daemons")?;
+        let (i, daemons) = nom::multi::count(|i| DaemonMembers::parse(i, o), num_daemons as usize)(i)?;
+        let group = GroupState {
+            name: GroupName::from_raw(name),
+            group_id: GroupId { memb_id, index },
+            changed,
+            daemons,
+        };
+        Ok((i, group))
+    }
+}
+
+impl DaemonMembers {
+    fn parse(i: &[u8], o: ByteOrder) -> PResult<'_, DaemonMembers> {
+        let (i, proc_id) = codec::i32(i, o, "groups.daemon.proc_id")?;
+        let (i, memb_id) = codec::memb_id(i, o, "groups.daemon.memb_id")?;
+        let count_at = i;
+        let (i, n) = codec::u16(i, o, "groups.daemon.num_members")?;
+        let (i, ()) = codec::fits(
+            i,
+            count_at,
+            n as usize,
+            MAX_GROUP_NAME,
+            "groups.daemon.num_members",
+        )?;
+        let (i, members) = nom::multi::count(
+            |i| codec::array(i, "groups.daemon.member").map(|(i, raw)| (i, GroupName::from_raw(raw))),
+            n as usize,
+        )(i)?;
+        let daemon = DaemonMembers {
+            proc_id,
+            memb_id,
+            members,
+        };
+        Ok((i, daemon))
+    }
+}
+
 impl GroupsBody {
     pub fn encoded_len(&self) -> usize {
         let set = self.synced_set.as_ref().map_or(0, |s| 4 + 4 * s.len());
@@ -79,63 +141,21 @@ impl GroupsBody {
 
     /// Decode a body (the bytes after the message header) written in `order`.
     pub fn parse(buf: &[u8], order: ByteOrder) -> Result<GroupsBody, DecodeError> {
-        let mut r = Reader::new(buf, 0, order);
-        let memb_id = r.memb_id("groups.memb_id")?;
-        let flag_at = r.offset();
-        let synced_set = match r.u8("groups.flag")? {
-            1 => {
-                let at = r.offset();
-                let n = r.u32("groups.synced_set_size")? as usize;
-                r.check_fits(n, 4, "groups.synced_set_size", at)?;
-                Some(r.i32_vec(n, "groups.synced_set")?)
+        codec::run_all(buf, 0, "groups", |i| {
+            let (i, memb_id) = codec::memb_id(i, order, "groups.memb_id")?;
+            let (mut i, synced_set) = synced_set(i, order)?;
+            let mut groups = Vec::new();
+            while !i.is_empty() {
+                let (rest, group) = GroupState::parse(i, order)?;
+                groups.push(group);
+                i = rest;
             }
-            0 => None,
-            _ => {
-                return Err(DecodeError::Invalid {
-                    field: "groups.flag",
-                    offset: flag_at,
-                    reason: "neither 0 nor 1",
-                })
-            }
-        };
-        let mut groups = Vec::new();
-        while !r.is_empty() {
-            let name = GroupName::from_raw(r.array("groups.group_name")?);
-            let group_id = GroupId {
-                memb_id: r.memb_id("groups.group_id")?,
-                index: r.i32("groups.group_id")?,
+            let body = GroupsBody {
+                memb_id,
+                synced_set,
+                groups,
             };
-            let changed = r.u16("groups.changed")?;
-            let num_daemons_at = r.offset();
-            let num_daemons = r.u16("groups.num_daemons")? as usize;
-            r.check_fits(num_daemons, 14, "groups.num_daemons", num_daemons_at)?;
-            let mut daemons = Vec::with_capacity(num_daemons);
-            for _ in 0..num_daemons {
-                let proc_id = r.i32("groups.daemon.proc_id")?;
-                let memb_id = r.memb_id("groups.daemon.memb_id")?;
-                let at = r.offset();
-                let n = r.u16("groups.daemon.num_members")? as usize;
-                r.check_fits(n, MAX_GROUP_NAME, "groups.daemon.num_members", at)?;
-                let members = (0..n)
-                    .map(|_| r.array("groups.daemon.member").map(GroupName::from_raw))
-                    .collect::<Result<_, _>>()?;
-                daemons.push(DaemonMembers {
-                    proc_id,
-                    memb_id,
-                    members,
-                });
-            }
-            groups.push(GroupState {
-                name,
-                group_id,
-                changed,
-                daemons,
-            });
-        }
-        Ok(GroupsBody {
-            memb_id,
-            synced_set,
-            groups,
+            Ok((i, body))
         })
     }
 

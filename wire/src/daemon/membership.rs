@@ -24,8 +24,9 @@ use super::types::{
     PacketKind, TokenKind, MAX_PROCS_RING, MAX_REPS, MEMBERS_INFO_LEN, PACKET_HEADER_LEN, REPS_INFO_LEN,
     REP_INFO_LEN, RING_INFO_LEN, TOKEN_HEADER_LEN,
 };
-use super::{put_i16, put_memb_id, DecodeError, Reader};
+use super::{put_i16, put_memb_id, DecodeError};
 use crate::client::MembId;
+use crate::codec::{self, PResult};
 use crate::endian::ByteOrder;
 
 /// One representative (`rep_info`).
@@ -38,12 +39,16 @@ pub struct RepInfo {
 }
 
 impl RepInfo {
-    fn read(r: &mut Reader<'_>) -> Result<RepInfo, DecodeError> {
-        Ok(RepInfo {
-            proc_id: r.i32("rep_info.proc_id")?,
-            rep_type: r.i16("rep_info.type")?,
-            seg_index: r.i16("rep_info.seg_index")?,
-        })
+    fn parse(i: &[u8], o: ByteOrder) -> PResult<'_, RepInfo> {
+        let (i, proc_id) = codec::i32(i, o, "rep_info.proc_id")?;
+        let (i, rep_type) = codec::i16(i, o, "rep_info.type")?;
+        let (i, seg_index) = codec::i16(i, o, "rep_info.seg_index")?;
+        let rep = RepInfo {
+            proc_id,
+            rep_type,
+            seg_index,
+        };
+        Ok((i, rep))
     }
 
     fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
@@ -66,18 +71,14 @@ impl MembersPart {
         4 + 4 * self.members.len()
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<MembersPart, DecodeError> {
-        let (n, at) = r.count16("members_info.num_members")?;
-        let num_pending = r.i16("members_info.num_pending")?;
+    fn parse(at: &[u8], o: ByteOrder) -> PResult<'_, MembersPart> {
+        let (i, n) = codec::count16(at, o, "members_info.num_members")?;
+        let (i, num_pending) = codec::i16(i, o, "members_info.num_pending")?;
         if n > MAX_PROCS_RING {
-            return Err(DecodeError::Invalid {
-                field: "members_info.num_members",
-                offset: at,
-                reason: "more than MAX_PROCS_RING",
-            });
+            return codec::bad(at, "members_info.num_members", "more than MAX_PROCS_RING");
         }
-        let members = r.i32_vec(n, "members_info.members")?;
-        Ok(MembersPart { num_pending, members })
+        let (i, members) = codec::i32_vec(i, o, n, "members_info.members")?;
+        Ok((i, MembersPart { num_pending, members }))
     }
 
     fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
@@ -101,19 +102,15 @@ impl RepsPart {
         4 + REP_INFO_LEN * self.reps.len()
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<RepsPart, DecodeError> {
-        let (n, at) = r.count16("reps_info.num_reps")?;
-        let rep_index = r.i16("reps_info.rep_index")?;
+    fn parse(at: &[u8], o: ByteOrder) -> PResult<'_, RepsPart> {
+        let (i, n) = codec::count16(at, o, "reps_info.num_reps")?;
+        let (i, rep_index) = codec::i16(i, o, "reps_info.rep_index")?;
         if n > MAX_REPS {
-            return Err(DecodeError::Invalid {
-                field: "reps_info.num_reps",
-                offset: at,
-                reason: "more than MAX_REPS",
-            });
+            return codec::bad(at, "reps_info.num_reps", "more than MAX_REPS");
         }
-        r.check_fits(n, REP_INFO_LEN, "reps_info.reps", at)?;
-        let reps = (0..n).map(|_| RepInfo::read(r)).collect::<Result<_, _>>()?;
-        Ok(RepsPart { rep_index, reps })
+        let (i, ()) = codec::fits(i, at, n, REP_INFO_LEN, "reps_info.reps")?;
+        let (i, reps) = nom::multi::count(|i| RepInfo::parse(i, o), n)(i)?;
+        Ok((i, RepsPart { rep_index, reps }))
     }
 
     fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
@@ -133,11 +130,7 @@ fn expect_packet_kind(
     if header.kind() == kind {
         Ok(())
     } else {
-        Err(DecodeError::Invalid {
-            field: "type",
-            offset: 0,
-            reason,
-        })
+        Err(DecodeError::bad("type", 0, reason))
     }
 }
 
@@ -163,9 +156,9 @@ impl AlivePacket {
     pub fn parse(buf: &[u8]) -> Result<(AlivePacket, ByteOrder), DecodeError> {
         let (header, order, body) = split_datagram(buf)?;
         expect_packet_kind(&header, PacketKind::Alive, "not an ALIVE packet")?;
-        let mut r = Reader::new(body, PACKET_HEADER_LEN, order);
-        let members = MembersPart::read(&mut r)?;
-        r.finish("alive body")?;
+        let members = codec::run_all(body, PACKET_HEADER_LEN, "alive body", |i| {
+            MembersPart::parse(i, order)
+        })?;
         Ok((AlivePacket { header, members }, order))
     }
 
@@ -189,10 +182,11 @@ impl JoinPacket {
     pub fn parse(buf: &[u8]) -> Result<(JoinPacket, ByteOrder), DecodeError> {
         let (header, order, body) = split_datagram(buf)?;
         expect_packet_kind(&header, PacketKind::Join, "not a JOIN packet")?;
-        let mut r = Reader::new(body, PACKET_HEADER_LEN, order);
-        let members = MembersPart::read(&mut r)?;
-        let reps = RepsPart::read(&mut r)?;
-        r.finish("join body")?;
+        let (members, reps) = codec::run_all(body, PACKET_HEADER_LEN, "join body", |i| {
+            let (i, members) = MembersPart::parse(i, order)?;
+            let (i, reps) = RepsPart::parse(i, order)?;
+            Ok((i, (members, reps)))
+        })?;
         Ok((
             JoinPacket {
                 header,
@@ -308,25 +302,26 @@ impl MembersInfo {
         &self.slots[..m + p]
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<MembersInfo, DecodeError> {
-        let (m, at) = r.count16("members_info.num_members")?;
-        let (p, _) = r.count16("members_info.num_pending")?;
+    fn parse(at: &[u8], o: ByteOrder) -> PResult<'_, MembersInfo> {
+        let (i, m) = codec::count16(at, o, "members_info.num_members")?;
+        let (mut i, p) = codec::count16(i, o, "members_info.num_pending")?;
         if m + p > MAX_PROCS_RING {
-            return Err(DecodeError::Invalid {
-                field: "members_info.num_members",
-                offset: at,
-                reason: "members and pending exceed MAX_PROCS_RING",
-            });
+            return codec::bad(
+                at,
+                "members_info.num_members",
+                "members and pending exceed MAX_PROCS_RING",
+            );
         }
         let mut slots = [0i32; MAX_PROCS_RING];
         for s in slots.iter_mut() {
-            *s = r.i32("members_info.members")?;
+            (i, *s) = codec::i32(i, o, "members_info.members")?;
         }
-        Ok(MembersInfo {
+        let info = MembersInfo {
             num_members: m as i16,
             num_pending: p as i16,
             slots,
-        })
+        };
+        Ok((i, info))
     }
 
     fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
@@ -393,25 +388,22 @@ impl RepsInfo {
             .and_then(|i| self.reps().get(i))
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<RepsInfo, DecodeError> {
-        let (n, at) = r.count16("reps_info.num_reps")?;
-        let rep_index = r.i16("reps_info.rep_index")?;
+    fn parse(at: &[u8], o: ByteOrder) -> PResult<'_, RepsInfo> {
+        let (i, n) = codec::count16(at, o, "reps_info.num_reps")?;
+        let (mut i, rep_index) = codec::i16(i, o, "reps_info.rep_index")?;
         if n > MAX_REPS {
-            return Err(DecodeError::Invalid {
-                field: "reps_info.num_reps",
-                offset: at,
-                reason: "more than MAX_REPS",
-            });
+            return codec::bad(at, "reps_info.num_reps", "more than MAX_REPS");
         }
         let mut slots = [RepInfo::default(); MAX_REPS];
         for s in slots.iter_mut() {
-            *s = RepInfo::read(r)?;
+            (i, *s) = RepInfo::parse(i, o)?;
         }
-        Ok(RepsInfo {
+        let info = RepsInfo {
             num_reps: n as i16,
             rep_index,
             slots,
-        })
+        };
+        Ok((i, info))
     }
 
     fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
@@ -449,31 +441,29 @@ impl RingInfo {
         &self.commit[..n]
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<RingInfo, DecodeError> {
-        let memb_id = r.memb_id("ring_info.memb_id")?;
-        let trans_time = r.i32("ring_info.trans_time")?;
-        let aru = r.i32("ring_info.aru")?;
-        let highest_seq = r.i32("ring_info.highest_seq")?;
-        let (num_holes, _) = r.count32("ring_info.num_holes")?;
-        let (num_commit, at) = r.count16("ring_info.num_commit")?;
-        let trans_at = r.offset();
-        let num_trans = r.i16("ring_info.num_trans")?;
+    fn parse(i: &[u8], o: ByteOrder) -> PResult<'_, RingInfo> {
+        let (i, memb_id) = codec::memb_id(i, o, "ring_info.memb_id")?;
+        let (i, trans_time) = codec::i32(i, o, "ring_info.trans_time")?;
+        let (i, aru) = codec::i32(i, o, "ring_info.aru")?;
+        let (i, highest_seq) = codec::i32(i, o, "ring_info.highest_seq")?;
+        let (i, num_holes) = codec::count32(i, o, "ring_info.num_holes")?;
+        let commit_at = i;
+        let (i, num_commit) = codec::count16(i, o, "ring_info.num_commit")?;
+        let trans_at = i;
+        let (i, num_trans) = codec::i16(i, o, "ring_info.num_trans")?;
         if num_trans < 0 || num_trans as usize > num_commit {
-            return Err(DecodeError::Invalid {
-                field: "ring_info.num_trans",
-                offset: trans_at,
-                reason: "outside 0..=num_commit",
-            });
+            return codec::bad(trans_at, "ring_info.num_trans", "outside 0..=num_commit");
         }
-        r.check_fits(
+        let (i, ()) = codec::fits(
+            i,
+            commit_at,
             num_holes.saturating_add(num_commit),
             4,
             "ring_info.num_commit",
-            at,
         )?;
-        let holes = r.i32_vec(num_holes, "ring_info.holes")?;
-        let commit = r.i32_vec(num_commit, "ring_info.commit")?;
-        Ok(RingInfo {
+        let (i, holes) = codec::i32_vec(i, o, num_holes, "ring_info.holes")?;
+        let (i, commit) = codec::i32_vec(i, o, num_commit, "ring_info.commit")?;
+        let ring = RingInfo {
             memb_id,
             trans_time,
             aru,
@@ -481,7 +471,8 @@ impl RingInfo {
             holes,
             commit,
             num_trans,
-        })
+        };
+        Ok((i, ring))
     }
 
     fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
@@ -501,10 +492,10 @@ impl RingInfo {
     }
 }
 
-fn read_rings(r: &mut Reader<'_>) -> Result<Vec<RingInfo>, DecodeError> {
-    let (n, at) = r.count32("num_rings")?;
-    r.check_fits(n, RING_INFO_LEN, "num_rings", at)?;
-    (0..n).map(|_| RingInfo::read(r)).collect()
+fn parse_rings(at: &[u8], o: ByteOrder) -> PResult<'_, Vec<RingInfo>> {
+    let (i, n) = codec::count32(at, o, "num_rings")?;
+    let (i, ()) = codec::fits(i, at, n, RING_INFO_LEN, "num_rings")?;
+    nom::multi::count(|i| RingInfo::parse(i, o), n)(i)
 }
 
 fn rings_len(rings: &[RingInfo]) -> usize {
@@ -522,11 +513,7 @@ fn expect_token_kind(header: &TokenHeader, kind: TokenKind, reason: &'static str
     if header.kind() == kind {
         Ok(())
     } else {
-        Err(DecodeError::Invalid {
-            field: "type",
-            offset: 0,
-            reason,
-        })
+        Err(DecodeError::bad("type", 0, reason))
     }
 }
 
@@ -554,11 +541,12 @@ impl Form1Token {
     pub fn parse(buf: &[u8]) -> Result<(Form1Token, ByteOrder), DecodeError> {
         let (header, order, body) = split_token(buf)?;
         expect_token_kind(&header, TokenKind::Form1, "not a FORM1 token")?;
-        let mut r = Reader::new(body, TOKEN_HEADER_LEN, order);
-        let members = MembersInfo::read(&mut r)?;
-        let reps = RepsInfo::read(&mut r)?;
-        let rings = read_rings(&mut r)?;
-        r.finish("form1 body")?;
+        let (members, reps, rings) = codec::run_all(body, TOKEN_HEADER_LEN, "form1 body", |i| {
+            let (i, members) = MembersInfo::parse(i, order)?;
+            let (i, reps) = RepsInfo::parse(i, order)?;
+            let (i, rings) = parse_rings(i, order)?;
+            Ok((i, (members, reps, rings)))
+        })?;
         Ok((
             Form1Token {
                 header,
@@ -598,11 +586,12 @@ impl Form2Token {
     pub fn parse(buf: &[u8]) -> Result<(Form2Token, ByteOrder), DecodeError> {
         let (header, order, body) = split_token(buf)?;
         expect_token_kind(&header, TokenKind::Form2, "not a FORM2 token")?;
-        let mut r = Reader::new(body, TOKEN_HEADER_LEN, order);
-        let members = MembersInfo::read(&mut r)?;
-        let new_memb_id = r.memb_id("new_memb_id")?;
-        let rings = read_rings(&mut r)?;
-        r.finish("form2 body")?;
+        let (members, new_memb_id, rings) = codec::run_all(body, TOKEN_HEADER_LEN, "form2 body", |i| {
+            let (i, members) = MembersInfo::parse(i, order)?;
+            let (i, new_memb_id) = codec::memb_id(i, order, "new_memb_id")?;
+            let (i, rings) = parse_rings(i, order)?;
+            Ok((i, (members, new_memb_id, rings)))
+        })?;
         Ok((
             Form2Token {
                 header,
@@ -711,6 +700,7 @@ mod tests {
     use super::super::types::rep_type::*;
     use super::super::types::type_bits::*;
     use super::*;
+    use crate::error::ErrorKind;
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
@@ -755,8 +745,8 @@ mod tests {
         long[32] += 1;
         assert!(matches!(
             JoinPacket::parse(&long),
-            Err(DecodeError::Invalid {
-                reason: "trailing bytes",
+            Err(DecodeError {
+                kind: ErrorKind::TrailingBytes,
                 ..
             })
         ));
@@ -902,8 +892,9 @@ mod tests {
         bad[rings_at + 4 + 26] = 3;
         assert!(matches!(
             Form2Token::parse(&bad),
-            Err(DecodeError::Invalid {
+            Err(DecodeError {
                 field: "ring_info.num_trans",
+                kind: ErrorKind::BadValue { .. },
                 ..
             })
         ));

@@ -26,8 +26,9 @@ use super::types::{
     packable_together, strip_marker, PacketKind, FRAGMENT_HEADER_LEN, MAX_MESSAGE_PIECES, PACKET_BODY_LEN,
     PACKET_HEADER_LEN,
 };
-use super::{put_i16, put_memb_id, DecodeError, Reader};
+use super::{put_i16, DecodeError};
 use crate::client::MembId;
+use crate::codec::{self, run, typed, with_byteorder, Fixed, PResult};
 use crate::endian::ByteOrder;
 
 /// Index and length of one fragment.
@@ -61,51 +62,63 @@ impl PacketHeader {
 
     /// Decode the first 40 bytes; also returns the writer's order.
     pub fn parse(buf: &[u8]) -> Result<(PacketHeader, ByteOrder), DecodeError> {
-        let head = buf.get(..Self::LEN).ok_or(DecodeError::Truncated {
-            field: "packet_header",
-            offset: 0,
-            needed: Self::LEN,
-        })?;
+        // One length check for the whole header, then fields by name.
+        let head = buf
+            .get(..Self::LEN)
+            .ok_or(DecodeError::truncated("packet_header", 0, Self::LEN))?;
         let order = ByteOrder::of_type_word([head[0], head[1], head[2], head[3]]);
-        let mut r = Reader::new(head, 0, order);
-        let header = PacketHeader {
-            packet_type: strip_marker(r.u32("type")?),
-            transmiter_id: r.i32("transmiter_id")?,
-            proc_id: r.i32("proc_id")?,
-            memb_id: r.memb_id("memb_id")?,
-            seq: r.i32("seq")?,
-            token_round: r.i32("token_round")?,
-            conf_hash: r.u32("conf_hash")?,
-            data_len: r.i16("data_len")?,
-            padding: r.array("padding")?,
-            first_frag: FragmentHeader {
-                index: r.i16("fragment_index")?,
-                len: r.i16("fragment_len")?,
-            },
-        };
+        let (_, header) = with_byteorder!(order, B => run(head, 0, Self::fields::<B>))?;
         Ok((header, order))
+    }
+
+    fn fields<B: byteorder::ByteOrder>(i: &[u8]) -> PResult<'_, PacketHeader> {
+        let (i, packet_type) = typed::u32::<B>(i, "type")?;
+        let (i, transmiter_id) = typed::i32::<B>(i, "transmiter_id")?;
+        let (i, proc_id) = typed::i32::<B>(i, "proc_id")?;
+        let (i, memb_id) = typed::memb_id::<B>(i, "memb_id")?;
+        let (i, seq) = typed::i32::<B>(i, "seq")?;
+        let (i, token_round) = typed::i32::<B>(i, "token_round")?;
+        let (i, conf_hash) = typed::u32::<B>(i, "conf_hash")?;
+        let (i, data_len) = typed::i16::<B>(i, "data_len")?;
+        let (i, padding) = codec::array(i, "padding")?;
+        let (i, index) = typed::i16::<B>(i, "fragment_index")?;
+        let (i, len) = typed::i16::<B>(i, "fragment_len")?;
+        let header = PacketHeader {
+            packet_type: strip_marker(packet_type),
+            transmiter_id,
+            proc_id,
+            memb_id,
+            seq,
+            token_round,
+            conf_hash,
+            data_len,
+            padding,
+            first_frag: FragmentHeader { index, len },
+        };
+        Ok((i, header))
     }
 
     /// Encode in `order`, setting that order's marker in the type word.
     pub fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
-        order.put_u32(out, strip_marker(self.packet_type) | order.marker());
-        order.put_i32(out, self.transmiter_id);
-        order.put_i32(out, self.proc_id);
-        put_memb_id(order, out, self.memb_id);
-        order.put_i32(out, self.seq);
-        order.put_i32(out, self.token_round);
-        order.put_u32(out, self.conf_hash);
-        put_i16(order, out, self.data_len);
-        out.extend_from_slice(&self.padding);
-        put_i16(order, out, self.first_frag.index);
-        put_i16(order, out, self.first_frag.len);
+        out.extend_from_slice(&self.emit(order));
     }
 
     pub fn emit(&self, order: ByteOrder) -> [u8; PACKET_HEADER_LEN] {
-        let mut v = Vec::with_capacity(Self::LEN);
-        self.emit_into(order, &mut v);
         let mut a = [0u8; PACKET_HEADER_LEN];
-        a.copy_from_slice(&v);
+        with_byteorder!(order, B => {
+            Fixed::<B>::new(&mut a)
+                .u32(strip_marker(self.packet_type) | order.marker())
+                .i32(self.transmiter_id)
+                .i32(self.proc_id)
+                .memb_id(self.memb_id)
+                .i32(self.seq)
+                .i32(self.token_round)
+                .u32(self.conf_hash)
+                .i16(self.data_len)
+                .bytes(&self.padding)
+                .i16(self.first_frag.index)
+                .i16(self.first_frag.len);
+        });
         a
     }
 
@@ -119,20 +132,16 @@ impl PacketHeader {
 pub fn split_datagram(buf: &[u8]) -> Result<(PacketHeader, ByteOrder, &[u8]), DecodeError> {
     let (header, order) = PacketHeader::parse(buf)?;
     if header.data_len < 0 {
-        return Err(DecodeError::Invalid {
-            field: "data_len",
-            offset: 32,
-            reason: "negative",
-        });
+        return Err(DecodeError::bad("data_len", 32, "negative"));
     }
     let body = &buf[PACKET_HEADER_LEN..];
     if body.len() != header.data_len as usize {
-        return Err(DecodeError::LengthMismatch {
-            field: "data_len",
-            offset: 32,
-            declared: header.data_len as usize,
-            actual: body.len(),
-        });
+        return Err(DecodeError::mismatch(
+            "data_len",
+            32,
+            header.data_len as usize,
+            body.len(),
+        ));
     }
     Ok((header, order, body))
 }
@@ -141,11 +150,7 @@ pub fn split_datagram(buf: &[u8]) -> Result<(PacketHeader, ByteOrder, &[u8]), De
 pub fn parse_header_only(buf: &[u8]) -> Result<(PacketHeader, ByteOrder), DecodeError> {
     let (header, order, _) = split_datagram(buf)?;
     if header.data_len != 0 {
-        return Err(DecodeError::Invalid {
-            field: "data_len",
-            offset: 32,
-            reason: "header-only packet with a body",
-        });
+        return Err(DecodeError::bad("data_len", 32, "header-only packet with a body"));
     }
     Ok((header, order))
 }
@@ -203,11 +208,7 @@ impl DataPacket {
     pub fn parse(buf: &[u8]) -> Result<(DataPacket, ByteOrder), DecodeError> {
         let (header, order, body) = split_datagram(buf)?;
         if header.kind() != PacketKind::Data {
-            return Err(DecodeError::Invalid {
-                field: "type",
-                offset: 0,
-                reason: "not a data packet",
-            });
+            return Err(DecodeError::bad("type", 0, "not a data packet"));
         }
         let fragments = parse_fragments(header.first_frag, body, order)?;
         Ok((DataPacket { header, fragments }, order))
@@ -255,59 +256,66 @@ impl DataPacket {
     }
 }
 
-/// Walk the fragments of a data packet body.
+/// Walk the fragments of a data packet body (which starts at offset 40).
 fn parse_fragments(
     first: FragmentHeader,
     body: &[u8],
     order: ByteOrder,
 ) -> Result<Vec<Fragment>, DecodeError> {
-    let check_index = |index: i16, offset: usize| {
-        if index == 0 {
-            Err(DecodeError::Invalid {
-                field: "fragment_index",
-                offset,
-                reason: "zero",
-            })
-        } else {
-            Ok(())
-        }
-    };
-    let check_len = |len: i16, offset: usize| {
-        if len < 0 {
-            Err(DecodeError::Invalid {
-                field: "fragment_len",
-                offset,
-                reason: "negative",
-            })
-        } else {
-            Ok(len as usize)
-        }
-    };
-    check_index(first.index, 36)?;
-    let first_len = check_len(first.len, 38)?;
-    let mut r = Reader::new(body, PACKET_HEADER_LEN, order);
-    let data = r.bytes(first_len, "fragment")?.to_vec();
-    let mut fragments = vec![Fragment::new(first.index, data)];
-    while !r.is_empty() {
-        let pad_at = r.offset();
-        let pad_bytes = r.bytes(pad_len(body.len() - r.remaining()), "fragment padding")?;
-        let mut pad = [0u8; 3];
-        pad[..pad_bytes.len()].copy_from_slice(pad_bytes);
-        if r.remaining() < FRAGMENT_HEADER_LEN {
-            return Err(DecodeError::Invalid {
-                field: "fragment_header",
-                offset: pad_at,
-                reason: "fragments exceed data_len",
-            });
-        }
-        let at = r.offset();
-        let index = r.i16("fragment_index")?;
-        check_index(index, at)?;
-        let len = check_len(r.i16("fragment_len")?, at + 2)?;
-        let data = r.bytes(len, "fragment")?.to_vec();
-        fragments.push(Fragment { index, data, pad });
+    if first.index == 0 {
+        return Err(DecodeError::bad("fragment_index", 36, "zero"));
     }
+    if first.len < 0 {
+        return Err(DecodeError::bad("fragment_len", 38, "negative"));
+    }
+    if first.len as usize == body.len() {
+        // One fragment fills the body: the common full packet.
+        return Ok(vec![Fragment::new(first.index, body.to_vec())]);
+    }
+    let (_, fragments) = with_byteorder!(order, B => run(body, PACKET_HEADER_LEN, |i| {
+        let (mut i, data) = codec::take(i, first.len as usize, "fragment")?;
+        let mut fragments = vec![Fragment::new(first.index, data.to_vec())];
+        while !i.is_empty() {
+            let (rest, fragment) = packed_fragment::<B>(i, body.len() - i.len())?;
+            fragments.push(fragment);
+            i = rest;
+        }
+        Ok((i, fragments))
+    }))?;
     Ok(fragments)
+}
+
+/// A non-first fragment: padding to a 4-byte boundary (`used` body bytes
+/// so far), its `{index, len}` header, its data.
+#[inline(always)]
+fn packed_fragment<B: byteorder::ByteOrder>(i: &[u8], used: usize) -> PResult<'_, Fragment> {
+    let pad_at = i;
+    let (i, pad_bytes) = codec::take(i, pad_len(used), "fragment padding")?;
+    let mut pad = [0u8; 3];
+    pad[..pad_bytes.len()].copy_from_slice(pad_bytes);
+    if i.len() < FRAGMENT_HEADER_LEN {
+        return codec::bad(pad_at, "fragment_header", "fragments exceed data_len");
+    }
+    // A checked view of the 4-byte header: its length was just checked.
+    let (head, rest) = i.split_at(FRAGMENT_HEADER_LEN);
+    let index = B::read_i16(&head[0..2]);
+    if index == 0 {
+        return codec::bad(i, "fragment_index", "zero");
+    }
+    let len = B::read_i16(&head[2..4]);
+    if len < 0 {
+        return codec::bad(&i[2..], "fragment_len", "negative");
+    }
+    let i = rest;
+    let (i, data) = codec::take(i, len as usize, "fragment")?;
+    Ok((
+        i,
+        Fragment {
+            index,
+            data: data.to_vec(),
+            pad,
+        },
+    ))
 }
 
 /// One piece of a message cut for sending.
@@ -495,6 +503,7 @@ impl PacketBuilder {
 mod tests {
     use super::super::types::type_bits::*;
     use super::*;
+    use crate::error::ErrorKind;
 
     pub(crate) fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
@@ -545,11 +554,17 @@ mod tests {
         let bytes = hex(JOIN_MESS_PACKET);
         assert!(matches!(
             DataPacket::parse(&bytes[..bytes.len() - 1]),
-            Err(DecodeError::LengthMismatch { .. })
+            Err(DecodeError {
+                kind: ErrorKind::LengthMismatch { .. },
+                ..
+            })
         ));
         assert!(matches!(
             DataPacket::parse(&bytes[..39]),
-            Err(DecodeError::Truncated { .. })
+            Err(DecodeError {
+                kind: ErrorKind::Truncated { .. },
+                ..
+            })
         ));
         // first fragment longer than the body
         let mut bad = bytes.clone();
@@ -560,7 +575,10 @@ mod tests {
         short[38] = 76;
         assert!(matches!(
             DataPacket::parse(&short),
-            Err(DecodeError::Invalid { .. })
+            Err(DecodeError {
+                kind: ErrorKind::BadValue { .. },
+                ..
+            })
         ));
     }
 

@@ -20,8 +20,9 @@
 use super::types::{
     arq, retrans, strip_marker, with_arq, with_retrans, TokenKind, RING_RTR_LEN, TOKEN_HEADER_LEN,
 };
-use super::{put_i16, put_memb_id, DecodeError, Reader};
+use super::{put_i16, put_memb_id, DecodeError};
 use crate::client::MembId;
+use crate::codec::{self, run, typed, with_byteorder, Fixed, PResult};
 use crate::endian::ByteOrder;
 
 /// The 40-byte token header, integers in host values.
@@ -47,46 +48,60 @@ impl TokenHeader {
 
     /// Decode the first 40 bytes; also returns the writer's order.
     pub fn parse(buf: &[u8]) -> Result<(TokenHeader, ByteOrder), DecodeError> {
-        let head = buf.get(..Self::LEN).ok_or(DecodeError::Truncated {
-            field: "token_header",
-            offset: 0,
-            needed: Self::LEN,
-        })?;
+        // One length check for the whole header, then fields by name.
+        let head = buf
+            .get(..Self::LEN)
+            .ok_or(DecodeError::truncated("token_header", 0, Self::LEN))?;
         let order = ByteOrder::of_type_word([head[0], head[1], head[2], head[3]]);
-        let mut r = Reader::new(head, 0, order);
-        let header = TokenHeader {
-            token_type: strip_marker(r.u32("type")?),
-            transmiter_id: r.i32("transmiter_id")?,
-            proc_id: r.i32("proc_id")?,
-            memb_id: r.memb_id("memb_id")?,
-            seq: r.i32("seq")?,
-            aru: r.i32("aru")?,
-            aru_last_id: r.i32("aru_last_id")?,
-            flow_control: r.i16("flow_control")?,
-            rtr_len: r.u16("rtr_len")?,
-            conf_hash: r.u32("conf_hash")?,
-        };
+        let (_, header) = with_byteorder!(order, B => run(head, 0, Self::fields::<B>))?;
         Ok((header, order))
     }
 
+    fn fields<B: byteorder::ByteOrder>(i: &[u8]) -> PResult<'_, TokenHeader> {
+        let (i, token_type) = typed::u32::<B>(i, "type")?;
+        let (i, transmiter_id) = typed::i32::<B>(i, "transmiter_id")?;
+        let (i, proc_id) = typed::i32::<B>(i, "proc_id")?;
+        let (i, memb_id) = typed::memb_id::<B>(i, "memb_id")?;
+        let (i, seq) = typed::i32::<B>(i, "seq")?;
+        let (i, aru) = typed::i32::<B>(i, "aru")?;
+        let (i, aru_last_id) = typed::i32::<B>(i, "aru_last_id")?;
+        let (i, flow_control) = typed::i16::<B>(i, "flow_control")?;
+        let (i, rtr_len) = typed::u16::<B>(i, "rtr_len")?;
+        let (i, conf_hash) = typed::u32::<B>(i, "conf_hash")?;
+        let header = TokenHeader {
+            token_type: strip_marker(token_type),
+            transmiter_id,
+            proc_id,
+            memb_id,
+            seq,
+            aru,
+            aru_last_id,
+            flow_control,
+            rtr_len,
+            conf_hash,
+        };
+        Ok((i, header))
+    }
+
     pub fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
-        order.put_u32(out, strip_marker(self.token_type) | order.marker());
-        order.put_i32(out, self.transmiter_id);
-        order.put_i32(out, self.proc_id);
-        put_memb_id(order, out, self.memb_id);
-        order.put_i32(out, self.seq);
-        order.put_i32(out, self.aru);
-        order.put_i32(out, self.aru_last_id);
-        put_i16(order, out, self.flow_control);
-        order.put_u16(out, self.rtr_len);
-        order.put_u32(out, self.conf_hash);
+        out.extend_from_slice(&self.emit(order));
     }
 
     pub fn emit(&self, order: ByteOrder) -> [u8; TOKEN_HEADER_LEN] {
-        let mut v = Vec::with_capacity(Self::LEN);
-        self.emit_into(order, &mut v);
         let mut a = [0u8; TOKEN_HEADER_LEN];
-        a.copy_from_slice(&v);
+        with_byteorder!(order, B => {
+            Fixed::<B>::new(&mut a)
+                .u32(strip_marker(self.token_type) | order.marker())
+                .i32(self.transmiter_id)
+                .i32(self.proc_id)
+                .memb_id(self.memb_id)
+                .i32(self.seq)
+                .i32(self.aru)
+                .i32(self.aru_last_id)
+                .i16(self.flow_control)
+                .u16(self.rtr_len)
+                .u32(self.conf_hash);
+        });
         a
     }
 
@@ -117,12 +132,12 @@ pub fn split_token(buf: &[u8]) -> Result<(TokenHeader, ByteOrder, &[u8]), Decode
     let (header, order) = TokenHeader::parse(buf)?;
     let body = &buf[TOKEN_HEADER_LEN..];
     if body.len() != header.rtr_len as usize {
-        return Err(DecodeError::LengthMismatch {
-            field: "rtr_len",
-            offset: 34,
-            declared: header.rtr_len as usize,
-            actual: body.len(),
-        });
+        return Err(DecodeError::mismatch(
+            "rtr_len",
+            34,
+            header.rtr_len as usize,
+            body.len(),
+        ));
     }
     Ok((header, order, body))
 }
@@ -139,6 +154,21 @@ pub struct RingRtr {
 }
 
 impl RingRtr {
+    fn parse(i: &[u8], o: ByteOrder) -> PResult<'_, RingRtr> {
+        let (i, memb_id) = codec::memb_id(i, o, "ring_rtr.memb_id")?;
+        let (i, proc_id) = codec::i32(i, o, "ring_rtr.proc_id")?;
+        let (i, seg_index) = codec::i16(i, o, "ring_rtr.seg_index")?;
+        let (i, num_seq) = codec::count16(i, o, "ring_rtr.num_seq")?;
+        let (i, seqs) = codec::i32_vec(i, o, num_seq, "ring_rtr.seqs")?;
+        let r = RingRtr {
+            memb_id,
+            proc_id,
+            seg_index,
+            seqs,
+        };
+        Ok((i, r))
+    }
+
     pub fn encoded_len(&self) -> usize {
         RING_RTR_LEN + 4 * self.seqs.len()
     }
@@ -167,27 +197,27 @@ impl Token {
     pub fn parse(buf: &[u8]) -> Result<(Token, ByteOrder), DecodeError> {
         let (header, order, body) = split_token(buf)?;
         if header.kind() != TokenKind::Regular {
-            return Err(DecodeError::Invalid {
-                field: "type",
-                offset: 0,
-                reason: "not a regular token",
-            });
+            return Err(DecodeError::bad("type", 0, "not a regular token"));
         }
-        let mut r = Reader::new(body, TOKEN_HEADER_LEN, order);
-        let mut rtr = Vec::new();
-        while !r.is_empty() {
-            let memb_id = r.memb_id("ring_rtr.memb_id")?;
-            let proc_id = r.i32("ring_rtr.proc_id")?;
-            let seg_index = r.i16("ring_rtr.seg_index")?;
-            let (num_seq, _) = r.count16("ring_rtr.num_seq")?;
-            let seqs = r.i32_vec(num_seq, "ring_rtr.seqs")?;
-            rtr.push(RingRtr {
-                memb_id,
-                proc_id,
-                seg_index,
-                seqs,
-            });
+        if body.is_empty() {
+            // Most tokens ask for nothing.
+            return Ok((
+                Token {
+                    header,
+                    rtr: Vec::new(),
+                },
+                order,
+            ));
         }
+        let rtr = codec::run_all(body, TOKEN_HEADER_LEN, "ring_rtr", |mut i| {
+            let mut rtr = Vec::new();
+            while !i.is_empty() {
+                let (rest, r) = RingRtr::parse(i, order)?;
+                rtr.push(r);
+                i = rest;
+            }
+            Ok((i, rtr))
+        })?;
         Ok((Token { header, rtr }, order))
     }
 
@@ -215,6 +245,7 @@ impl Token {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
@@ -287,7 +318,10 @@ mod tests {
             // rtr_len disagreeing with the datagram
             assert!(matches!(
                 Token::parse(&bytes[..bytes.len() - 4]),
-                Err(DecodeError::LengthMismatch { .. })
+                Err(DecodeError {
+                    kind: ErrorKind::LengthMismatch { .. },
+                    ..
+                })
             ));
         }
     }

@@ -29,8 +29,9 @@
 //! without the request gets the original's exact 136 bytes.
 
 use crate::client::MembId;
+use crate::codec::{self, PResult};
 use crate::daemon::type_bits::{FC_TYPE, PARTITION_TYPE, RELOAD_TYPE, STATUS_TYPE};
-use crate::daemon::{put_i16, DecodeError, PacketHeader, Reader, PACKET_HEADER_LEN};
+use crate::daemon::{put_i16, DecodeError, PacketHeader, PACKET_HEADER_LEN};
 use crate::endian::ByteOrder;
 
 /// `memb_id.proc_id` of every monitor command.
@@ -200,11 +201,7 @@ impl CommandPacket {
         } else if t & RELOAD_TYPE != 0 {
             Command::Reload { body: body.to_vec() }
         } else {
-            return Err(DecodeError::Invalid {
-                field: "type",
-                offset: 0,
-                reason: "not a monitor command",
-            });
+            return Err(DecodeError::bad("type", 0, "not a monitor command"));
         };
         Ok((CommandPacket { header, command }, order))
     }
@@ -240,24 +237,24 @@ impl CommandPacket {
 }
 
 fn parse_partition(body: &[u8], order: ByteOrder) -> Result<PartitionTable, DecodeError> {
-    let mut r = Reader::new(body, PACKET_HEADER_LEN, order);
-    let mut t = [0i16; MAX_PROCS_RING];
-    for slot in t.iter_mut() {
-        *slot = r.i16("partition_entry")?;
-    }
-    r.finish("partition_table")?;
-    Ok(PartitionTable(t))
+    codec::run_all(body, PACKET_HEADER_LEN, "partition_table", |mut i| {
+        let mut t = [0i16; MAX_PROCS_RING];
+        for slot in t.iter_mut() {
+            (i, *slot) = codec::i16(i, order, "partition_entry")?;
+        }
+        Ok((i, PartitionTable(t)))
+    })
 }
 
 fn parse_fc(body: &[u8], order: ByteOrder) -> Result<FcTable, DecodeError> {
-    let mut r = Reader::new(body, PACKET_HEADER_LEN, order);
-    let mut t = [[0i16; 2]; MAX_PROCS_RING];
-    for row in t.iter_mut() {
-        row[0] = r.i16("fc_personal_window")?;
-        row[1] = r.i16("fc_accelerated_window")?;
-    }
-    r.finish("fc_table")?;
-    Ok(FcTable(t))
+    codec::run_all(body, PACKET_HEADER_LEN, "fc_table", |mut i| {
+        let mut t = [[0i16; 2]; MAX_PROCS_RING];
+        for row in t.iter_mut() {
+            (i, row[0]) = codec::i16(i, order, "fc_personal_window")?;
+            (i, row[1]) = codec::i16(i, order, "fc_accelerated_window")?;
+        }
+        Ok((i, FcTable(t)))
+    })
 }
 
 /// The original's 30-field status record (`status.h`), host values.
@@ -336,16 +333,16 @@ impl StatusRecord {
     }
 
     /// Decode the 96-byte record; `base` is its offset in the datagram.
-    fn read(r: &mut Reader<'_>) -> Result<StatusRecord, DecodeError> {
+    fn parse(mut i: &[u8], o: ByteOrder) -> PResult<'_, StatusRecord> {
         let mut s = StatusRecord::default();
         macro_rules! read {
             (i32: $($a:ident),*; i16: $($b:ident),*) => {
-                $(s.$a = r.i32(stringify!($a))?;)*
-                $(s.$b = r.i16(stringify!($b))?;)*
+                $((i, s.$a) = codec::i32(i, o, stringify!($a))?;)*
+                $((i, s.$b) = codec::i16(i, o, stringify!($b))?;)*
             };
         }
         status_fields!(read);
-        Ok(s)
+        Ok((i, s))
     }
 
     fn write(&self, order: ByteOrder, out: &mut Vec<u8>) {
@@ -366,32 +363,26 @@ pub struct StatusExtension {
 }
 
 impl StatusExtension {
-    fn read(r: &mut Reader<'_>) -> Result<StatusExtension, DecodeError> {
-        let at = r.offset();
-        if r.u32("extension_tag")? != EXTENSION_TAG {
-            return Err(DecodeError::Invalid {
-                field: "extension_tag",
-                offset: at,
-                reason: "not a spread-rs status extension",
-            });
+    fn parse(at: &[u8], o: ByteOrder) -> PResult<'_, StatusExtension> {
+        let (i, tag) = codec::u32(at, o, "extension_tag")?;
+        if tag != EXTENSION_TAG {
+            return codec::bad(at, "extension_tag", "not a spread-rs status extension");
         }
-        let (count, _) = r.count16("extension_count")?;
+        let (mut i, count) = codec::count16(i, o, "extension_count")?;
         let mut counters = Vec::with_capacity(count.min(64));
         for _ in 0..count {
-            let len = usize::from(r.u8("extension_name_len")?);
-            let at = r.offset();
-            let name =
-                std::str::from_utf8(r.bytes(len, "extension_name")?).map_err(|_| DecodeError::Invalid {
-                    field: "extension_name",
-                    offset: at,
-                    reason: "not UTF-8",
-                })?;
-            let hi = r.u32("extension_value")?;
-            let lo = r.u32("extension_value")?;
+            let (rest, len) = codec::u8(i, "extension_name_len")?;
+            let name_at = rest;
+            let (rest, name) = codec::take(rest, usize::from(len), "extension_name")?;
+            let Ok(name) = std::str::from_utf8(name) else {
+                return codec::bad(name_at, "extension_name", "not UTF-8");
+            };
+            let (rest, hi) = codec::u32(rest, o, "extension_value")?;
+            let (rest, lo) = codec::u32(rest, o, "extension_value")?;
             counters.push((name.to_string(), ((u64::from(hi) << 32) | u64::from(lo)) as i64));
+            i = rest;
         }
-        r.finish("status_extension")?;
-        Ok(StatusExtension { counters })
+        Ok((i, StatusExtension { counters }))
     }
 
     fn write(&self, order: ByteOrder, out: &mut Vec<u8>) {
@@ -441,18 +432,16 @@ impl StatusReply {
     pub fn parse(buf: &[u8]) -> Result<(StatusReply, ByteOrder), DecodeError> {
         let (header, order, body) = crate::daemon::split_datagram(buf)?;
         if header.packet_type & STATUS_TYPE == 0 {
-            return Err(DecodeError::Invalid {
-                field: "type",
-                offset: 0,
-                reason: "not a STATUS reply",
-            });
+            return Err(DecodeError::bad("type", 0, "not a STATUS reply"));
         }
-        let mut r = Reader::new(body, PACKET_HEADER_LEN, order);
-        let status = StatusRecord::read(&mut r)?;
-        let extension = if r.is_empty() {
+        let (rest, status) = codec::run(body, PACKET_HEADER_LEN, |i| StatusRecord::parse(i, order))?;
+        let extension = if rest.is_empty() {
             None
         } else {
-            Some(StatusExtension::read(&mut r)?)
+            let at = PACKET_HEADER_LEN + body.len() - rest.len();
+            Some(codec::run_all(rest, at, "status_extension", |i| {
+                StatusExtension::parse(i, order)
+            })?)
         };
         Ok((
             StatusReply {

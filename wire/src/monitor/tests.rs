@@ -1,4 +1,5 @@
 use super::*;
+use crate::error::ErrorKind;
 
 #[test]
 fn status_query_as_the_original_sends_it() {
@@ -32,10 +33,10 @@ fn truncated_partition_names_the_entry_and_offset() {
     let err = CommandPacket::parse(&bytes).unwrap_err();
     assert_eq!(
         err,
-        DecodeError::Truncated {
+        DecodeError {
             field: "partition_entry",
             offset: 50,
-            needed: 2
+            kind: ErrorKind::Truncated { needed: 2 }
         }
     );
 }
@@ -47,8 +48,9 @@ fn length_mismatch_is_refused() {
     bytes[32] = 4; // data_len 4, no body (m08 case 7)
     assert!(matches!(
         CommandPacket::parse(&bytes),
-        Err(DecodeError::LengthMismatch {
+        Err(DecodeError {
             field: "data_len",
+            kind: ErrorKind::LengthMismatch { .. },
             ..
         })
     ));
