@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use spread_wire::daemon::DecodeError;
+use spread_wire::daemon::{DecodeError, ErrorKind};
 use spread_wire::endian::ByteOrder;
 use spread_wire::monitor::*;
 
@@ -98,7 +98,16 @@ fn check_command(bytes: &[u8], f: &Value, what: &str) {
             // data_len 4 with no body. The original daemon refuses it too.
             assert_eq!(bytes.len(), 40, "{what}: {e}");
             assert_eq!(int(&f["data_len"]), 4, "{what}: {e}");
-            assert!(matches!(e, DecodeError::LengthMismatch { .. }), "{what}: {e}");
+            assert!(
+                matches!(
+                    e,
+                    DecodeError {
+                        kind: ErrorKind::LengthMismatch { .. },
+                        ..
+                    }
+                ),
+                "{what}: {e}"
+            );
             return;
         }
     };
