@@ -152,8 +152,9 @@ fn run(cli: Cli, config: Configuration, source: String, path: Option<PathBuf>) -
     let now = spread_daemon::shell::read_clock();
     let unix_secs = now.unix_secs;
     let seed = unix_secs as u64 ^ ((std::process::id() as u64) << 32);
-    let engine_config =
+    let mut engine_config =
         EngineConfig::from_configuration(&config, me, ip_access, seed).ok_or("own daemon entry vanished")?;
+    engine_config.max_sessions = session_limit(engine_config.max_sessions);
     // A daemon alone orders locally, but binds the ring's ports all the
     // same (the original does: its monitor protocol lives there).
     let (params, interfaces, addresses) = ring_setup(&config, &entry);
@@ -292,5 +293,41 @@ fn drop_privileges(config: &Configuration, shell: &mut Shell) {
         Err(e) => warn!(
             "still running as root: {e} (set DaemonUser, DaemonGroup and RuntimeDir to drop privileges)"
         ),
+    }
+}
+
+/// Descriptors the daemon holds besides its sessions' (standard streams,
+/// epoll, signal pipe, listeners, ring sockets, log file, the one it needs to
+/// accept and refuse a connection past the limit), with room to spare.
+const FIXED_DESCRIPTORS: u64 = 24;
+
+/// The session limit the daemon can honour for the configured `wanted`:
+/// raises the soft descriptor limit when `wanted` needs it, and when even the
+/// hard limit is too low serves fewer sessions, saying so, so that clients
+/// past it get a clean REJECT_QUOTA instead of a failed accept.
+fn session_limit(wanted: usize) -> usize {
+    let needed = wanted as u64 + FIXED_DESCRIPTORS;
+    match shell::raise_open_files_limit(needed) {
+        Ok((soft, _)) if soft >= needed => {
+            log::debug!(target: "spread::session", "session limit {wanted} (open files limit {soft})");
+            wanted
+        }
+        Ok((soft, hard)) => {
+            let possible = soft.saturating_sub(FIXED_DESCRIPTORS).max(1) as usize;
+            log::warn!(
+                target: "spread::session",
+                "MaxSessions = {wanted} cannot be honoured: it needs {needed} open files but the limit is \
+                 {soft} (hard limit {hard}); serving at most {possible} sessions (raise `ulimit -n` or \
+                 LimitNOFILE= to serve more)"
+            );
+            possible
+        }
+        Err(e) => {
+            log::warn!(
+                target: "spread::session",
+                "cannot read or raise the open files limit ({e}); session limit stays {wanted}"
+            );
+            wanted
+        }
     }
 }

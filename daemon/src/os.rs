@@ -160,3 +160,33 @@ pub fn host_name() -> String {
     let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..len]).into_owned()
 }
+
+/// The process's limit on open descriptors (RLIMIT_NOFILE) after making sure
+/// it is at least `wanted` where the hard limit allows: a soft limit below
+/// `wanted` is raised to `min(wanted, hard)`. Returns `(soft, hard)` as they
+/// are afterwards; an error when the limit cannot be read or raised.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every platform
+pub fn raise_open_files_limit(wanted: u64) -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the valid struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (soft, hard) = (limit.rlim_cur as u64, limit.rlim_max as u64);
+    if soft >= wanted {
+        return Ok((soft, hard));
+    }
+    let raised = libc::rlimit {
+        rlim_cur: wanted.min(hard) as libc::rlim_t,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit reads the valid struct we pass; lowering nothing and
+    // raising the soft limit at most to the hard one needs no privilege.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((raised.rlim_cur as u64, hard))
+}

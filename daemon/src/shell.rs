@@ -20,7 +20,7 @@ use crate::engine::{Engine, Output};
 use crate::monitor::{is_monitor_datagram, MonitorAction, MonitorEngine};
 use crate::network::{ChannelKind, UdpChannels};
 use crate::os;
-pub use crate::os::{drop_privileges, host_ipv4_addrs, host_name, read_clock};
+pub use crate::os::{drop_privileges, host_ipv4_addrs, host_name, raise_open_files_limit, read_clock};
 use crate::ring::{Channel, Destination};
 use crate::session::{ConnId, Peer};
 

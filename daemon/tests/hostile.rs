@@ -190,6 +190,51 @@ fn hostile_connections_and_the_session_limit() {
     assert!(d.log().lines().all(|l| !l.contains("panicked")));
 }
 
+/// Opens `n` sessions; returns those accepted and how many got REJECT_QUOTA.
+fn crowd(d: &Daemon, n: usize) -> (Vec<Client>, usize) {
+    let mut accepted = Vec::new();
+    let mut rejected = 0;
+    for k in 0..n {
+        match Client::connect(d, Transport::Unix, format!("s{k}").as_bytes(), false) {
+            Ok(c) => accepted.push(c),
+            Err(ConnectFailure::Rejected(code)) => {
+                assert_eq!(i32::from(code), REJECT_QUOTA, "connection {k}");
+                rejected += 1;
+            }
+            Err(e) => panic!("connection {k}: {e:?}, not a clean reject"),
+        }
+    }
+    (accepted, rejected)
+}
+
+/// `MaxSessions` in spread-rs.toml moves the limit both ways: 40 refuses
+/// the 41st session, 1,500 admits 1,200 (past the original's 997, which
+/// `hostile_connections_and_the_session_limit` checks as the default).
+#[test]
+fn max_sessions_setting_moves_the_limit() {
+    if std::env::var_os("SPREAD_TEST_DAEMON").is_some() {
+        return; // the original has no extensions file
+    }
+    let small = Daemon::start_with("", &[("spread-rs.toml", "MaxSessions = 40\n")]);
+    let (accepted, rejected) = crowd(&small, 45);
+    assert_eq!((accepted.len(), rejected), (40, 5), "MaxSessions = 40");
+    drop(accepted);
+
+    let t = Instant::now();
+    let large = Daemon::start_with("", &[("spread-rs.toml", "MaxSessions = 1500\n")]);
+    let (mut accepted, rejected) = crowd(&large, 1200);
+    assert_eq!((accepted.len(), rejected), (1200, 0), "MaxSessions = 1500");
+    let last = accepted.last_mut().unwrap();
+    let me = last.private_group_str();
+    last.multicast(FIFO_MESS, &[&me], 0, b"session 1200");
+    assert_eq!(last.recv().body(), b"session 1200");
+    eprintln!(
+        "max_sessions: 1,200 sessions on MaxSessions = 1500 in {:.2?}",
+        t.elapsed()
+    );
+    assert!(!large.log().contains("cannot be honoured"), "{}", large.log());
+}
+
 /// Reads whole messages with few system calls (a reader that keeps up, as a
 /// real client library does with its buffer) and hands each (service type,
 /// body) to `each` until it says stop.

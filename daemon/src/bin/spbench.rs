@@ -8,6 +8,7 @@
 //! ```text
 //! spbench --daemon 4803@127.0.0.1 [--count 20000] [--rounds 2000]
 //! spbench --spawn target/release/spread      # start our daemon on a free port
+//! spbench --spawn target/release/spread --sessions 10000   # many sessions
 //! ```
 
 #![deny(unsafe_code)]
@@ -58,6 +59,12 @@ struct Args {
     /// Largest group of the join benchmark.
     #[arg(long, default_value_t = 990)]
     members: usize,
+    /// Run the session benchmark instead: this many sessions on one
+    /// daemon (time to connect them, RSS per session, join latency and
+    /// notice size with all of them in one group). With --spawn the
+    /// daemon gets `MaxSessions` = this + 10 in its spread-rs.toml.
+    #[arg(long)]
+    sessions: Option<usize>,
     /// Message sizes to test.
     #[arg(long, value_delimiter = ',', default_values_t = [100usize, 1_000, 10_000, 100_000])]
     sizes: Vec<usize>,
@@ -358,6 +365,109 @@ fn group_benchmarks(daemons: &[String], largest: usize, pid: Option<u32>) -> std
     Ok(())
 }
 
+/// The soft limit on this process's open files (from /proc/self/limits).
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Members of one group in the session benchmark (a daemon admits about
+/// 3,100 local members per group, as many as one notice can name).
+const SESSIONS_PER_GROUP: usize = 1000;
+
+/// `n` quiet sessions (no membership notices) on one daemon: connect time,
+/// RSS per session; they join groups of [`SESSIONS_PER_GROUP`], then a
+/// notified probe joins and leaves the first 10 times (join latency with
+/// all `n` sessions on the daemon, notice size).
+fn session_benchmark(addr: &str, n: usize, pid: Option<u32>) -> std::io::Result<()> {
+    if let Some(limit) = open_files_limit().filter(|&l| l < n as u64 + 50) {
+        return Err(std::io::Error::other(format!(
+            "{n} sessions need about {} open files, this process may open {limit} (ulimit -n)",
+            n + 50
+        )));
+    }
+    let rss = || pid.and_then(rss_kib);
+    let kib = |v: Option<u64>| v.map_or("?".to_string(), |v| format!("{v} KiB"));
+    let rss_idle = rss();
+    let group_of = |i: usize| {
+        GroupName::new(format!("sess-{}-{}", std::process::id() % 100_000, i / SESSIONS_PER_GROUP).as_bytes())
+            .expect("short")
+    };
+    let group = group_of(0);
+    let first_group = n.min(SESSIONS_PER_GROUP);
+    let t = Instant::now();
+    let mut sessions = Vec::with_capacity(n);
+    for i in 0..n {
+        sessions.push(Client::connect_with(addr, &format!("q{i}"), false)?);
+    }
+    let connect = t.elapsed();
+    let rss_connected = rss();
+    let t = Instant::now();
+    for (i, c) in sessions.iter_mut().enumerate().rev() {
+        c.join(group_of(i))?;
+    }
+    // The probe's first view lists the first group's members once its
+    // join is ordered after theirs (they joined last).
+    let mut probe = Client::connect(addr, "sprobe")?;
+    let mut buf = Vec::new();
+    probe.join(group)?;
+    loop {
+        read_message(&mut probe.stream, &mut buf)?;
+        if buf.len().saturating_sub(56) / 32 > first_group {
+            break;
+        }
+    }
+    let joined = t.elapsed();
+    let rss_joined = rss();
+    let mut samples = Vec::new();
+    let mut notice_bytes = 0;
+    for _ in 0..10 {
+        probe.leave(group)?;
+        read_message(&mut probe.stream, &mut buf)?; // self-leave
+        let t = Instant::now();
+        probe.join(group)?;
+        loop {
+            let (service, _) = read_message(&mut probe.stream, &mut buf)?;
+            if service & CAUSED_BY_JOIN != 0 {
+                break;
+            }
+        }
+        samples.push(t.elapsed());
+        notice_bytes = 48 + buf.len();
+    }
+    samples.sort();
+    let per = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2} KiB", a.saturating_sub(b) as f64 / n as f64),
+        _ => "?".to_string(),
+    };
+    println!("{n} sessions on one daemon ({addr}):");
+    println!(
+        "  connect all: {:.0} ms ({:.0} us per session)",
+        connect.as_secs_f64() * 1e3,
+        us(connect) / n as f64
+    );
+    println!(
+        "  all join groups of {SESSIONS_PER_GROUP} (until a probe sees its group full): {:.0} ms",
+        joined.as_secs_f64() * 1e3
+    );
+    println!(
+        "  join latency of one more member of a group of {first_group} (median / max of 10): \
+         {:.2} ms / {:.2} ms, notice {notice_bytes} bytes",
+        samples[samples.len() / 2].as_secs_f64() * 1e3,
+        samples[samples.len() - 1].as_secs_f64() * 1e3
+    );
+    println!(
+        "  daemon RSS: idle {}, with the sessions {} ({} per session), in the groups {} ({} per member)",
+        kib(rss_idle),
+        kib(rss_connected),
+        per(rss_connected, rss_idle),
+        kib(rss_joined),
+        per(rss_joined, rss_connected)
+    );
+    Ok(())
+}
+
 struct Spawned(std::process::Child, u16);
 
 impl Drop for Spawned {
@@ -368,7 +478,7 @@ impl Drop for Spawned {
     }
 }
 
-fn spawn(binary: &str) -> std::io::Result<(Spawned, String)> {
+fn spawn(binary: &str, extensions: &str) -> std::io::Result<(Spawned, String)> {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()
@@ -380,6 +490,7 @@ fn spawn(binary: &str) -> std::io::Result<(Spawned, String)> {
         &conf,
         format!("Spread_Segment 127.0.0.255:{port} {{\n  localhost 127.0.0.1\n}}\n"),
     )?;
+    std::fs::write(dir.join("spread-rs.toml"), extensions)?;
     let child = std::process::Command::new(binary)
         .args(["-n", "localhost", "-c"])
         .arg(&conf)
@@ -401,7 +512,13 @@ fn spawn(binary: &str) -> std::io::Result<(Spawned, String)> {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let (_guard, addr) = match &args.spawn {
-        Some(binary) => match spawn(binary) {
+        Some(binary) => match spawn(
+            binary,
+            &args
+                .sessions
+                .map(|n| format!("MaxSessions = {}\n", n + 10))
+                .unwrap_or_default(),
+        ) {
             Ok((g, a)) => (Some(g), a),
             Err(e) => {
                 eprintln!("spbench: {e}");
@@ -411,6 +528,16 @@ fn main() -> std::process::ExitCode {
         None => (None, parse_addr(&args.daemon)),
     };
     let receivers: Vec<String> = args.receivers.iter().map(|r| parse_addr(r)).collect();
+    if let Some(n) = args.sessions {
+        let pid = _guard.as_ref().map(|g| g.0.id());
+        return match session_benchmark(&addr, n, pid) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("spbench: session benchmark failed: {e}");
+                std::process::ExitCode::from(1)
+            }
+        };
+    }
     if args.groups {
         let mut daemons = vec![addr.clone()];
         daemons.extend(receivers.iter().cloned());

@@ -20,6 +20,11 @@ pub const DEFAULT_MAX_SESSION_MESSAGES: usize = 1000;
 /// Largest client message body the original accepts: 100 packets of
 /// 1472 - 32 bytes each.
 pub const DEFAULT_MAX_MESSAGE_BODY: usize = 144_000;
+/// Sessions one daemon serves by default: the original's ceiling (its event
+/// table holds 2000 descriptors, of which it keeps 5 and two per session).
+pub const DEFAULT_MAX_SESSIONS: usize = (2000 - 5) / 2;
+/// Highest `MaxSessions` accepted (each session needs a descriptor).
+pub const MAX_SESSIONS_LIMIT: usize = 1_000_000;
 /// Our ceiling for `MaxMessageBodyLength` (message lengths travel as int32).
 pub const MAX_MESSAGE_BODY_LIMIT: usize = i32::MAX as usize;
 

@@ -20,7 +20,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::defaults::{DEFAULT_MAX_MESSAGE_BODY, MAX_MESSAGE_BODY_LIMIT};
+use super::defaults::{
+    DEFAULT_MAX_MESSAGE_BODY, DEFAULT_MAX_SESSIONS, MAX_MESSAGE_BODY_LIMIT, MAX_SESSIONS_LIMIT,
+};
 use super::ConfigError;
 
 /// Name of the extensions file looked for next to spread.conf.
@@ -403,6 +405,13 @@ extensions! {
     /// limit send more).
     "MaxMessageBodyLength" => max_message_body: usize = DEFAULT_MAX_MESSAGE_BODY,
         check between(DEFAULT_MAX_MESSAGE_BODY, MAX_MESSAGE_BODY_LIMIT);
+    /// Most client sessions this daemon serves at once; the next connection
+    /// is refused with REJECT_QUOTA. The default is the original's 997
+    /// (its select() table); more needs as many file descriptors, so the
+    /// daemon raises its soft RLIMIT_NOFILE up to the hard one at start and
+    /// lowers the limit (with a warning) when even that is too few.
+    "MaxSessions" => max_sessions: usize = DEFAULT_MAX_SESSIONS,
+        check between(1, MAX_SESSIONS_LIMIT);
 }
 
 #[cfg(test)]
@@ -417,14 +426,18 @@ mod tests {
     fn reads_settings_comments_and_underscores() {
         let e = Extensions::parse("# ours\n\nMaxMessageBodyLength = 200_000 # bytes\r\n", "x.toml").unwrap();
         assert_eq!(e.max_message_body, 200_000);
+        assert_eq!(e.max_sessions, 997, "the original's ceiling by default");
+        let e = Extensions::parse("MaxSessions = 10_000", "x.toml").unwrap();
+        assert_eq!(e.max_sessions, 10_000);
+        assert!(err_of("MaxSessions = 0").contains("MaxSessions must be between 1 and 1000000"));
         assert_eq!(Extensions::parse("", "x.toml").unwrap(), Extensions::default());
     }
 
     #[test]
     fn errors_name_file_line_and_column() {
         assert_eq!(
-            err_of("\nMaxSessions = 3\n"),
-            "x.toml:2:1: unknown key 'MaxSessions' (known keys: MaxMessageBodyLength)"
+            err_of("\nMaxSesions = 3\n"),
+            "x.toml:2:1: unknown key 'MaxSesions' (known keys: MaxMessageBodyLength, MaxSessions)"
         );
         assert_eq!(
             err_of("MaxMessageBodyLength = 1000"),

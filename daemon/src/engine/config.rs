@@ -5,7 +5,7 @@ use crate::auth::{AuthPolicy, IpAccessList};
 use crate::configuration::{Configuration, DaemonEntry, DaemonRef};
 use crate::ring::{FlowParams, RingParams, SegmentConf};
 
-use super::{EngineConfig, MAX_SESSIONS};
+use super::EngineConfig;
 
 impl EngineConfig {
     /// The engine of daemon `me` of `config`: its name, address and rank,
@@ -39,7 +39,7 @@ impl EngineConfig {
             },
             max_session_messages: config.max_session_messages,
             max_message_body: config.extensions.max_message_body,
-            max_sessions: MAX_SESSIONS,
+            max_sessions: config.extensions.max_sessions,
             seed,
         })
     }

@@ -45,8 +45,9 @@ mod sessions;
 pub use delivery::{membership_notice, network_notice, self_leave_notice, transitional_notice};
 use sequencer::Sequencer;
 
-/// Sessions one daemon serves, as the original's descriptor budget allows.
-pub const MAX_SESSIONS: usize = (2000 - 5) / 2;
+/// Sessions one daemon serves unless the extensions file's `MaxSessions`
+/// says otherwise: the original's ceiling.
+pub const MAX_SESSIONS: usize = crate::configuration::DEFAULT_MAX_SESSIONS;
 
 /// What the engine needs to know about its daemon.
 #[derive(Clone, Debug)]
