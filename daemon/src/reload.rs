@@ -70,7 +70,20 @@ impl Reloader {
     /// Re-reads the file; on success the new configuration becomes the
     /// running one.
     pub fn reload(&mut self) -> Result<Reloaded, ReloadError> {
-        let new = Configuration::load(&self.path).map_err(|e| ReloadError::Refused(e.to_string()))?;
+        // As the original: the path the daemon was started with, else
+        // ./spread.conf (after a chroot into RuntimeDir the first is gone).
+        let local = PathBuf::from("./spread.conf");
+        let path = if !self.path.is_file() && local.is_file() {
+            log::info!(
+                "reload: {} not found, using {}",
+                self.path.display(),
+                local.display()
+            );
+            &local
+        } else {
+            &self.path
+        };
+        let new = Configuration::load(path).map_err(|e| ReloadError::Refused(e.to_string()))?;
         let old_entry = self
             .current
             .daemon(self.me)

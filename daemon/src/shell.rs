@@ -184,8 +184,8 @@ pub struct Shell {
     /// The monitor protocol and the unbound socket its replies leave from
     /// (the original answers from a socket of its own, not the ring's).
     monitor: Option<(MonitorEngine, std::net::UdpSocket)>,
-    /// Configuration reloads asked for (RELOAD from a monitor) and not yet
-    /// carried out; see [`Shell::take_reload_requests`].
+    /// RELOADs from a monitor since the last [`Shell::take_reload_requests`]
+    /// (each is carried out at once).
     reload_requests: u32,
     /// Re-reads the configuration file on RELOAD or SIGHUP.
     reloader: Option<crate::reload::Reloader>,
