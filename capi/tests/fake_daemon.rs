@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use spread::ffi_events::sp_time;
 use spread::ffi_sp::*;
-use spread_wire::client::{hint_for, GroupId, GroupName, MembId, MembershipBody, MessageHeader};
+use spread_wire::client::{
+    hint_for, GroupId, GroupName, MembId, MembershipBody, MembershipNotice, MessageHeader,
+};
 use spread_wire::endian::ByteOrder;
 
 fn hex(s: &str) -> Vec<u8> {
@@ -339,16 +341,11 @@ fn foreign_order_reject_and_bad_messages() {
         vs_sets: vec![vec![other], vec![me]],
         my_vs_set: 1,
     };
-    let memb = spread_wire::client::Message {
-        header: MessageHeader {
-            service_type: 0x1800, // REG_MEMB_MESS | CAUSED_BY_NETWORK
-            sender: g1,
-            num_groups: 2,
-            hint: hint_for(0, order),
-            data_len: 0,
-        },
-        groups: vec![other, me],
-        body: body.emit(order),
+    let memb = MembershipNotice::Regular {
+        cause: 0x0800, // CAUSED_BY_NETWORK
+        group: g1,
+        members: vec![other, me],
+        body: body.clone(),
     }
     .emit(order);
     // A reject of our SAFE message: header, old type word, names, body.

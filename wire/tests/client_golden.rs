@@ -233,6 +233,7 @@ struct Stats {
     membership_regular: usize,
     membership_transitional: usize,
     self_leaves: usize,
+    membership_notices: usize,
     dirty_names: usize,
     big_endian_headers: usize,
     foreign_order_hints: usize,
@@ -461,6 +462,42 @@ fn check_membership_body(body: &[u8], order: ByteOrder, u: &Unit, ctx: &str) {
     assert_eq!(m.emit(order), body, "{ctx}: membership body does not re-encode");
 }
 
+/// A membership notice, rebuilt from its meaning alone (group, cause,
+/// members, vs sets or id) as the daemon builds it, must be the original's
+/// bytes.
+fn check_membership_notice(m: &Message, order: ByteOrder, raw: &[u8], ctx: &str, stats: &mut Stats) {
+    let t = m.header.service_type;
+    let notice = if t & REG_MEMB_MESS != 0 {
+        let body =
+            MembershipBody::parse(&m.body, order).unwrap_or_else(|e| panic!("{ctx}: membership body: {e}"));
+        MembershipNotice::Regular {
+            cause: t & !REG_MEMB_MESS,
+            group: m.header.sender,
+            members: m.groups.clone(),
+            body,
+        }
+    } else if t & TRANSITION_MESS != 0 {
+        MembershipNotice::Transitional {
+            group: m.header.sender,
+            id: GroupId::parse(&m.body, order).unwrap_or_else(|e| panic!("{ctx}: group id: {e}")),
+        }
+    } else if t & MEMBERSHIP_MESS == CAUSED_BY_LEAVE {
+        MembershipNotice::SelfLeave {
+            group: m.header.sender,
+        }
+    } else {
+        return;
+    };
+    assert_eq!(notice.service_type(), t, "{ctx}: notice service type");
+    assert_eq!(notice.encoded_len(), raw.len(), "{ctx}: notice encoded_len");
+    assert_eq!(
+        to_hex(&notice.emit(order)),
+        to_hex(raw),
+        "{ctx}: membership notice does not re-encode byte-exact"
+    );
+    stats.membership_notices += 1;
+}
+
 /// The client -> daemon stream: request, auth choice, messages.
 fn walk_c2d(s: &mut Stream, ctx: &str, stats: &mut Stats) -> Handshake {
     if s.units.is_empty() {
@@ -672,6 +709,9 @@ fn walk_messages(s: &mut Stream, cur: &mut Cursor, first: usize, d2c: bool, ctx:
         if old_type.is_none() {
             assert_eq!(m.encoded_len(), used, "{uctx}: encoded_len");
         }
+        if d2c && old_type.is_none() {
+            check_membership_notice(&m, order, &rest[..used], &uctx, stats);
+        }
         // Now the units: header, [old type], [names], [body].
         let r = cur.take(s, MessageHeader::LEN, &[header_kind], &uctx);
         assert_eq!(r.len(), 1, "{uctx}: header is one unit");
@@ -815,13 +855,14 @@ fn every_capture_unit_decodes_and_re_encodes() {
         println!("  {k:?}: {n}");
     }
     println!(
-        "  messages c2d {} d2c {} (truncated {}), regular memberships {}, transitional {}, self-leaves {}",
+        "  messages c2d {} d2c {} (truncated {}), regular memberships {}, transitional {}, self-leaves {}, notices rebuilt {}",
         stats.messages_c2d,
         stats.messages_d2c,
         stats.truncated_messages,
         stats.membership_regular,
         stats.membership_transitional,
-        stats.self_leaves
+        stats.self_leaves,
+        stats.membership_notices
     );
     println!(
         "  dirty names {}, big-endian headers {}, foreign-order hints {}, old libraries {}",
@@ -857,6 +898,11 @@ fn every_capture_unit_decodes_and_re_encodes() {
         );
     }
     assert!(stats.self_leaves > 0, "no self-leave (c10)");
+    assert_eq!(
+        stats.membership_notices,
+        stats.membership_regular + stats.membership_transitional + stats.self_leaves,
+        "a membership notice was not rebuilt"
+    );
     assert!(stats.dirty_names > 0, "no name with garbage after NUL");
     assert!(stats.big_endian_headers > 0, "no big-endian header (c27)");
     assert!(stats.foreign_order_hints > 0, "no foreign-order hint (c27)");

@@ -1,8 +1,6 @@
-//! Reading membership bodies in place, contiguous or scattered.
-//!
-//! Layout (4.x): group id (3 words), number of vs sets, offset of the
-//! receiver's set counted from byte 20, then each set: member count and
-//! 32-byte names. Words are in host order once received.
+//! Reading membership bodies in place, contiguous or scattered (the
+//! program's buffers), by the layout of `spread_wire::client::membership`.
+//! Words are in host order once received.
 
 use spread_wire::client::limits::MAX_GROUP_NAME;
 use spread_wire::client::service::{
@@ -11,14 +9,10 @@ use spread_wire::client::service::{
 
 use crate::error::SpError;
 
-/// Offset of the group id in a membership body.
-pub const GID_OFFSET: usize = 0;
-/// Offset of the number of vs sets.
-pub const NUM_VS_SETS_OFFSET: usize = 12;
-/// Offset of the word locating the receiver's vs set.
-pub const MY_VS_SET_OFFSET: usize = 16;
-/// Offset of the first vs set.
-pub const FIRST_VS_SET_OFFSET: usize = 20;
+// The layout's offsets are the codec's own.
+pub use spread_wire::client::membership::{
+    FIRST_VS_SET_OFFSET, GROUP_ID_OFFSET as GID_OFFSET, MY_VS_SET_OFFSET, NUM_VS_SETS_OFFSET,
+};
 
 /// Bytes of a message body, wherever they are.
 pub trait BodyBytes {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use log::{debug, warn};
 use spread_wire::client::limits::MESSAGE_HEADER_LEN;
 use spread_wire::client::service::*;
-use spread_wire::client::{hint_for, GroupId, GroupName, MembershipBody, MessageHeader};
+use spread_wire::client::{GroupId, GroupName, MembershipBody, MembershipNotice, MessageHeader};
 use spread_wire::endian::ByteOrder;
 
 use crate::groups::{Cause, Change, Member, Notice};
@@ -80,7 +80,10 @@ impl Engine {
                         .session_of(&member)
                         .filter(|c| self.sessions[c].wants_membership)
                     {
-                        self.queue_to(conn, self_leave_notice(&group));
+                        self.queue_to(
+                            conn,
+                            Arc::new(MembershipNotice::SelfLeave { group }.emit(ByteOrder::NATIVE)),
+                        );
                     }
                 }
                 Notice::Transitional { group, id } => {
@@ -93,7 +96,8 @@ impl Engine {
                             .collect(),
                         None => Vec::new(),
                     };
-                    let bytes = transitional_notice(&group, id);
+                    let bytes =
+                        Arc::new(MembershipNotice::Transitional { group, id }.emit(ByteOrder::NATIVE));
                     for conn in local {
                         self.queue_to(conn, bytes.clone());
                     }
@@ -239,81 +243,38 @@ pub(super) fn decode_ring_message(mut bytes: Vec<u8>, daemon_name: &[u8]) -> Res
 
 /// A join, leave or disconnect notice: all members as the names, one vs
 /// set holding only the member that changed.
-pub fn membership_notice(change: &Change, cause: u32) -> Bytes {
-    let body = MembershipBody {
-        group_id: change.id,
-        vs_sets: vec![vec![change.changed.name]],
-        my_vs_set: 0,
+fn membership_notice(change: &Change, cause: u32) -> Bytes {
+    let notice = MembershipNotice::Regular {
+        cause,
+        group: change.group,
+        members: change.members.iter().map(|m| m.name).collect(),
+        body: MembershipBody {
+            group_id: change.id,
+            vs_sets: vec![vec![change.changed.name]],
+            my_vs_set: 0,
+        },
     };
-    let header = MessageHeader {
-        service_type: REG_MEMB_MESS | cause,
-        sender: change.group,
-        num_groups: change.members.len() as i32,
-        hint: hint_for(0, ByteOrder::NATIVE),
-        data_len: body.encoded_len() as i32,
-    };
-    let mut out = Vec::with_capacity(MESSAGE_HEADER_LEN + 32 * change.members.len() + body.encoded_len());
-    header.emit_into(ByteOrder::NATIVE, &mut out);
-    for m in &change.members {
-        out.extend_from_slice(m.name.raw());
-    }
-    body.emit_into(ByteOrder::NATIVE, &mut out);
-    Arc::new(out)
-}
-
-/// The notice a leaving member gets: CAUSED_BY_LEAVE alone, no body.
-pub fn self_leave_notice(group: &GroupName) -> Bytes {
-    let header = MessageHeader {
-        service_type: CAUSED_BY_LEAVE,
-        sender: *group,
-        num_groups: 0,
-        hint: hint_for(0, ByteOrder::NATIVE),
-        data_len: 0,
-    };
-    Arc::new(header.emit(ByteOrder::NATIVE).to_vec())
+    Arc::new(notice.emit(ByteOrder::NATIVE))
 }
 
 /// A view after a daemon membership change: all members as the names, the
 /// vs-sets, and the receiver's set.
-pub fn network_notice(
+fn network_notice(
     group: &GroupName,
     id: GroupId,
     members: &[Member],
     vs_sets: &[Vec<GroupName>],
     mine: usize,
 ) -> Bytes {
-    let body = MembershipBody {
-        group_id: id,
-        vs_sets: vs_sets.to_vec(),
-        my_vs_set: mine,
+    let notice = MembershipNotice::Regular {
+        cause: CAUSED_BY_NETWORK,
+        group: *group,
+        members: members.iter().map(|m| m.name).collect(),
+        body: MembershipBody {
+            group_id: id,
+            vs_sets: vs_sets.to_vec(),
+            my_vs_set: mine,
+        },
     };
-    let header = MessageHeader {
-        service_type: REG_MEMB_MESS | CAUSED_BY_NETWORK,
-        sender: *group,
-        num_groups: members.len() as i32,
-        hint: hint_for(0, ByteOrder::NATIVE),
-        data_len: body.encoded_len() as i32,
-    };
-    let mut out = Vec::with_capacity(MESSAGE_HEADER_LEN + 32 * members.len() + body.encoded_len());
-    header.emit_into(ByteOrder::NATIVE, &mut out);
-    for m in members {
-        out.extend_from_slice(m.name.raw());
-    }
-    body.emit_into(ByteOrder::NATIVE, &mut out);
-    Arc::new(out)
-}
-
-/// A transitional notice: the group's (old) id as the whole body.
-pub fn transitional_notice(group: &GroupName, id: GroupId) -> Bytes {
-    let header = MessageHeader {
-        service_type: TRANSITION_MESS,
-        sender: *group,
-        num_groups: 0,
-        hint: hint_for(0, ByteOrder::NATIVE),
-        data_len: GroupId::LEN as i32,
-    };
-    let mut out = Vec::with_capacity(MESSAGE_HEADER_LEN + GroupId::LEN);
-    header.emit_into(ByteOrder::NATIVE, &mut out);
-    id.emit_into(ByteOrder::NATIVE, &mut out);
-    Arc::new(out)
+    Arc::new(notice.emit(ByteOrder::NATIVE))
 }

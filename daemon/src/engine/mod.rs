@@ -42,7 +42,6 @@ mod handshake;
 mod sequencer;
 mod sessions;
 
-pub use delivery::{membership_notice, network_notice, self_leave_notice, transitional_notice};
 use sequencer::Sequencer;
 
 /// Sessions one daemon serves unless the extensions file's `MaxSessions`

@@ -10,12 +10,23 @@
 //! Transitional (`TRANSITION_MESS`): just the 12-byte group id.
 //! All integers in the daemon's order (that of the header).
 
-use super::limits::MAX_GROUP_NAME;
+use super::header::{emit_group_names, hint_for, MessageHeader};
+use super::limits::{MAX_GROUP_NAME, MESSAGE_HEADER_LEN};
 use super::names::GroupName;
+use super::service::{CAUSED_BY_LEAVE, REG_MEMB_MESS, TRANSITION_MESS};
 use super::DecodeError;
 use crate::codec::{self, run, PResult};
 use crate::endian::ByteOrder;
 use crate::error::ErrorKind;
+
+/// Offset of the group id, in a regular and a transitional body.
+pub const GROUP_ID_OFFSET: usize = 0;
+/// Offset of the number of vs sets in a regular body.
+pub const NUM_VS_SETS_OFFSET: usize = 12;
+/// Offset of the word locating the receiver's vs set.
+pub const MY_VS_SET_OFFSET: usize = 16;
+/// Offset of the first vs set; `my_vs_set_offset` counts from here.
+pub const FIRST_VS_SET_OFFSET: usize = 20;
 
 /// A ring membership id: the leader's IP and the time the ring formed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -77,7 +88,7 @@ impl MembershipBody {
     }
 
     pub fn encoded_len(&self) -> usize {
-        20 + self.vs_set_offset(self.vs_sets.len())
+        FIRST_VS_SET_OFFSET + self.vs_set_offset(self.vs_sets.len())
     }
 
     pub fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
@@ -105,8 +116,8 @@ impl MembershipBody {
 
     pub fn parse(buf: &[u8], order: ByteOrder) -> Result<MembershipBody, DecodeError> {
         let group_id = GroupId::parse(buf, order)?;
-        if buf.len() < 20 {
-            return Err(DecodeError::truncated("vs_sets header", GroupId::LEN, 8));
+        if buf.len() < FIRST_VS_SET_OFFSET {
+            return Err(DecodeError::truncated("vs_sets header", NUM_VS_SETS_OFFSET, 8));
         }
         let (_, (num_sets, vs_sets, my_vs_set)) = run(&buf[GroupId::LEN..], GroupId::LEN, |i| {
             let (i, num_sets) = codec::u32(i, order, "num_vs_sets")?;
@@ -130,7 +141,7 @@ impl MembershipBody {
             (_, None) => {
                 return Err(DecodeError::bad(
                     "my_vs_set_offset",
-                    16,
+                    MY_VS_SET_OFFSET,
                     "does not point at a vs set",
                 ))
             }
@@ -140,6 +151,84 @@ impl MembershipBody {
             vs_sets,
             my_vs_set,
         })
+    }
+}
+
+/// A whole membership notice as a daemon writes it to a member: the header
+/// (sender = the group, mess_type 0), the names, the body. The layout lives
+/// here once; the daemon sends these and test peers fake them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MembershipNotice {
+    /// `REG_MEMB_MESS | cause`: every member of the group as the names,
+    /// then the regular body.
+    Regular {
+        /// One of `CAUSED_BY_*`.
+        cause: u32,
+        group: GroupName,
+        members: Vec<GroupName>,
+        body: MembershipBody,
+    },
+    /// `TRANSITION_MESS`: no names, the group's (old) id as the whole body.
+    Transitional { group: GroupName, id: GroupId },
+    /// What the leaver itself gets: `CAUSED_BY_LEAVE` alone, no names, no body.
+    SelfLeave { group: GroupName },
+}
+
+impl MembershipNotice {
+    pub fn service_type(&self) -> u32 {
+        match self {
+            MembershipNotice::Regular { cause, .. } => REG_MEMB_MESS | cause,
+            MembershipNotice::Transitional { .. } => TRANSITION_MESS,
+            MembershipNotice::SelfLeave { .. } => CAUSED_BY_LEAVE,
+        }
+    }
+
+    fn names(&self) -> &[GroupName] {
+        match self {
+            MembershipNotice::Regular { members, .. } => members,
+            _ => &[],
+        }
+    }
+
+    fn body_len(&self) -> usize {
+        match self {
+            MembershipNotice::Regular { body, .. } => body.encoded_len(),
+            MembershipNotice::Transitional { .. } => GroupId::LEN,
+            MembershipNotice::SelfLeave { .. } => 0,
+        }
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        MESSAGE_HEADER_LEN + self.names().len() * MAX_GROUP_NAME + self.body_len()
+    }
+
+    /// Encode in `order`; the counts and lengths come from the parts.
+    pub fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
+        let group = match self {
+            MembershipNotice::Regular { group, .. }
+            | MembershipNotice::Transitional { group, .. }
+            | MembershipNotice::SelfLeave { group } => *group,
+        };
+        let header = MessageHeader {
+            service_type: self.service_type(),
+            sender: group,
+            num_groups: self.names().len() as i32,
+            hint: hint_for(0, order),
+            data_len: self.body_len() as i32,
+        };
+        header.emit_into(order, out);
+        emit_group_names(self.names(), out);
+        match self {
+            MembershipNotice::Regular { body, .. } => body.emit_into(order, out),
+            MembershipNotice::Transitional { id, .. } => id.emit_into(order, out),
+            MembershipNotice::SelfLeave { .. } => {}
+        }
+    }
+
+    pub fn emit(&self, order: ByteOrder) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.emit_into(order, &mut out);
+        out
     }
 }
 
@@ -163,6 +252,7 @@ fn vs_set(at: &[u8], o: ByteOrder) -> PResult<'_, Vec<GroupName>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::header::Message;
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
@@ -184,6 +274,41 @@ mod tests {
             vec![vec![GroupName::new(b"#bob#localhost").unwrap()]]
         );
         assert_eq!(body.emit(ByteOrder::Little), bytes);
+    }
+
+    #[test]
+    fn notices_carry_their_counts_and_types() {
+        let group = GroupName::new(b"g").unwrap();
+        let id = GroupId {
+            memb_id: MembId { proc_id: 1, time: 2 },
+            index: 3,
+        };
+        let t = MembershipNotice::Transitional { group, id }.emit(ByteOrder::Big);
+        let (m, order, used) = Message::parse(&t).unwrap();
+        assert_eq!((order, used), (ByteOrder::Big, 48 + 12));
+        assert_eq!(m.header.service_type, TRANSITION_MESS);
+        assert_eq!(GroupId::parse(&m.body, order).unwrap(), id);
+        let leave = MembershipNotice::SelfLeave { group }.emit(ByteOrder::Little);
+        let (m, _, used) = Message::parse(&leave).unwrap();
+        assert_eq!((m.header.service_type, used), (CAUSED_BY_LEAVE, 48));
+        let a = GroupName::new(b"#a#d1").unwrap();
+        let body = MembershipBody {
+            group_id: id,
+            vs_sets: vec![vec![a]],
+            my_vs_set: 0,
+        };
+        let notice = MembershipNotice::Regular {
+            cause: super::super::service::CAUSED_BY_JOIN,
+            group,
+            members: vec![a, group],
+            body: body.clone(),
+        };
+        let bytes = notice.emit(ByteOrder::Little);
+        assert_eq!(bytes.len(), notice.encoded_len());
+        let (m, _, _) = Message::parse(&bytes).unwrap();
+        assert_eq!(m.groups, vec![a, group]);
+        assert_eq!(m.header.service_type, notice.service_type());
+        assert_eq!(MembershipBody::parse(&m.body, ByteOrder::Little).unwrap(), body);
     }
 
     #[test]
