@@ -2,7 +2,8 @@
 //!
 //! `client`: the client <-> daemon TCP protocol (handshake, message header,
 //! group names, membership bodies). `daemon`: the daemon <-> daemon UDP
-//! protocol (packets, tokens, membership messages).
+//! protocol (packets, tokens, membership messages). `flush`: the trailers
+//! and reserved types the Flush layer adds to ordinary client messages.
 //!
 //! No I/O, no clocks, no allocation beyond what an owned representation needs.
 //!
@@ -31,6 +32,7 @@ mod codec;
 pub mod daemon;
 pub mod endian;
 pub mod error;
+pub mod flush;
 pub mod monitor;
 
 pub use error::{DecodeError, ErrorKind};
