@@ -30,5 +30,7 @@ pub mod notify;
 pub mod os;
 pub mod reload;
 pub mod ring;
+pub mod ring_conf;
 pub mod session;
 pub mod shell;
+pub(crate) mod timers;

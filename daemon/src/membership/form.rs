@@ -8,7 +8,9 @@ use spread_wire::client::MembId;
 use super::{insert_member, CommitSet, State};
 use crate::ring::wire::TokenHeader;
 use crate::ring::wire::{self, bits, rep_kind, FormMiddle, FormToken, MembersInfo, Rep, RepsInfo, RingInfo};
-use crate::ring::{ip, Channel, DeliveryThreshold, Destination, RingEngine, Timer};
+use crate::ring::{DeliveryThreshold, RingEngine};
+use crate::ring_conf::{ip, Channel, Destination};
+use crate::timers::Timer;
 
 /// Above the originator's highest sequence number: the EVS token's target.
 const FORM_SEQ_MARGIN: i32 = 3333;

@@ -26,7 +26,9 @@ use spread_wire::client::MembId;
 use spread_wire::endian::ByteOrder;
 
 use crate::ring::wire::{self, bits, rep_kind, MembersInfo, PacketHeader, Rep, RepsInfo};
-use crate::ring::{ip, Channel, DeliveryThreshold, Destination, Members, RingEngine, Timer};
+use crate::ring::{DeliveryThreshold, RingEngine};
+use crate::ring_conf::{ip, Channel, Destination, Members};
+use crate::timers::Timer;
 
 /// Where the membership algorithm is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -3,7 +3,7 @@
 //! (the membership algorithm's pure part).
 
 use crate::ring::wire::{self, rep_kind, Rep};
-use crate::ring::{ip, Conf};
+use crate::ring_conf::{ip, Conf};
 
 /// `Insert_rep`: adds or upgrades a representative, one per segment for
 /// potential ones.

@@ -32,28 +32,26 @@
 //! * `wire.rs` tests: every captured datagram converts and re-encodes to the
 //!   same bytes.
 
-mod conf;
 mod flow_control;
 mod monitor;
 mod protocol;
 mod reload;
 mod store;
-mod timers;
 pub(crate) mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-pub use conf::{Members, SegmentConf};
+pub use crate::ring_conf::{Channel, Destination, Members, SegmentConf};
 pub(crate) use monitor::is_client_data_message;
 pub use monitor::RingStatus;
 pub use spread_wire::client::MembId;
 
-pub(crate) use conf::Conf;
+pub(crate) use crate::ring_conf::{ip, Conf};
+pub(crate) use crate::timers::{Timer, Timers};
 pub(crate) use flow_control::FlowControl;
 pub(crate) use protocol::MAX_PACKETS_AHEAD;
 pub(crate) use store::PacketStore;
-pub(crate) use timers::{Timer, Timers};
 use wire::{bits, Fragment, PacketHeader, TokenHeader};
 
 use crate::clock::Clock;
@@ -116,24 +114,6 @@ impl RingParams {
             flow: FlowParams::default(),
         }
     }
-}
-
-/// Which port of a daemon a datagram is for (or arrived on).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Channel {
-    /// The segment port: data, ALIVE/JOIN/REFER/HURRY.
-    Data,
-    /// Segment port + 1: tokens.
-    Token,
-}
-
-/// Where a datagram goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Destination {
-    /// Broadcast to segment `index`'s address on its data port.
-    Segment(usize),
-    /// Unicast to a daemon's data or token port.
-    Daemon { id: u32, channel: Channel },
 }
 
 /// A datagram the shell must send.
@@ -653,11 +633,6 @@ impl RingEngine {
             bytes,
         );
     }
-}
-
-/// Dotted form of a daemon id for logs.
-pub(crate) fn ip(id: u32) -> std::net::Ipv4Addr {
-    std::net::Ipv4Addr::from(id)
 }
 
 #[cfg(test)]

@@ -1,5 +1,8 @@
-//! The static daemon configuration as the engines see it, and sets of daemons
-//! kept in configuration order (which is also ring order).
+//! The static daemon configuration as the engines see it, sets of daemons
+//! kept in configuration order (which is also ring order), and where a
+//! datagram goes in its terms.
+//!
+//! A leaf: the ring and membership both use it; it uses neither.
 
 use std::collections::HashMap;
 
@@ -115,4 +118,27 @@ impl Members {
             .copied()
             .find(|id| conf.pos(*id).map(|p| p.seg) == Some(seg))
     }
+}
+
+/// Which port of a daemon a datagram is for (or arrived on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// The segment port: data, ALIVE/JOIN/REFER/HURRY.
+    Data,
+    /// Segment port + 1: tokens.
+    Token,
+}
+
+/// Where a datagram goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Destination {
+    /// Broadcast to segment `index`'s address on its data port.
+    Segment(usize),
+    /// Unicast to a daemon's data or token port.
+    Daemon { id: u32, channel: Channel },
+}
+
+/// Dotted form of a daemon id for logs.
+pub(crate) fn ip(id: u32) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(id)
 }
