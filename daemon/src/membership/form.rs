@@ -90,20 +90,7 @@ impl RingEngine {
 
     /// Potential representatives of other segments, in case this attempt fails.
     fn potential_from_reps(&self, reps: &[Rep]) -> Vec<Rep> {
-        let mut out = Vec::new();
-        for r in reps {
-            if r.seg_index != self.my_seg as i16 {
-                reps::insert_rep(
-                    &self.conf,
-                    &mut out,
-                    Rep {
-                        kind: rep_kind::POTENTIAL,
-                        ..*r
-                    },
-                );
-            }
-        }
-        out
+        reps::potential_from_reps(&self.conf, self.my_seg, reps)
     }
 
     /// Where a FORM1 goes next; converts it to FORM2 at the end of the path.

@@ -27,7 +27,7 @@ use spread_wire::endian::ByteOrder;
 
 use crate::ring::wire::{self, bits, rep_kind, MembersInfo, PacketHeader, Rep, RepsInfo};
 use crate::ring::{DeliveryThreshold, RingEngine};
-use crate::ring_conf::{ip, Channel, Destination, Members};
+use crate::ring_conf::{ip, Channel, Conf, Destination, Members};
 use crate::timers::Timer;
 
 /// Where the membership algorithm is.
@@ -143,6 +143,48 @@ impl MembershipState {
     }
 }
 
+impl MembershipState {
+    /// A REFER names a representative to probe; only GATHER listens.
+    pub(crate) fn handle_refer(&mut self, conf: &Conf, referred: MembId) {
+        if self.state != State::Gather {
+            return;
+        }
+        let id = referred.proc_id as u32;
+        let Some(pos) = conf.pos(id) else {
+            log::debug!("membership: REFER to unknown daemon {}", ip(id));
+            return;
+        };
+        let kind = referred.time as i16;
+        if ![rep_kind::POTENTIAL, rep_kind::SEG, rep_kind::RING].contains(&kind) {
+            return;
+        }
+        reps::insert_rep(
+            conf,
+            &mut self.potential_reps,
+            Rep {
+                proc_id: id,
+                kind,
+                seg_index: pos.seg as i16,
+            },
+        );
+    }
+
+    /// Builds the transitional and commit configurations from the commit
+    /// set: the first `num_trans` are the transitional one, led (in its id)
+    /// by its first daemon in configuration order.
+    pub(crate) fn transitional(&mut self, conf: &Conf, my_id: u32) {
+        let cs = &self.commit_set;
+        let trans = conf.ordered(cs.members.iter().take(cs.num_trans).copied());
+        let commit = conf.ordered(cs.members.iter().copied());
+        self.trans_memb_id = MembId {
+            proc_id: trans.leader().unwrap_or(my_id) as i32,
+            time: self.f_trans_memb_time,
+        };
+        self.trans_membership = trans;
+        self.commit_membership = commit;
+    }
+}
+
 impl RingEngine {
     pub(crate) fn memb_init(&mut self, now: Clock) {
         self.memb.state = State::Op;
@@ -155,28 +197,7 @@ impl RingEngine {
 
     /// Representatives of the other segments to probe after losing a ring.
     fn potential_from(&self, ring: &Members) -> Vec<Rep> {
-        let mut reps = Vec::new();
-        for seg in 0..self.conf.segments.len() {
-            if seg == self.my_seg {
-                continue;
-            }
-            let Some(id) = ring
-                .first_in_segment(&self.conf, seg)
-                .or_else(|| self.conf.seg_leader(seg))
-            else {
-                continue;
-            };
-            reps::insert_rep(
-                &self.conf,
-                &mut reps,
-                Rep {
-                    proc_id: id,
-                    kind: rep_kind::POTENTIAL,
-                    seg_index: seg as i16,
-                },
-            );
-        }
-        reps
+        reps::potential_from_ring(&self.conf, self.my_seg, ring)
     }
 
     /// `Memb_token_loss`: the ring is gone (or never was); start over.
@@ -418,7 +439,7 @@ impl RingEngine {
                 }
             }
         } else if h.kind & bits::REFER != 0 {
-            self.handle_refer(h.memb_id);
+            self.memb.handle_refer(&self.conf, h.memb_id);
         }
     }
 
@@ -529,32 +550,6 @@ impl RingEngine {
         }
     }
 
-    fn handle_refer(&mut self, referred: MembId) {
-        if self.memb.state != State::Gather {
-            return;
-        }
-        let id = referred.proc_id as u32;
-        let Some(pos) = self.conf.pos(id) else {
-            log::debug!("membership: REFER to unknown daemon {}", ip(id));
-            return;
-        };
-        let kind = referred.time as i16;
-        if ![rep_kind::POTENTIAL, rep_kind::SEG, rep_kind::RING].contains(&kind) {
-            return;
-        }
-        let mut pot = std::mem::take(&mut self.memb.potential_reps);
-        reps::insert_rep(
-            &self.conf,
-            &mut pot,
-            Rep {
-                proc_id: id,
-                kind,
-                seg_index: pos.seg as i16,
-            },
-        );
-        self.memb.potential_reps = pot;
-    }
-
     /// A data packet of another ring: someone is out there.
     pub(crate) fn memb_handle_foreign(&mut self, now: Clock, h: &PacketHeader, raw: &[u8], order: ByteOrder) {
         if self.memb.state != State::Op || !self.conf.knows(h.proc_id) {
@@ -582,15 +577,7 @@ impl RingEngine {
 
     /// Builds the transitional and commit configurations from the commit set.
     pub(crate) fn memb_transitional(&mut self) {
-        let cs = &self.memb.commit_set;
-        let trans = self.conf.ordered(cs.members.iter().take(cs.num_trans).copied());
-        let commit = self.conf.ordered(cs.members.iter().copied());
-        self.memb.trans_memb_id = MembId {
-            proc_id: trans.leader().unwrap_or(self.my_id) as i32,
-            time: self.memb.f_trans_memb_time,
-        };
-        self.memb.trans_membership = trans;
-        self.memb.commit_membership = commit;
+        self.memb.transitional(&self.conf, self.my_id);
     }
 
     /// Installs the future membership as the regular one.
@@ -625,5 +612,78 @@ impl RingEngine {
 pub(crate) fn insert_member(list: &mut Vec<u32>, id: u32) {
     if !list.contains(&id) && list.len() < wire::MAX_PROCS_RING {
         list.push(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring_conf::SegmentConf;
+
+    /// Segment 0: ids 1..3; segment 1: ids 11 and 12.
+    fn conf() -> Conf {
+        Conf::new(vec![
+            SegmentConf {
+                bcast: 0xff,
+                port: 4803,
+                daemons: vec![1, 2, 3],
+            },
+            SegmentConf {
+                bcast: 0x1ff,
+                port: 4803,
+                daemons: vec![11, 12],
+            },
+        ])
+    }
+
+    fn refer(id: u32, kind: i16) -> MembId {
+        MembId {
+            proc_id: id as i32,
+            time: i32::from(kind),
+        }
+    }
+
+    #[test]
+    fn only_gather_takes_a_refer_of_a_known_daemon_and_kind() {
+        let c = conf();
+        let mut m = MembershipState::new(1, c.ordered([1]));
+        m.handle_refer(&c, refer(11, rep_kind::SEG));
+        assert!(m.potential_reps.is_empty(), "OP ignores REFER");
+
+        m.state = State::Gather;
+        m.handle_refer(&c, refer(99, rep_kind::SEG));
+        m.handle_refer(&c, refer(12, 7));
+        assert!(m.potential_reps.is_empty(), "unknown daemon or kind ignored");
+
+        m.handle_refer(&c, refer(12, rep_kind::POTENTIAL));
+        m.handle_refer(&c, refer(11, rep_kind::SEG));
+        let reps: Vec<_> = m
+            .potential_reps
+            .iter()
+            .map(|r| (r.proc_id, r.kind, r.seg_index))
+            .collect();
+        // The SEG referral replaces segment 1's potential representative.
+        assert_eq!(reps, [(11, rep_kind::SEG, 1)]);
+    }
+
+    #[test]
+    fn transitional_is_the_commit_sets_head_in_configuration_order() {
+        let c = conf();
+        let mut m = MembershipState::new(3, c.ordered([3]));
+        m.commit_set = CommitSet {
+            members: vec![3, 2, 12, 1],
+            num_trans: 2,
+        };
+        m.f_trans_memb_time = 42;
+        m.transitional(&c, 3);
+        assert_eq!(m.trans_membership.ids(), [2, 3]);
+        assert_eq!(m.commit_membership.ids(), [1, 2, 3, 12]);
+        assert_eq!(m.trans_memb_id, MembId { proc_id: 2, time: 42 });
+
+        // An empty commit set: the transitional id falls back to me.
+        m.commit_set = CommitSet::default();
+        m.transitional(&c, 3);
+        assert_eq!(m.trans_memb_id.proc_id, 3);
+        assert!(m.trans_membership.ids().is_empty());
     }
 }

@@ -3,7 +3,7 @@
 //! (the membership algorithm's pure part).
 
 use crate::ring::wire::{self, rep_kind, Rep};
-use crate::ring_conf::{ip, Conf};
+use crate::ring_conf::{ip, Conf, Members};
 
 /// `Insert_rep`: adds or upgrades a representative, one per segment for
 /// potential ones.
@@ -107,6 +107,50 @@ pub(crate) fn sort_reps(conf: &Conf, reps: &mut Vec<Rep>) {
     *reps = out;
 }
 
+/// Representatives of the other segments to probe after losing `ring`:
+/// per segment but `my_seg`, the ring's first daemon there, else the
+/// segment's first configured daemon.
+pub(crate) fn potential_from_ring(conf: &Conf, my_seg: usize, ring: &Members) -> Vec<Rep> {
+    let mut reps = Vec::new();
+    for seg in 0..conf.segments.len() {
+        if seg == my_seg {
+            continue;
+        }
+        let Some(id) = ring.first_in_segment(conf, seg).or_else(|| conf.seg_leader(seg)) else {
+            continue;
+        };
+        insert_rep(
+            conf,
+            &mut reps,
+            Rep {
+                proc_id: id,
+                kind: rep_kind::POTENTIAL,
+                seg_index: seg as i16,
+            },
+        );
+    }
+    reps
+}
+
+/// The representatives of `reps` outside `my_seg`, as potential ones (to
+/// probe again if a FORM attempt fails).
+pub(crate) fn potential_from_reps(conf: &Conf, my_seg: usize, reps: &[Rep]) -> Vec<Rep> {
+    let mut out = Vec::new();
+    for r in reps {
+        if r.seg_index != my_seg as i16 {
+            insert_rep(
+                conf,
+                &mut out,
+                Rep {
+                    kind: rep_kind::POTENTIAL,
+                    ..*r
+                },
+            );
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +221,31 @@ mod tests {
         assert_eq!(smallest_member(&c, &[12, 3, 2]), Some(2));
         assert_eq!(smallest_member(&c, &[99, 11]), Some(11));
         assert_eq!(smallest_member(&c, &[99]), None);
+    }
+
+    #[test]
+    fn potential_reps_are_one_per_other_segment() {
+        let c = conf();
+        // A ring of d2 and d12: segment 1's rep is the ring's d12, not d11.
+        let ring = c.ordered([2, 12]);
+        let reps = potential_from_ring(&c, 0, &ring);
+        assert_eq!(reps, [rep(12, rep_kind::POTENTIAL, 1)]);
+        // A ring without segment 1: its first configured daemon.
+        let reps = potential_from_ring(&c, 0, &c.ordered([2]));
+        assert_eq!(reps, [rep(11, rep_kind::POTENTIAL, 1)]);
+        // From segment 1, segment 0's rep.
+        let reps = potential_from_ring(&c, 1, &ring);
+        assert_eq!(reps, [rep(2, rep_kind::POTENTIAL, 0)]);
+
+        let gathered = [
+            rep(1, rep_kind::SEG, 0),
+            rep(12, rep_kind::RING, 1),
+            rep(11, rep_kind::SEG, 1),
+        ];
+        // Mine dropped, segment 1's kept once and made potential.
+        assert_eq!(
+            potential_from_reps(&c, 0, &gathered),
+            [rep(12, rep_kind::POTENTIAL, 1)]
+        );
     }
 }
