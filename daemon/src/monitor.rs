@@ -379,6 +379,17 @@ impl MonitorEngine {
                 Some(action)
             }
             Command::Reload { .. } => {
+                // Stricter than the original (which reloads on a RELOAD from
+                // anyone): a forged or mangled datagram from outside the
+                // configuration must not re-form the ring.
+                if !self.sent_by_configured_host(from) {
+                    self.invalid(
+                        now,
+                        from,
+                        format_args!("RELOAD from a host outside the configuration"),
+                    );
+                    return None;
+                }
                 self.stats.reloads += 1;
                 log::info!(
                     "monitor: configuration reload requested by {}",
