@@ -316,7 +316,7 @@ fn session_limit(wanted: usize) -> usize {
             let possible = soft.saturating_sub(FIXED_DESCRIPTORS).max(1) as usize;
             log::warn!(
                 target: "spread::session",
-                "MaxSessions = {wanted} cannot be honoured: it needs {needed} open files but the limit is \
+                "spread-rs.toml: MaxSessions = {wanted} cannot be honoured: it needs {needed} open files but the limit is \
                  {soft} (hard limit {hard}); serving at most {possible} sessions (raise `ulimit -n` or \
                  LimitNOFILE= to serve more)"
             );

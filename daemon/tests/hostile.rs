@@ -217,19 +217,27 @@ fn max_sessions_setting_moves_the_limit() {
     }
     let small = Daemon::start_with("", &[("spread-rs.toml", "MaxSessions = 40\n")]);
     let (accepted, rejected) = crowd(&small, 45);
-    assert_eq!((accepted.len(), rejected), (40, 5), "MaxSessions = 40");
+    assert_eq!(
+        (accepted.len(), rejected),
+        (40, 5),
+        "spread-rs.toml MaxSessions = 40"
+    );
     drop(accepted);
 
     let t = Instant::now();
     let large = Daemon::start_with("", &[("spread-rs.toml", "MaxSessions = 1500\n")]);
     let (mut accepted, rejected) = crowd(&large, 1200);
-    assert_eq!((accepted.len(), rejected), (1200, 0), "MaxSessions = 1500");
+    assert_eq!(
+        (accepted.len(), rejected),
+        (1200, 0),
+        "spread-rs.toml MaxSessions = 1500"
+    );
     let last = accepted.last_mut().unwrap();
     let me = last.private_group_str();
     last.multicast(FIFO_MESS, &[&me], 0, b"session 1200");
     assert_eq!(last.recv().body(), b"session 1200");
     eprintln!(
-        "max_sessions: 1,200 sessions on MaxSessions = 1500 in {:.2?}",
+        "max_sessions: 1,200 sessions on spread-rs.toml MaxSessions = 1500 in {:.2?}",
         t.elapsed()
     );
     assert!(!large.log().contains("cannot be honoured"), "{}", large.log());

@@ -516,7 +516,7 @@ fn main() -> std::process::ExitCode {
             binary,
             &args
                 .sessions
-                .map(|n| format!("MaxSessions = {}\n", n + 10))
+                .map(|n| format!("MaxSessions = {}\n", n + 10)) // for spread-rs.toml
                 .unwrap_or_default(),
         ) {
             Ok((g, a)) => (Some(g), a),
