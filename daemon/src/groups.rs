@@ -52,70 +52,96 @@ pub struct Member {
     pub name: GroupName,
 }
 
-#[derive(Clone, Debug)]
-struct DaemonMembers {
+/// One daemon's part in a group; its members are in `Group::members`.
+#[derive(Clone, Copy, Debug)]
+struct DaemonPart {
+    rank: u32,
     proc_id: i32,
     /// The ring membership in which these members were last together with
     /// ours; `UNKNOWN_MEMB` while partitioned from us.
     memb_id: MembId,
-    members: BTreeSet<GroupName>,
 }
 
-impl DaemonMembers {
+impl DaemonPart {
     fn is_partitioned(&self) -> bool {
         self.memb_id.proc_id == -1
     }
 }
 
+/// Room for one more element: exactly one for the first (most groups have
+/// one member on one daemon), then doubling.
+fn room_for_one<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(v.len().max(1));
+    }
+}
+
+/// Give back most of a vector's room once three quarters of it are unused.
+fn shrink_if_sparse<T>(v: &mut Vec<T>) {
+    if v.capacity() > 4 && v.len() < v.capacity() / 4 {
+        v.shrink_to(v.len() * 2);
+    }
+}
+
+/// A group: two sorted vectors rather than maps of maps, because every
+/// change already costs a notice naming all members, and a group of one
+/// member then takes two small allocations.
 #[derive(Clone, Debug)]
 pub struct Group {
-    pub name: GroupName,
     pub id: GroupId,
     /// Changed by a daemon membership change and not yet announced.
     pub changed: bool,
-    daemons: BTreeMap<u32, DaemonMembers>,
-    len: usize,
+    /// Daemons with members here, by rank.
+    daemons: Vec<DaemonPart>,
+    /// Members in notice order (daemon rank, then name).
+    members: Vec<Member>,
 }
 
 impl Group {
-    fn new(name: GroupName, id: GroupId) -> Group {
+    fn new(id: GroupId) -> Group {
         Group {
-            name,
             id,
             changed: false,
-            daemons: BTreeMap::new(),
-            len: 0,
+            daemons: Vec::new(),
+            members: Vec::new(),
         }
     }
 
     /// All members in notice order.
     pub fn members(&self) -> impl Iterator<Item = Member> + '_ {
-        self.daemons.iter().flat_map(|(&rank, d)| {
-            d.members.iter().map(move |&name| Member {
-                daemon_rank: rank,
-                name,
-            })
-        })
+        self.members.iter().copied()
     }
 
     /// Members on one daemon.
     pub fn members_on(&self, daemon_rank: u32) -> impl Iterator<Item = Member> + '_ {
-        self.daemons
-            .get(&daemon_rank)
-            .into_iter()
-            .flat_map(move |d| d.members.iter().map(move |&name| Member { daemon_rank, name }))
+        self.on(daemon_rank).iter().copied()
+    }
+
+    fn on(&self, daemon_rank: u32) -> &[Member] {
+        let lo = self.members.partition_point(|m| m.daemon_rank < daemon_rank);
+        let hi = lo + self.members[lo..].partition_point(|m| m.daemon_rank == daemon_rank);
+        &self.members[lo..hi]
+    }
+
+    fn daemon(&self, rank: u32) -> Option<&DaemonPart> {
+        let i = self.daemons.binary_search_by_key(&rank, |d| d.rank).ok()?;
+        Some(&self.daemons[i])
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.members.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.members.is_empty()
     }
 
     pub fn member_names(&self) -> Vec<GroupName> {
         self.members().map(|m| m.name).collect()
+    }
+
+    fn contains(&self, member: &Member) -> bool {
+        self.members.binary_search(member).is_ok()
     }
 
     /// Members split into vs-sets: daemons grouped by the membership id
@@ -124,12 +150,12 @@ impl Group {
     /// is changed) in a set of its own at the end. Also returns the index
     /// of the set holding `my_rank`'s members.
     fn vs_sets(&self, my_rank: u32, joiner: Option<&Member>) -> (Vec<Vec<GroupName>>, usize) {
-        let mut daemons: Vec<(&u32, &DaemonMembers)> = self.daemons.iter().collect();
-        daemons.sort_by(|a, b| compare_memb_ids(&a.1.memb_id, &b.1.memb_id).then(a.0.cmp(b.0)));
+        let mut daemons: Vec<&DaemonPart> = self.daemons.iter().collect();
+        daemons.sort_by(|a, b| compare_memb_ids(&a.memb_id, &b.memb_id).then(a.rank.cmp(&b.rank)));
         let mut sets: Vec<Vec<GroupName>> = Vec::new();
         let mut current: Option<MembId> = None;
         let mut mine = 0;
-        for (&rank, d) in daemons {
+        for d in daemons {
             let starts_set = match current {
                 None => true,
                 Some(id) => id.proc_id == -1 || id != d.memb_id,
@@ -138,11 +164,16 @@ impl Group {
                 sets.push(Vec::new());
                 current = Some(d.memb_id);
             }
-            if rank == my_rank {
+            if d.rank == my_rank {
                 mine = sets.len() - 1;
             }
             let set = sets.last_mut().expect("pushed above");
-            set.extend(d.members.iter().filter(|n| joiner.is_none_or(|j| j.name != **n)));
+            set.extend(
+                self.on(d.rank)
+                    .iter()
+                    .map(|m| m.name)
+                    .filter(|n| joiner.is_none_or(|j| j.name != *n)),
+            );
         }
         if let Some(j) = joiner {
             sets.push(vec![j.name]);
@@ -151,38 +182,67 @@ impl Group {
     }
 
     fn insert(&mut self, member: Member, proc_id: i32, memb_id: MembId) -> bool {
-        let d = self
-            .daemons
-            .entry(member.daemon_rank)
-            .or_insert_with(|| DaemonMembers {
-                proc_id,
-                memb_id,
-                members: BTreeSet::new(),
-            });
-        let added = d.members.insert(member.name);
-        if added {
-            self.len += 1;
+        let Err(at) = self.members.binary_search(&member) else {
+            return false;
+        };
+        if let Err(d) = self.daemons.binary_search_by_key(&member.daemon_rank, |d| d.rank) {
+            room_for_one(&mut self.daemons);
+            self.daemons.insert(
+                d,
+                DaemonPart {
+                    rank: member.daemon_rank,
+                    proc_id,
+                    memb_id,
+                },
+            );
         }
-        added
+        room_for_one(&mut self.members);
+        self.members.insert(at, member);
+        true
     }
 
     fn remove(&mut self, member: &Member) -> bool {
-        let Some(d) = self.daemons.get_mut(&member.daemon_rank) else {
+        let Ok(at) = self.members.binary_search(member) else {
             return false;
         };
-        if !d.members.remove(&member.name) {
-            return false;
-        }
-        self.len -= 1;
-        if d.members.is_empty() {
-            self.daemons.remove(&member.daemon_rank);
+        self.members.remove(at);
+        shrink_if_sparse(&mut self.members);
+        if self.on(member.daemon_rank).is_empty() {
+            self.daemons.retain(|d| d.rank != member.daemon_rank);
         }
         true
     }
 
+    /// Remove a daemon and its members; returns their names.
+    fn remove_daemon(&mut self, rank: u32) -> Vec<GroupName> {
+        self.daemons.retain(|d| d.rank != rank);
+        let lo = self.members.partition_point(|m| m.daemon_rank < rank);
+        let hi = lo + self.members[lo..].partition_point(|m| m.daemon_rank == rank);
+        let gone = self.members.drain(lo..hi).map(|m| m.name).collect();
+        shrink_if_sparse(&mut self.members);
+        gone
+    }
+
+    /// New ranks for the daemons (by proc id), members re-sorted to match.
+    fn rerank(&mut self, rank_of: impl Fn(i32) -> u32) {
+        let mut old_to_new = Vec::with_capacity(self.daemons.len());
+        for d in &mut self.daemons {
+            let new = rank_of(d.proc_id);
+            old_to_new.push((d.rank, new));
+            d.rank = new;
+        }
+        self.daemons.sort_by_key(|d| d.rank);
+        for m in &mut self.members {
+            if let Some(&(_, new)) = old_to_new.iter().find(|(old, _)| *old == m.daemon_rank) {
+                m.daemon_rank = new;
+            }
+        }
+        self.members.sort();
+    }
+
     fn update_daemon_memb_ids(&mut self) {
         let id = self.id.memb_id;
-        for d in self.daemons.values_mut().filter(|d| !d.is_partitioned()) {
+        for d in self.daemons.iter_mut().filter(|d| !d.is_partitioned()) {
             d.memb_id = id;
         }
     }
@@ -342,7 +402,7 @@ impl Groups {
         for id in self
             .groups
             .values()
-            .flat_map(|g| g.daemons.values().map(|d| d.proc_id))
+            .flat_map(|g| g.daemons.iter().map(|d| d.proc_id))
         {
             if !daemon_ids.contains(&id) {
                 daemon_ids.push(id);
@@ -359,10 +419,7 @@ impl Groups {
         }
         let rank_of = |id: i32| daemon_ids.iter().position(|&x| x == id).unwrap_or(0) as u32;
         for g in self.groups.values_mut() {
-            g.daemons = std::mem::take(&mut g.daemons)
-                .into_values()
-                .map(|d| (rank_of(d.proc_id), d))
-                .collect();
+            g.rerank(rank_of);
         }
         for (rank, _) in self.memberships.values_mut() {
             if let Some(&id) = old_ids.get(*rank as usize) {
@@ -385,8 +442,9 @@ impl Groups {
         self.groups.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Group> {
-        self.groups.values()
+    /// Groups by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&GroupName, &Group)> {
+        self.groups.iter()
     }
 
     /// Groups `member` belongs to, in name order.
@@ -430,13 +488,13 @@ impl Groups {
     }
 
     fn has_local_members(&self, group: &Group) -> bool {
-        group.daemons.contains_key(&self.my_rank)
+        group.daemon(self.my_rank).is_some()
     }
 
-    fn network_notice(&self, group: &Group, joiner: Option<Member>) -> Notice {
+    fn network_notice(&self, name: GroupName, group: &Group, joiner: Option<Member>) -> Notice {
         let (vs_sets, mine) = group.vs_sets(self.my_rank, joiner.as_ref());
         Notice::Network {
-            group: group.name,
+            group: name,
             id: group.id,
             members: group.members().collect(),
             vs_sets,
@@ -468,14 +526,14 @@ impl Groups {
         let g = self
             .groups
             .entry(group)
-            .or_insert_with(|| Group::new(group, GroupId { memb_id, index: 0 }));
+            .or_insert_with(|| Group::new(GroupId { memb_id, index: 0 }));
         let memb_for_daemon = daemon_memb.unwrap_or(g.id.memb_id);
         if !g.insert(member, proc_id, memb_for_daemon) {
             debug!(target: "spread::groups", "{} is already in {group}", member.name);
             return Vec::new();
         }
         g.id.index += 1;
-        if g.daemons[&member.daemon_rank].is_partitioned() {
+        if g.daemon(member.daemon_rank).is_some_and(|d| d.is_partitioned()) {
             g.changed = true;
         }
         self.index_add(group, member);
@@ -486,7 +544,7 @@ impl Groups {
         if g.changed {
             let joiner = Some(member);
             vec![
-                self.network_notice(g, joiner),
+                self.network_notice(group, g, joiner),
                 Notice::Transitional { group, id: g.id },
             ]
         } else {
@@ -517,7 +575,7 @@ impl Groups {
         if !self
             .groups
             .get(group)
-            .is_some_and(|g| g.daemons.get(&rank).is_some_and(|d| d.members.contains(member)))
+            .is_some_and(|g| g.contains(&m))
         {
             return notices;
         }
@@ -557,7 +615,7 @@ impl Groups {
         if !g.remove(&m) {
             return Vec::new();
         }
-        let name = g.name;
+        let name = group.clean();
         self.index_remove(&name, &m.name);
         let g = self.groups.get_mut(group).expect("present");
         if g.is_empty() {
@@ -571,15 +629,15 @@ impl Groups {
         }
         if g.changed {
             vec![
-                self.network_notice(g, None),
+                self.network_notice(name, g, None),
                 Notice::Transitional {
-                    group: g.name,
+                    group: name,
                     id: g.id,
                 },
             ]
         } else {
             vec![Notice::Change(Change {
-                group: g.name,
+                group: name,
                 cause,
                 changed: m,
                 id: g.id,
@@ -603,7 +661,7 @@ impl Groups {
                     let trans = self.trans_memb.clone();
                     let g = self.groups.get_mut(&name).expect("listed");
                     let mut cut = false;
-                    for d in g.daemons.values_mut().filter(|d| !trans.contains(&d.proc_id)) {
+                    for d in g.daemons.iter_mut().filter(|d| !trans.contains(&d.proc_id)) {
                         d.memb_id = UNKNOWN_MEMB;
                         cut = true;
                     }
@@ -628,7 +686,7 @@ impl Groups {
                 self.trans_memb_id = memb_id;
                 let trans = self.trans_memb.clone();
                 for g in self.groups.values_mut() {
-                    if g.daemons.values().any(|d| !trans.contains(&d.proc_id)) {
+                    if g.daemons.iter().any(|d| !trans.contains(&d.proc_id)) {
                         g.changed = true;
                     }
                 }
@@ -682,7 +740,7 @@ impl Groups {
                         g.update_daemon_memb_ids();
                         let g = &self.groups[&name];
                         if self.has_local_members(g) {
-                            notices.push(self.network_notice(g, None));
+                            notices.push(self.network_notice(name, g, None));
                         }
                     }
                     self.state = State::Op;
@@ -732,21 +790,18 @@ impl Groups {
         let gone: Vec<u32> = g
             .daemons
             .iter()
-            .filter(|(_, d)| {
+            .filter(|d| {
                 if cascade {
                     !trans.contains(&d.proc_id)
                 } else {
                     d.is_partitioned()
                 }
             })
-            .map(|(&r, _)| r)
+            .map(|d| d.rank)
             .collect();
         let mut removed = Vec::new();
-        for rank in &gone {
-            if let Some(d) = g.daemons.remove(rank) {
-                g.len -= d.members.len();
-                removed.extend(d.members);
-            }
+        for &rank in &gone {
+            removed.extend(g.remove_daemon(rank));
         }
         if cascade && !gone.is_empty() {
             g.changed = true;
@@ -792,8 +847,8 @@ impl Groups {
             groups: Vec::new(),
         };
         let mut used = 8 + 1 + 4 + 4 * self.synced_set.len();
-        for g in self.groups.values() {
-            let mut daemons = g.daemons.values().peekable();
+        for (&name, g) in &self.groups {
+            let mut daemons = g.daemons.iter().peekable();
             loop {
                 if GROUP_INFO_NEEDS > GROUPS_BUF_SIZE - used {
                     bodies.push(std::mem::replace(
@@ -808,24 +863,25 @@ impl Groups {
                 }
                 used += MAX_GROUP_NAME + 12 + 4;
                 let mut state = GroupState {
-                    name: g.name,
+                    name,
                     group_id: g.id,
                     changed: g.changed as u16,
                     daemons: Vec::new(),
                 };
                 let mut full = false;
                 while let Some(d) = daemons.peek() {
-                    let needs = DAEMON_INFO_NEEDS + d.members.len() * MAX_GROUP_NAME;
+                    let members = g.on(d.rank);
+                    let needs = DAEMON_INFO_NEEDS + members.len() * MAX_GROUP_NAME;
                     if needs > GROUPS_BUF_SIZE - used {
                         full = true;
                         break;
                     }
-                    used += 14 + d.members.len() * MAX_GROUP_NAME;
+                    used += 14 + members.len() * MAX_GROUP_NAME;
                     state.daemons.push(WireDaemon {
                         proc_id: d.proc_id,
                         // The original sends the group's id for every daemon.
                         memb_id: g.id.memb_id,
-                        members: d.members.iter().copied().collect(),
+                        members: members.iter().map(|m| m.name).collect(),
                     });
                     daemons.next();
                 }
@@ -939,7 +995,7 @@ impl Groups {
                 let g = self
                     .groups
                     .entry(name)
-                    .or_insert_with(|| Group::new(name, state.group_id));
+                    .or_insert_with(|| Group::new(state.group_id));
                 if state.changed != 0 {
                     g.changed = true;
                 }
@@ -957,18 +1013,13 @@ impl Groups {
                     if g.id.memb_id != d.memb_id {
                         g.changed = true;
                     }
-                    let entry = g.daemons.entry(rank).or_insert_with(|| DaemonMembers {
-                        proc_id: d.proc_id,
-                        memb_id: d.memb_id,
-                        members: BTreeSet::new(),
-                    });
                     for m in d.members {
-                        if entry.members.insert(m.clean()) {
-                            g.len += 1;
-                            added.push(Member {
-                                daemon_rank: rank,
-                                name: m.clean(),
-                            });
+                        let member = Member {
+                            daemon_rank: rank,
+                            name: m.clean(),
+                        };
+                        if g.insert(member, d.proc_id, d.memb_id) {
+                            added.push(member);
                         }
                     }
                 }
@@ -1008,7 +1059,7 @@ impl Groups {
             g.changed = false;
             let g = &self.groups[&name];
             if self.has_local_members(g) {
-                notices.push(self.network_notice(g, None));
+                notices.push(self.network_notice(name, g, None));
             }
             self.groups
                 .get_mut(&name)
