@@ -572,11 +572,7 @@ impl Groups {
             daemon_rank: rank,
             name: member.clean(),
         };
-        if !self
-            .groups
-            .get(group)
-            .is_some_and(|g| g.contains(&m))
-        {
+        if !self.groups.get(group).is_some_and(|g| g.contains(&m)) {
             return notices;
         }
         if rank == self.my_rank {

@@ -58,7 +58,7 @@ fn bytes_per_group(n: usize) -> f64 {
         name: name("#sc#d1"),
     };
     for i in 0..n {
-        drop(groups.join(name(&format!("g{i}")), me));
+        drop(groups.join(name(&format!("sg{i:06}")), me));
     }
     let used = IN_USE.load(Ordering::Relaxed) - before;
     assert_eq!(groups.len(), n);
@@ -71,6 +71,6 @@ fn one_member_in_many_groups() {
     for n in [10_000, 100_000] {
         let per = bytes_per_group(n);
         println!("{n} groups: {per:.0} B per group");
-        assert!(per <= 300.0, "{n} groups: {per:.0} B per group");
+        assert!(per <= 400.0, "{n} groups: {per:.0} B per group");
     }
 }
