@@ -21,6 +21,7 @@ pub mod auth;
 pub mod clock;
 pub mod configuration;
 pub mod engine;
+pub mod fasthash;
 pub mod groups;
 pub mod logging;
 pub mod membership;

@@ -280,6 +280,9 @@ pub struct Session {
     input: InputBuffer,
     /// The header of a message whose names and body are still arriving.
     reading: Option<(MessageHeader, usize)>,
+    /// The last sender field that passed the sender check (the same
+    /// field passes again: the check reads only it and the names).
+    accepted_sender: Option<[u8; MAX_GROUP_NAME]>,
     out: VecDeque<Pending>,
     /// Stamp of the last delivery queued here, so a message reaches a
     /// session once however many of its groups the session is in.
@@ -302,6 +305,7 @@ impl Session {
             private_group: GroupName::EMPTY,
             input: InputBuffer::default(),
             reading: None,
+            accepted_sender: None,
             out: VecDeque::new(),
             last_delivery: 0,
         }
@@ -354,7 +358,14 @@ impl Session {
                 return Ok(None);
             }
             let (header, _order) = MessageHeader::parse(self.input.bytes()).expect("48 bytes are present");
-            validate_header(&header, &self.name, daemon_name, max_body)?;
+            // The sender check depends only on the field, this session's
+            // name and the daemon's: a field already accepted passes again.
+            check_service(header.service_type, false)?;
+            if self.accepted_sender != Some(*header.sender.raw()) {
+                check_sender(&header, daemon_name, Some(&self.name))?;
+                self.accepted_sender = Some(*header.sender.raw());
+            }
+            check_lengths(&header, max_body)?;
             let rest = header.num_groups as usize * MAX_GROUP_NAME + header.data_len as usize;
             self.reading = Some((header, rest));
         }
@@ -504,6 +515,31 @@ mod tests {
         assert_eq!(m.first_group(), GroupName::new(b"g"));
         assert_eq!(&m.bytes[m.bytes.len() - 3..], b"xyz");
         assert_eq!(s.input_len(), 0);
+    }
+
+    /// The sender check is skipped only for the field it already passed:
+    /// another session's name after a good message is still refused.
+    #[test]
+    fn an_accepted_sender_does_not_admit_another() {
+        let mut s = Session::new(1, Peer::Unix, 7, Instant::now());
+        s.name = b"a".to_vec();
+        let msg = |sender: &str| {
+            spread_wire::client::Message {
+                header: header(AGREED_MESS, sender, 1, 1),
+                groups: vec![GroupName::new(b"g").unwrap()],
+                body: b"x".to_vec(),
+            }
+            .emit(ByteOrder::Little)
+        };
+        for _ in 0..2 {
+            s.receive(&msg("#a#d"));
+            assert!(s.next_message(b"d", MAX).unwrap().is_some());
+        }
+        s.receive(&msg("#b#d"));
+        assert_eq!(
+            s.next_message(b"d", MAX).unwrap_err(),
+            HeaderError::NotThisSession(GroupName::new(b"#b#d").unwrap())
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -17,6 +17,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::clock::Clock;
 use crate::engine::{Engine, Output};
+use crate::fasthash::FastMap;
 use crate::monitor::{is_monitor_datagram, MonitorAction, MonitorEngine};
 use crate::network::{ChannelKind, UdpChannels};
 use crate::os;
@@ -167,7 +168,7 @@ pub struct Shell {
     unix_dir: Option<std::fs::File>,
     signal_rx: mio::unix::pipe::Receiver,
     _signal_tx: mio::unix::pipe::Sender,
-    conns: HashMap<ConnId, Connection>,
+    conns: FastMap<ConnId, Connection>,
     next_conn: ConnId,
     /// Clients with unread bytes left after their read budget.
     read_again: VecDeque<ConnId>,
@@ -240,7 +241,7 @@ impl Shell {
             unix_listener,
             signal_rx,
             _signal_tx: signal_tx,
-            conns: HashMap::new(),
+            conns: FastMap::default(),
             next_conn: FIRST_CONN,
             read_again: VecDeque::new(),
             token_again: Vec::new(),
@@ -488,16 +489,16 @@ impl Shell {
     pub fn run(&mut self) -> Result<(), ShellError> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let now = read_clock();
             let timeout = if !self.read_again.is_empty() || !self.token_again.is_empty() {
                 Some(Duration::ZERO)
             } else {
                 let monitor = self.monitor.as_ref().and_then(|(m, _)| m.poll_timeout());
+                // The clock is read only when a deadline needs it.
                 [self.engine.poll_timeout(), monitor]
                     .into_iter()
                     .flatten()
                     .min()
-                    .map(|t| t.saturating_duration_since(now.mono))
+                    .map(|t| t.saturating_duration_since(Instant::now()))
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -726,24 +727,23 @@ impl Shell {
             return;
         };
         loop {
-            let slices: Vec<IoSlice<'_>> = self
-                .engine
-                .output_chunks(conn)
-                .take(WRITE_SLICES)
-                .map(IoSlice::new)
-                .collect();
-            if slices.is_empty() {
+            // On the stack: no allocation per write.
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let mut count = 0;
+            for (slot, chunk) in slices.iter_mut().zip(self.engine.output_chunks(conn)) {
+                *slot = IoSlice::new(chunk);
+                count += 1;
+            }
+            if count == 0 {
                 break;
             }
-            match c.stream.write_vectored(&slices) {
+            match c.stream.write_vectored(&slices[..count]) {
                 Ok(n) => {
-                    drop(slices);
                     self.engine.consume_output(conn, n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    drop(slices);
                     debug!(target: "spread::session", "connection {conn}: write failed: {e}");
                     self.engine.handle_client_closed(conn, now);
                     return;

@@ -1,7 +1,6 @@
 //! The client handshake: the connect request, the auth exchange, the
 //! session's private name, accept or reject.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use log::{debug, info};
@@ -146,6 +145,6 @@ impl Engine {
     }
 }
 
-pub(super) fn session_fd(sessions: &HashMap<ConnId, Session>, conn: ConnId) -> i32 {
+pub(super) fn session_fd(sessions: &crate::fasthash::FastMap<ConnId, Session>, conn: ConnId) -> i32 {
     sessions.get(&conn).map_or(0, |s| s.fd)
 }

@@ -20,7 +20,7 @@
 //! Dependencies run one way: engine -> groups, session, ring (ring and
 //! membership are one engine); nothing below calls back into the engine.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
@@ -30,6 +30,7 @@ use spread_wire::client::{code, GroupName, MembId};
 
 use crate::auth::AuthPolicy;
 use crate::clock::Clock;
+use crate::fasthash::FastMap;
 use crate::groups::Groups;
 use crate::ring::{Channel, RingEngine, RingParams, Transmit};
 use crate::session::{ClientMessage, ConnId, Peer, Phase, Session};
@@ -97,9 +98,9 @@ pub enum Output {
 
 pub struct Engine {
     cfg: EngineConfig,
-    sessions: HashMap<ConnId, Session>,
+    sessions: FastMap<ConnId, Session>,
     /// Sessions by private group name, reserved from the connect request on.
-    by_private: HashMap<GroupName, ConnId>,
+    by_private: FastMap<GroupName, ConnId>,
     groups: Groups,
     /// The current ring's membership id (group ids are made from it).
     memb_id: MembId,
@@ -129,8 +130,8 @@ impl Engine {
         let (daemon_ids, daemon_rank) = (cfg.daemon_ids.clone(), cfg.daemon_rank);
         Engine {
             cfg,
-            sessions: HashMap::new(),
-            by_private: HashMap::new(),
+            sessions: FastMap::default(),
+            by_private: FastMap::default(),
             groups: Groups::new(daemon_ids, daemon_rank, memb_id),
             memb_id,
             sequencer: Sequencer::Local(VecDeque::new()),

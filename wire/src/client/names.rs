@@ -51,8 +51,24 @@ impl GroupName {
 
     /// The name: bytes up to the first NUL.
     pub fn as_bytes(&self) -> &[u8] {
-        let len = self.raw.iter().position(|&b| b == 0).unwrap_or(MAX_GROUP_NAME);
-        &self.raw[..len]
+        &self.raw[..self.name_len()]
+    }
+
+    /// Bytes before the first NUL, found 8 at a time (names are hashed and
+    /// compared for every message a daemon routes).
+    fn name_len(&self) -> usize {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGHS: u64 = 0x8080_8080_8080_8080;
+        for (i, chunk) in self.raw.chunks_exact(8).enumerate() {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            // Flags every zero byte (and possibly bytes above one): the
+            // lowest flag is the first zero byte.
+            let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+            if zeros != 0 {
+                return i * 8 + (zeros.trailing_zeros() / 8) as usize;
+            }
+        }
+        MAX_GROUP_NAME
     }
 
     /// The same name with clean padding.
@@ -146,6 +162,23 @@ pub fn is_legal_group_name(name: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The word-wise search finds the first NUL at every position, with
+    /// any bytes (0x01, 0x80, 0xff) before and after it.
+    #[test]
+    fn name_length_is_the_first_nul() {
+        for fill in [0x01u8, 0x80, 0xff, b'a'] {
+            for len in 0..=MAX_GROUP_NAME {
+                let mut raw = [fill; MAX_GROUP_NAME];
+                if len < MAX_GROUP_NAME {
+                    raw[len] = 0;
+                }
+                let name = GroupName::from_raw(raw);
+                let expected = raw.iter().position(|&b| b == 0).unwrap_or(MAX_GROUP_NAME);
+                assert_eq!(name.as_bytes().len(), expected, "fill {fill:#x} len {len}");
+            }
+        }
+    }
 
     #[test]
     fn names_compare_up_to_nul() {
