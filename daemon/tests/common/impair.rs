@@ -298,6 +298,41 @@ fn send_copy(raw: &OwnedFd, ip: &[u8]) {
     }
 }
 
+/// Why an [`Impairer`] cannot run in namespace `i` of `net` (no nfnetlink
+/// queue support, or no NFQUEUE target in iptables), or `None` if it can.
+pub fn nfqueue_unavailable(net: &Net, i: usize) -> Option<String> {
+    let ns = net.ns(i);
+    let opened = std::thread::spawn(move || enter_netns(&ns).and_then(|()| open_queue()).map(drop))
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("probe thread panicked")));
+    if let Err(e) = opened {
+        return Some(format!("cannot open an NFQUEUE socket: {e}"));
+    }
+    let ns = net.ns(i);
+    let rule = [
+        "OUTPUT",
+        "-p",
+        "udp",
+        "--dport",
+        "9",
+        "-j",
+        "NFQUEUE",
+        "--queue-num",
+        "0",
+        "--queue-bypass",
+    ];
+    let iptables = |op: &str| {
+        let mut args = vec!["ip", "netns", "exec", &ns, "iptables", "-w", "5", op];
+        args.extend_from_slice(&rule);
+        super::netns::run(&args)
+    };
+    if !iptables("-A") {
+        return Some("iptables has no NFQUEUE target (xt_NFQUEUE)".to_owned());
+    }
+    iptables("-D");
+    None
+}
+
 impl Impairer {
     /// Queues the daemons' outgoing datagrams (UDP ports `port` and
     /// `port + 1`) of namespace `i` to a new impairer thread.
