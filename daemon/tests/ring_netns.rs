@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::netns::{skip_or_fail, Net, Ring};
+use common::netns::{creator_alive, creator_of, run, skip_or_fail, sweep_stale, Net, Ring};
 use common::{Client, Received};
 use spread_wire::client::service::*;
 
@@ -71,4 +71,71 @@ fn partition_in_namespaces_splits_and_merges_the_ring() {
         body.group_id,
         "both sides install the same view"
     );
+}
+
+/// Names the harness makes carry their creator's pid digits; nothing else
+/// on the host parses as one.
+#[test]
+fn harness_names_carry_their_creators_pid() {
+    assert_eq!(creator_of("sf4242an1"), Some(4242));
+    assert_eq!(creator_of("sf4242bv3"), Some(4242));
+    assert_eq!(creator_of("sf7zc12"), Some(7));
+    assert_eq!(creator_of("sf99999cbr"), Some(99999));
+    assert_eq!(creator_of("sf1acb"), Some(1));
+    for other in [
+        "sfan1", "sf12n1", "sf12Av1", "sf12ax1", "sf12av", "pb1", "lo", "eth0", "sf12abr0",
+    ] {
+        assert_eq!(creator_of(other), None, "{other}");
+    }
+}
+
+/// A test process killed with SIGKILL cannot run its drop guards: the next
+/// one removes what it left (namespaces, and bridges on the host), and
+/// leaves alone what a live process owns.
+#[test]
+fn what_a_dead_test_process_left_is_swept() {
+    if !run(&["ip", "-V"]) || !run(&["ip", "netns", "list"]) {
+        skip_or_fail("needs root and iproute2 to create network namespaces");
+        return;
+    }
+    let dead = (1..100_000)
+        .rev()
+        .find(|&d| !creator_alive(d))
+        .expect("some pid digits are free");
+    let live = std::process::id() % 100_000;
+    let (stale_ns, stale_bridge, live_ns) = (
+        format!("sf{dead}zn1"),
+        format!("sf{dead}zbr"),
+        format!("sf{live}yn1"),
+    );
+    assert!(run(&["ip", "netns", "add", &stale_ns]));
+    assert!(run(&["ip", "link", "add", &stale_bridge, "type", "bridge"]));
+    assert!(run(&["ip", "netns", "add", &live_ns]));
+
+    let removed = sweep_stale();
+    let namespaces = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let namespaces = String::from_utf8_lossy(&namespaces.stdout).into_owned();
+    let bridge_left = run(&["ip", "link", "show", &stale_bridge]);
+    run(&["ip", "netns", "del", &live_ns]);
+    run(&["ip", "netns", "del", &stale_ns]);
+    run(&["ip", "link", "del", &stale_bridge]);
+
+    // Another test's first Net may have swept them first: what counts is
+    // that the stale ones are gone and the live one is not.
+    assert!(
+        !removed.contains(&live_ns),
+        "removed a live process's namespace: {removed:?}"
+    );
+    assert!(
+        namespaces.contains(&live_ns),
+        "the live namespace is gone: {namespaces}"
+    );
+    assert!(
+        !namespaces.contains(&stale_ns),
+        "the stale namespace is still there: {namespaces}"
+    );
+    assert!(!bridge_left, "the stale bridge is still there");
 }

@@ -7,7 +7,9 @@
 //! a counter), so tests of other helpers and of this binary can create
 //! namespaces at the same time. Everything is removed on drop, also while
 //! a failing test unwinds: daemons first (killed by pid), then the
-//! namespaces (with their iptables rules) and the host links.
+//! namespaces (with their iptables rules) and the host links. What a test
+//! process killed with SIGKILL left behind is swept by the next one: names
+//! embed the creator's pid, and [`sweep_stale`] removes those of dead pids.
 //!
 //! Needs root, `ip` (iproute2), `unshare` and `mount` (util-linux), and
 //! `iptables` for impairments. [`Net::create`] returns `None` without them;
@@ -23,6 +25,78 @@ use std::time::{Duration, Instant};
 use super::{Client, Conn, ConnectFailure};
 
 static NETS: AtomicU32 = AtomicU32::new(0);
+static SWEEP: std::sync::Once = std::sync::Once::new();
+
+/// The creator's pid digits (`pid % 100_000`) of a name this harness makes:
+/// "sf" + digits + a letter + a suffix ("n1", "v1", "c1", "br", "cb").
+pub fn creator_of(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("sf")?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (pid, tail) = rest.split_at(digits);
+    let mut tail = tail.chars();
+    let letter_ok = tail.next().is_some_and(|c| c.is_ascii_lowercase());
+    let suffix: String = tail.collect();
+    let suffix_ok = matches!(suffix.as_str(), "br" | "cb")
+        || (suffix.len() >= 2
+            && matches!(&suffix[..1], "n" | "v" | "c")
+            && suffix[1..].bytes().all(|b| b.is_ascii_digit()));
+    if digits == 0 || !letter_ok || !suffix_ok {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether some live process has these pid digits (names keep only
+/// `pid % 100_000`, so any live match counts as the owner).
+pub fn creator_alive(digits: u32) -> bool {
+    std::fs::read_dir("/proc").is_ok_and(|entries| {
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .any(|pid| pid % 100_000 == digits)
+    })
+}
+
+fn command_lines(args: &[&str]) -> Vec<String> {
+    let out = Command::new(args[0]).args(&args[1..]).output();
+    String::from_utf8_lossy(&out.map(|o| o.stdout).unwrap_or_default())
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Remove the namespaces (and the daemons left in them) and host links
+/// whose creator is dead. Returns the names removed.
+pub fn sweep_stale() -> Vec<String> {
+    let mut removed = Vec::new();
+    for line in command_lines(&["ip", "netns", "list"]) {
+        let Some(ns) = line.split_whitespace().next() else {
+            continue;
+        };
+        if creator_of(ns).is_some_and(|d| !creator_alive(d)) {
+            for pid in command_lines(&["ip", "netns", "pids", ns]) {
+                run(&["kill", "-9", pid.trim()]);
+            }
+            run(&["ip", "netns", "del", ns]);
+            removed.push(ns.to_owned());
+        }
+    }
+    // "7: sf123av1@if2: <...>": the name is the second field, before any '@'.
+    for line in command_lines(&["ip", "-o", "link", "show"]) {
+        let Some(field) = line.split_whitespace().nth(1) else {
+            continue;
+        };
+        let name = field.trim_end_matches(':').split('@').next().unwrap_or("");
+        if creator_of(name).is_some_and(|d| !creator_alive(d)) {
+            run(&["ip", "link", "del", name]);
+            removed.push(name.to_owned());
+        }
+    }
+    if !removed.is_empty() {
+        eprintln!("netns: swept what dead test processes left: {removed:?}");
+    }
+    removed
+}
 
 pub fn run(args: &[&str]) -> bool {
     Command::new(args[0])
@@ -82,6 +156,9 @@ impl Net {
         if !is_root() || !run(&["ip", "-V"]) || !run(&["unshare", "--version"]) {
             return None;
         }
+        SWEEP.call_once(|| {
+            sweep_stale();
+        });
         let n = NETS.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         // Interface names stay under 15 bytes: "sf" + 5 + 1 + "c9v2".
