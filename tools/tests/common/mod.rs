@@ -209,6 +209,18 @@ impl Daemon {
 /// `n` daemons `d1..dn`, each alone in a segment of its own (so they all
 /// fit on loopback: 127.0.0.i, their own ports), in one ring.
 pub fn start_ring(n: usize) -> Vec<Daemon> {
+    // The ports are picked before the daemons start: one may be taken in
+    // between (30000..40000 overlaps the ephemeral range), so a bind
+    // failure picks new ports, a bounded number of times.
+    for _ in 0..4 {
+        if let Some(daemons) = try_start_ring(n) {
+            return daemons;
+        }
+    }
+    try_start_ring(n).expect("a ring's ports were taken five times in a row")
+}
+
+fn try_start_ring(n: usize) -> Option<Vec<Daemon>> {
     let ports: Vec<u16> = (0..n).map(|_| pick_port()).collect();
     let segments: String = (0..n)
         .map(|i| {
@@ -252,10 +264,17 @@ pub fn start_ring(n: usize) -> Vec<Daemon> {
             port: *port,
             dir,
         };
-        assert!(d.wait_ready(), "d{} did not start:\n{}", i + 1, d.log());
+        if !d.wait_ready() {
+            let log = d.log();
+            if log.contains("Address already in use") {
+                eprintln!("d{}: its port was taken after it was picked; new ports", i + 1);
+                return None;
+            }
+            panic!("d{} did not start:\n{log}", i + 1);
+        }
         daemons.push(d);
     }
-    daemons
+    Some(daemons)
 }
 
 impl Drop for Daemon {
