@@ -29,6 +29,7 @@ pub mod monitor;
 pub mod network;
 pub mod notify;
 pub mod os;
+pub(crate) mod packet_store;
 pub mod reload;
 pub mod ring;
 pub mod ring_conf;

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use crate::configuration::MembershipTimeouts;
+
 /// One `Spread_Segment`: its broadcast address, port and daemons in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentConf {
@@ -136,6 +138,54 @@ pub enum Destination {
     Segment(usize),
     /// Unicast to a daemon's data or token port.
     Daemon { id: u32, channel: Channel },
+}
+
+/// A datagram the shell must send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub to: Destination,
+    pub bytes: Vec<u8>,
+}
+
+/// This daemon in its configuration: what the ring and the membership
+/// algorithm both read; only a reload replaces it.
+#[derive(Clone, Debug)]
+pub(crate) struct Site {
+    /// This daemon's id (its IPv4 address as a host-order integer).
+    pub my_id: u32,
+    /// The segment this daemon is in.
+    pub my_seg: usize,
+    pub conf: Conf,
+    /// Hash of the configuration; traffic with another value is dropped.
+    pub conf_hash: u32,
+    pub timeouts: MembershipTimeouts,
+}
+
+impl Site {
+    pub fn new(my_id: u32, conf: Conf, conf_hash: u32, timeouts: MembershipTimeouts) -> Site {
+        let my_seg = conf.pos(my_id).map(|p| p.seg).unwrap_or(0);
+        Site {
+            my_id,
+            my_seg,
+            conf,
+            conf_hash,
+            timeouts,
+        }
+    }
+
+    /// The segment of daemon `id`.
+    pub fn seg_of(&self, id: u32) -> Option<usize> {
+        self.conf.pos(id).map(|p| p.seg)
+    }
+
+    /// Whether my segment has anyone else configured to hear broadcasts.
+    pub fn bcast_needed(&self) -> bool {
+        self.conf
+            .segments
+            .get(self.my_seg)
+            .map(|s| s.daemons.len() > 1)
+            .unwrap_or(false)
+    }
 }
 
 /// Dotted form of a daemon id for logs.

@@ -5,12 +5,11 @@ use super::reps;
 use crate::clock::Clock;
 use spread_wire::client::MembId;
 
-use super::{insert_member, CommitSet, State};
+use super::{insert_member, CommitSet, Membership, MembershipEvent, Rejected, State, Timer};
+use crate::packet_store::PacketStore;
 use crate::ring::wire::TokenHeader;
 use crate::ring::wire::{self, bits, rep_kind, FormMiddle, FormToken, MembersInfo, Rep, RepsInfo, RingInfo};
-use crate::ring::{DeliveryThreshold, RingEngine};
 use crate::ring_conf::{ip, Channel, Destination};
-use crate::timers::Timer;
 
 /// Above the originator's highest sequence number: the EVS token's target.
 const FORM_SEQ_MARGIN: i32 = 3333;
@@ -19,24 +18,49 @@ const MAX_FORM_REPS: usize = 20;
 /// Most holes one old ring may report.
 const MAX_SEQ_GAP: usize = 1600;
 
-impl RingEngine {
-    pub(crate) fn memb_handle_form(&mut self, now: Clock, bytes: &[u8]) {
-        let form = match wire::parse_form(bytes) {
-            Ok(f) => f,
-            Err(e) => {
-                self.drop_datagram(now, format_args!("malformed FORM token: {e:?}"));
-                return;
-            }
-        };
+/// A FORM2 this daemon accepted: the new ring and what its old ring must
+/// recover. The ring delivers what the old ring can still deliver, then
+/// hands it back to [`Membership::start_evs`].
+#[derive(Debug)]
+pub(crate) struct AcceptedForm2 {
+    form: FormToken,
+    /// My old ring's entry on the token.
+    ring: usize,
+    /// The id time this daemon stamped, if it was the first to read it.
+    memb_time: i32,
+    /// The new ring's id.
+    new_id: MembId,
+}
+
+impl AcceptedForm2 {
+    /// The sequence number the new ring's EVS step recovers up to.
+    pub(crate) fn seq(&self) -> i32 {
+        self.form.header.seq
+    }
+}
+
+impl Membership {
+    /// A FORM1 or FORM2 token. A FORM2 for this daemon is returned accepted
+    /// (the new ring's members are then [`Membership::future_members`]).
+    pub(crate) fn handle_form(
+        &mut self,
+        now: Clock,
+        bytes: &[u8],
+        store: &mut PacketStore,
+    ) -> Result<Option<AcceptedForm2>, Rejected> {
+        let form = wire::parse_form(bytes).map_err(|e| Rejected::MalformedForm(format!("{e:?}")))?;
         if form.header.kind & bits::FORM1 != 0 {
-            match self.memb.state {
-                State::Op if self.memb.membership.leader() != Some(self.my_id) => self.fill_form1(now, form),
-                State::Represented | State::Gather => self.fill_form1(now, form),
+            match self.state {
+                State::Op if self.membership.leader() != Some(self.site.my_id) => {
+                    self.fill_form1(form, store)
+                }
+                State::Represented | State::Gather => self.fill_form1(form, store),
                 _ => {}
             }
-        } else if self.memb.state == State::Form {
-            self.read_form2(now, form);
+        } else if self.state == State::Form {
+            return Ok(self.accept_form2(now, form, store));
         }
+        Ok(None)
     }
 
     fn ucast_token(&mut self, to: u32, bytes: Vec<u8>, copies: usize) {
@@ -54,43 +78,41 @@ impl RingEngine {
     /// A fresh Unix time for an id, strictly after the last one used.
     fn next_time(&mut self, now: Clock) -> i32 {
         let mut t = now.unix_secs as i32;
-        if t <= self.memb.last_time_used {
-            t = self.memb.last_time_used + 1;
+        if t <= self.last_time_used {
+            t = self.last_time_used + 1;
         }
-        self.memb.last_time_used = t;
+        self.last_time_used = t;
         t
     }
 
     /// My old ring's entry for a FORM token made from scratch.
-    fn my_ring_info(&self, holes_from: i32) -> RingInfo {
-        let holes = self.store.holes_from(holes_from);
-        let mut commit = vec![self.my_id];
-        for id in &self.memb.commit_set.members {
+    fn my_ring_info(&self, store: &PacketStore, holes_from: i32) -> RingInfo {
+        let holes = store.holes_from(holes_from);
+        let mut commit = vec![self.site.my_id];
+        for id in &self.commit_set.members {
             insert_member(&mut commit, *id);
         }
         RingInfo {
-            memb_id: self.memb.membership_id,
+            memb_id: self.membership_id,
             trans_time: 0,
-            aru: self.store.aru,
-            highest_seq: self.store.highest_seq,
+            aru: store.aru,
+            highest_seq: store.highest_seq,
             holes,
             commit,
             num_trans: 1,
         }
     }
 
-    fn enter_form(&mut self, now: Clock) {
+    fn enter_form(&mut self) {
         self.disarm(Timer::Join);
-        self.arm(now, Timer::TokenLoss, self.to.form);
-        self.disarm(Timer::Hurry);
-        self.memb.token_alive = false;
-        self.threshold = DeliveryThreshold::Blocked;
-        self.memb.state = State::Form;
+        self.events.push_back(MembershipEvent::FormSent);
+        self.token_alive = false;
+        self.state = State::Form;
     }
 
     /// Potential representatives of other segments, in case this attempt fails.
     fn potential_from_reps(&self, reps: &[Rep]) -> Vec<Rep> {
-        reps::potential_from_reps(&self.conf, self.my_seg, reps)
+        reps::potential_from_reps(&self.site.conf, self.site.my_seg, reps)
     }
 
     /// Where a FORM1 goes next; converts it to FORM2 at the end of the path.
@@ -102,8 +124,8 @@ impl RingEngine {
             ),
             FormMiddle::NewId(_) => (None, None),
         };
-        form.header.transmitter = self.my_id;
-        form.header.conf_hash = self.conf_hash;
+        form.header.transmitter = self.site.my_id;
+        form.header.conf_hash = self.site.conf_hash;
         if let Some(to) = next_member.or(next_rep) {
             log::debug!("membership: FORM1 {:?} to {}", form.members, ip(to));
             self.ucast_token(to, wire::emit_form(&form), 2);
@@ -111,7 +133,7 @@ impl RingEngine {
         }
         // End of the path: members in ring order, all pending.
         let mut ids = form.members.ids[..form.members.done].to_vec();
-        ids.sort_by_key(|id| self.conf.pos(*id).map(|p| p.rank).unwrap_or(usize::MAX));
+        ids.sort_by_key(|id| self.site.conf.pos(*id).map(|p| p.rank).unwrap_or(usize::MAX));
         form.members = MembersInfo { done: 0, ids };
         let leftover = match &form.middle {
             FormMiddle::Reps(r) => wire::reps_leftover_id(r),
@@ -126,64 +148,64 @@ impl RingEngine {
     }
 
     /// The smallest representative starts the FORM1 token.
-    pub(crate) fn create_form1(&mut self, now: Clock) {
+    pub(super) fn create_form1(&mut self, now: Clock, store: &PacketStore) {
         let memb_id = MembId {
-            proc_id: self.my_id as i32,
+            proc_id: self.site.my_id as i32,
             time: self.next_time(now),
         };
-        self.memb.form1_memb_id = memb_id;
+        self.form1_memb_id = memb_id;
         let header = TokenHeader {
             kind: bits::FORM1,
-            proc_id: self.my_id,
+            proc_id: self.site.my_id,
             memb_id,
-            seq: self.store.highest_seq.saturating_add(FORM_SEQ_MARGIN),
+            seq: store.highest_seq.saturating_add(FORM_SEQ_MARGIN),
             ..Default::default()
         };
-        if self.memb.f_reps.first().map(|r| r.kind) == Some(rep_kind::RING) {
-            self.memb.f_members = self.memb.membership.ids().to_vec();
+        if self.f_reps.first().map(|r| r.kind) == Some(rep_kind::RING) {
+            self.f_members = self.membership.ids().to_vec();
         }
-        let me = self.my_id;
-        let f_reps = self.memb.f_reps.clone();
-        self.memb
-            .f_members
+        let me = self.site.my_id;
+        let f_reps = self.f_reps.clone();
+        self.f_members
             .retain(|id| *id == me || !f_reps.iter().any(|r| r.proc_id == *id));
         // I am first: the others are pending.
-        if let Some(i) = self.memb.f_members.iter().position(|id| *id == me) {
-            let m = self.memb.f_members.remove(i);
-            self.memb.f_members.insert(0, m);
+        if let Some(i) = self.f_members.iter().position(|id| *id == me) {
+            let m = self.f_members.remove(i);
+            self.f_members.insert(0, m);
         }
-        let mut reps = self.memb.f_reps.clone();
-        reps::sort_reps(&self.conf, &mut reps);
-        self.memb.f_reps = reps.clone();
-        self.memb.f_reps_index = 1;
-        self.memb.potential_reps = self.potential_from_reps(&reps);
-        let ring = self.my_ring_info(self.store.my_aru + 1);
+        let mut reps = self.f_reps.clone();
+        reps::sort_reps(&self.site.conf, &mut reps);
+        self.f_reps = reps.clone();
+        self.f_reps_index = 1;
+        self.potential_reps = self.potential_from_reps(&reps);
+        let ring = self.my_ring_info(store, store.my_aru + 1);
         let form = FormToken {
             header,
             members: MembersInfo {
                 done: 1,
-                ids: self.memb.f_members.clone(),
+                ids: self.f_members.clone(),
             },
             middle: FormMiddle::Reps(RepsInfo { rep_index: 1, reps }),
             rings: vec![ring],
         };
         self.forward_form1(form);
-        self.enter_form(now);
+        self.enter_form();
     }
 
     /// A FORM1 reached me: add myself (and what I represent) and pass it on.
-    fn fill_form1(&mut self, now: Clock, mut form: FormToken) {
-        form.header.proc_id = self.my_id;
-        let floor = self.store.highest_seq.saturating_add(FORM_SEQ_MARGIN);
+    fn fill_form1(&mut self, mut form: FormToken, store: &PacketStore) {
+        form.header.proc_id = self.site.my_id;
+        let floor = store.highest_seq.saturating_add(FORM_SEQ_MARGIN);
         if form.header.seq < floor {
             form.header.seq = floor;
         }
         let FormMiddle::Reps(mut reps) = form.middle.clone() else {
             return;
         };
-        match self.memb.state {
+        match self.state {
             State::Op | State::Represented => {
-                if form.members.ids.get(form.members.done) != Some(&self.my_id) || form.members.pending() == 0
+                if form.members.ids.get(form.members.done) != Some(&self.site.my_id)
+                    || form.members.pending() == 0
                 {
                     return;
                 }
@@ -193,27 +215,27 @@ impl RingEngine {
                 let Some(rep) = reps.reps.get(reps.rep_index.max(0) as usize).copied() else {
                     return;
                 };
-                let alive = self.memb.token_alive;
-                if rep.proc_id != self.my_id
+                let alive = self.token_alive;
+                if rep.proc_id != self.site.my_id
                     || (alive && rep.kind == rep_kind::SEG)
                     || (!alive && rep.kind == rep_kind::RING)
                     || form.members.pending() != 0
                 {
                     return;
                 }
-                let me = self.my_id;
+                let me = self.site.my_id;
                 let done: Vec<u32> = form.members.ids[..form.members.done].to_vec();
-                let f_reps = self.memb.f_reps.clone();
-                self.memb.f_members.retain(|id| {
+                let f_reps = self.f_reps.clone();
+                self.f_members.retain(|id| {
                     !done.contains(id)
                         && (*id == me
                             || (!reps.reps.iter().any(|r| r.proc_id == *id)
                                 && !f_reps.iter().any(|r| r.proc_id == *id)))
                 });
                 let mine: Vec<u32> = if rep.kind == rep_kind::SEG {
-                    self.memb.f_members.clone()
+                    self.f_members.clone()
                 } else {
-                    self.memb.membership.ids().to_vec()
+                    self.membership.ids().to_vec()
                 };
                 let room = wire::MAX_PROCS_RING.saturating_sub(form.members.ids.len() + 1);
                 if room == 0 || mine.first() != Some(&me) {
@@ -226,10 +248,10 @@ impl RingEngine {
             }
             _ => return,
         }
-        self.memb.form1_memb_id = form.header.memb_id;
-        self.memb.potential_reps = self.potential_from_reps(&reps.reps);
+        self.form1_memb_id = form.header.memb_id;
+        self.potential_reps = self.potential_from_reps(&reps.reps);
 
-        let my_id = self.memb.membership_id;
+        let my_id = self.membership_id;
         let mine = form
             .rings
             .iter()
@@ -239,44 +261,39 @@ impl RingEngine {
             None if form.rings.len() + 1 > MAX_FORM_REPS => {
                 log::warn!(
                     "membership: FORM token full; {} stays out of this attempt",
-                    ip(self.my_id)
+                    ip(self.site.my_id)
                 );
-                if let Some(i) = form.members.ids.iter().position(|id| *id == self.my_id) {
+                if let Some(i) = form.members.ids.iter().position(|id| *id == self.site.my_id) {
                     form.members.ids.remove(i);
                     form.members.done = form.members.done.saturating_sub(1);
                 }
             }
             None => {
-                let ring = self.my_ring_info(self.store.last_discarded + 1);
+                let ring = self.my_ring_info(store, store.last_discarded + 1);
                 form.rings.push(ring);
             }
             Some(old) => {
-                let mut holes: Vec<i32> = old
-                    .holes
-                    .iter()
-                    .copied()
-                    .filter(|s| !self.store.has(*s))
-                    .collect();
+                let mut holes: Vec<i32> = old.holes.iter().copied().filter(|s| !store.has(*s)).collect();
                 if let Some(from) = old.highest_seq.checked_add(1) {
-                    holes.extend(self.store.holes_in(from, self.store.highest_seq));
+                    holes.extend(store.holes_in(from, store.highest_seq));
                 }
                 let mut set: Vec<u32> = Vec::new();
                 for id in old.commit.iter().take(old.num_trans) {
                     insert_member(&mut set, *id);
                 }
-                insert_member(&mut set, self.my_id);
+                insert_member(&mut set, self.site.my_id);
                 let num_trans = set.len();
                 for id in old.commit.iter().skip(old.num_trans) {
                     insert_member(&mut set, *id);
                 }
-                for id in &self.memb.commit_set.members {
+                for id in &self.commit_set.members {
                     insert_member(&mut set, *id);
                 }
                 form.rings.push(RingInfo {
                     memb_id: my_id,
                     trans_time: 0,
-                    aru: old.aru.max(self.store.aru),
-                    highest_seq: old.highest_seq.max(self.store.highest_seq),
+                    aru: old.aru.max(store.aru),
+                    highest_seq: old.highest_seq.max(store.highest_seq),
                     holes,
                     commit: set,
                     num_trans,
@@ -286,19 +303,28 @@ impl RingEngine {
         self.forward_form1(form);
         self.disarm(Timer::FormOrFail);
         self.disarm(Timer::ShiftToSeg);
-        self.enter_form(now);
+        self.enter_form();
     }
 
-    /// FORM2: the new ring is decided; prepare EVS.
-    fn read_form2(&mut self, now: Clock, mut form: FormToken) {
-        if form.header.memb_id != self.memb.form1_memb_id {
+    /// FORM2: the new ring is decided. Checks it, takes on the new ring's
+    /// id and members, and makes the store adopt my old ring's agreed aru
+    /// and highest sequence; [`Membership::start_evs`] follows once the ring
+    /// delivered what the old ring still can.
+    fn accept_form2(
+        &mut self,
+        now: Clock,
+        mut form: FormToken,
+        store: &mut PacketStore,
+    ) -> Option<AcceptedForm2> {
+        if form.header.memb_id != self.form1_memb_id {
             log::debug!("membership: FORM2 of another attempt dropped");
-            return;
+            return None;
         }
+        let me = self.site.my_id;
         let m = &form.members;
-        if m.pending() == 0 || m.ids.len() >= wire::MAX_PROCS_RING || m.ids[m.done] != self.my_id {
+        if m.pending() == 0 || m.ids.len() >= wire::MAX_PROCS_RING || m.ids[m.done] != me {
             log::warn!("membership: malformed FORM2 dropped");
-            return;
+            return None;
         }
         if form
             .rings
@@ -306,54 +332,64 @@ impl RingEngine {
             .any(|r| r.num_trans < 1 || r.holes.len() > MAX_SEQ_GAP)
         {
             log::warn!("membership: FORM2 with malformed ring information dropped");
-            return;
+            return None;
         }
-        let Some(ri) = form
-            .rings
-            .iter()
-            .position(|r| r.memb_id == self.memb.membership_id)
-        else {
+        let Some(ring) = form.rings.iter().position(|r| r.memb_id == self.membership_id) else {
             log::warn!("membership: my ring is not on the FORM2 token; dropped");
-            return;
+            return None;
         };
-        if form.members.ids.iter().any(|id| !self.conf.knows(*id)) {
+        if form.members.ids.iter().any(|id| !self.site.conf.knows(*id)) {
             log::warn!("membership: FORM2 names an unknown daemon; dropped");
-            return;
+            return None;
         }
-        form.header.proc_id = self.my_id;
+        form.header.proc_id = me;
         form.members.done += 1;
-        self.last_seq = form.header.seq;
         log::debug!("membership: reading FORM2 {:?}", form.members);
         let mut memb_time = 0;
         if form.members.done == 1 {
             memb_time = self.next_time(now);
-            self.memb.last_time_used += 1;
+            self.last_time_used += 1;
             form.middle = FormMiddle::NewId(MembId {
-                proc_id: self.my_id as i32,
-                time: self.memb.last_time_used,
+                proc_id: me as i32,
+                time: self.last_time_used,
             });
         }
         let FormMiddle::NewId(new_id) = form.middle else {
-            return;
+            return None;
         };
-        self.memb.future_membership_id = new_id;
-        self.memb.future_membership = self.conf.ordered(form.members.ids.iter().copied());
-        self.net_members = self.memb.future_membership.clone();
-        self.prev_proc = self.net_members.previous_of(self.my_id).unwrap_or(self.my_id);
-        self.fc.new_configuration();
+        self.future_membership_id = new_id;
+        self.future_membership = self.site.conf.ordered(form.members.ids.iter().copied());
+        let mine = &form.rings[ring];
+        store.adopt(mine.aru, mine.highest_seq);
+        Some(AcceptedForm2 {
+            form,
+            ring,
+            memb_time,
+            new_id,
+        })
+    }
 
+    /// Enters EVS on an accepted FORM2: marks the packets nobody will get,
+    /// takes the FORM2's commit set, and passes the FORM2 on, or, as the
+    /// new ring's last member, sends its first token. Returns whether it
+    /// sent the first token.
+    pub(crate) fn start_evs(&mut self, now: Clock, accepted: AcceptedForm2, store: &mut PacketStore) -> bool {
+        let AcceptedForm2 {
+            mut form,
+            ring: ri,
+            mut memb_time,
+            new_id,
+        } = accepted;
+        let me = self.site.my_id;
         let my_ring = form.rings[ri].clone();
-        self.store.adopt(my_ring.aru, my_ring.highest_seq);
-        // Still in FORM: delivers the old ring's packets up to its aru.
-        self.discard_packets(now);
-        for (seq, from) in self.store.mark_holes(&my_ring.holes) {
+        for (seq, from) in store.mark_holes(&my_ring.holes) {
             log::warn!(
                 "membership: dropping packet {} of departing daemon {} received after FORM1",
                 seq,
                 ip(from)
             );
         }
-        self.memb.future_commit_set = CommitSet {
+        self.future_commit_set = CommitSet {
             members: my_ring.commit.clone(),
             num_trans: my_ring.num_trans,
         };
@@ -363,38 +399,32 @@ impl RingEngine {
             }
             form.rings[ri].trans_time = memb_time;
         }
-        self.memb.f_trans_memb_time = form.rings[ri].trans_time;
+        self.f_trans_memb_time = form.rings[ri].trans_time;
 
-        form.header.transmitter = self.my_id;
-        form.header.conf_hash = self.conf_hash;
-        if self.memb.future_membership.last() != Some(self.my_id) {
-            let bytes = wire::emit_form(&form);
-            self.send_token_next(bytes.clone());
-            self.send_token_next(bytes);
-            self.token_rounds = 0;
+        form.header.transmitter = me;
+        form.header.conf_hash = self.site.conf_hash;
+        let next = self.future_membership.next_of(me).unwrap_or(me);
+        let first_token = self.future_membership.last() == Some(me);
+        let bytes = if !first_token {
+            wire::emit_form(&form)
         } else {
             let first = TokenHeader {
                 kind: 0,
-                transmitter: self.my_id,
-                proc_id: self.my_id,
+                transmitter: me,
+                proc_id: me,
                 memb_id: new_id,
                 seq: 0,
                 aru: i32::MAX,
                 aru_last_id: u32::MAX,
                 flow_control: 0,
                 rtr_len: 0,
-                conf_hash: self.conf_hash,
+                conf_hash: self.site.conf_hash,
             };
-            let bytes = wire::emit_token(&first, &[]);
-            self.send_token_next(bytes.clone());
-            self.send_token_next(bytes);
-            self.token_rounds = 1;
-        }
-        self.memb.token_alive = true;
-        self.arm(now, Timer::TokenLoss, self.to.token);
-        self.received_token_rounds = 0;
-        self.last_token = TokenHeader::default();
-        self.store.aru = 0;
-        self.memb.state = State::Evs;
+            wire::emit_token(&first, &[])
+        };
+        self.ucast_token(next, bytes, 2);
+        self.token_alive = true;
+        self.state = State::Evs;
+        first_token
     }
 }

@@ -15,20 +15,29 @@
 //!   transitional configuration (the old members that came along), what is
 //!   left, and the new regular configuration.
 //!
-//! The engine methods are on [`crate::ring::RingEngine`]; this module holds the
-//! membership state and the membership half of the engine.
+//! [`Membership`] owns the algorithm's state and timers. It reads the packet
+//! store through the operations it needs (holes, adopting an agreed aru and
+//! highest sequence, backing off) and otherwise only answers: datagrams to
+//! send ([`Membership::poll_transmit`]) and what the ring must do
+//! ([`MembershipEvent`]). It never calls the ring: the ring owns it, feeds it
+//! membership datagrams, FORM tokens and token loss, and runs its timers.
 
 mod form;
+mod gather;
 mod reps;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 use spread_wire::client::MembId;
-use spread_wire::endian::ByteOrder;
 
-use crate::ring::wire::{self, bits, rep_kind, MembersInfo, PacketHeader, Rep, RepsInfo};
-use crate::ring::{DeliveryThreshold, RingEngine};
-use crate::ring_conf::{ip, Channel, Conf, Destination, Members};
-use crate::timers::Timer;
+pub(crate) use form::AcceptedForm2;
+
+use crate::packet_store::PacketStore;
+use crate::ring::wire::{self, Rep};
+use crate::ring_conf::{ip, Destination, Members, Site, Transmit};
+use crate::timers::{Due, MembershipTimer as Timer, Timers};
 
 /// Where the membership algorithm is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,6 +54,35 @@ pub enum State {
     Form,
     /// The new ring's token recovers the old rings' packets.
     Evs,
+}
+
+/// What the ring must do for the membership algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MembershipEvent {
+    /// The ring is gone: stop delivering, forget the last token and stop
+    /// waiting for the next one.
+    TokenLost,
+    /// A FORM token left this daemon: stop delivering and wait at most the
+    /// FORM timeout for the new ring's token.
+    FormSent,
+}
+
+/// Why a membership datagram was dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Rejected {
+    UnknownDaemon(u32),
+    MalformedJoin { from: u32, why: String },
+    MalformedForm(String),
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejected::UnknownDaemon(id) => write!(f, "membership message from unknown daemon {}", ip(*id)),
+            Rejected::MalformedJoin { from, why } => write!(f, "malformed JOIN from {}: {why}", ip(*from)),
+            Rejected::MalformedForm(why) => write!(f, "malformed FORM token: {why}"),
+        }
+    }
 }
 
 /// Commit set: the daemons whose old-ring packets will be delivered; the
@@ -64,39 +102,54 @@ impl CommitSet {
     }
 }
 
-pub(crate) struct MembershipState {
-    pub state: State,
-    pub token_alive: bool,
-    pub membership: Members,
-    pub membership_id: MembId,
-    pub future_membership: Members,
-    pub future_membership_id: MembId,
-    pub form1_memb_id: MembId,
-    pub trans_memb_id: MembId,
-    pub f_trans_memb_time: i32,
-    pub last_time_used: i32,
-    pub my_seg_rep: Option<u32>,
-    pub foreign_found: bool,
+/// One daemon's membership algorithm.
+pub(crate) struct Membership {
+    /// This daemon and its configuration (the ring reads it from here).
+    pub(crate) site: Site,
+    timers: Timers<Timer>,
+    out: VecDeque<Transmit>,
+    events: VecDeque<MembershipEvent>,
+
+    state: State,
+    token_alive: bool,
+    membership: Members,
+    membership_id: MembId,
+    future_membership: Members,
+    future_membership_id: MembId,
+    form1_memb_id: MembId,
+    trans_memb_id: MembId,
+    f_trans_memb_time: i32,
+    last_time_used: i32,
+    my_seg_rep: Option<u32>,
+    foreign_found: bool,
     /// Daemons gathered (`F_members`).
-    pub f_members: Vec<u32>,
+    f_members: Vec<u32>,
     /// Representatives gathered (`F_reps`); mine first.
-    pub f_reps: Vec<Rep>,
+    f_reps: Vec<Rep>,
     /// `rep_index` of `F_reps` as JOINs show it: 0 until this daemon first
     /// sends a FORM1, then 1 (the original keeps the stale value).
-    pub f_reps_index: i16,
+    f_reps_index: i16,
     /// Representatives to send JOINs to.
-    pub potential_reps: Vec<Rep>,
-    pub commit_set: CommitSet,
-    pub future_commit_set: CommitSet,
-    pub just_installed: bool,
-    pub trans_membership: Members,
-    pub commit_membership: Members,
-    pub reg_membership: Members,
+    potential_reps: Vec<Rep>,
+    commit_set: CommitSet,
+    future_commit_set: CommitSet,
+    just_installed: bool,
+    trans_membership: Members,
+    commit_membership: Members,
+    reg_membership: Members,
 }
 
-impl MembershipState {
-    pub(crate) fn new(my_id: u32, me: Members) -> MembershipState {
-        MembershipState {
+impl Membership {
+    /// A daemon that has just started: alone, in OP with no token, so the
+    /// caller's first [`Membership::token_loss`] starts the search.
+    fn new(site: Site) -> Membership {
+        let my_id = site.my_id;
+        let me = site.conf.ordered([my_id]);
+        Membership {
+            site,
+            timers: Timers::default(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
             state: State::Op,
             token_alive: false,
             membership: me.clone(),
@@ -125,6 +178,34 @@ impl MembershipState {
         }
     }
 
+    /// A daemon that has just started: it declares token loss at once and
+    /// looks for the others.
+    pub(crate) fn start(site: Site, now: Clock, store: &mut PacketStore) -> Membership {
+        let mut m = Membership::new(site);
+        m.token_loss(now, store);
+        m
+    }
+
+    // --- what the ring reads ---
+
+    pub(crate) fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether this daemon takes part in a ring whose token circulates.
+    pub(crate) fn token_alive(&self) -> bool {
+        self.token_alive
+    }
+
+    /// The regular membership.
+    pub(crate) fn members(&self) -> &Members {
+        &self.membership
+    }
+
+    pub(crate) fn membership_id(&self) -> MembId {
+        self.membership_id
+    }
+
     /// The ring the token belongs to: the future one while in EVS.
     pub(crate) fn active(&self) -> &Members {
         if self.state == State::Evs {
@@ -141,470 +222,128 @@ impl MembershipState {
             self.membership_id
         }
     }
-}
 
-impl MembershipState {
-    /// A REFER names a representative to probe; only GATHER listens.
-    pub(crate) fn handle_refer(&mut self, conf: &Conf, referred: MembId) {
-        if self.state != State::Gather {
-            return;
-        }
-        let id = referred.proc_id as u32;
-        let Some(pos) = conf.pos(id) else {
-            log::debug!("membership: REFER to unknown daemon {}", ip(id));
-            return;
+    /// The ring a FORM2 decided (where tokens go from EVS on).
+    pub(crate) fn future_members(&self) -> &Members {
+        &self.future_membership
+    }
+
+    /// The transitional configuration last built and its id.
+    pub(crate) fn transitional_configuration(&self) -> (MembId, &Members) {
+        (self.trans_memb_id, &self.trans_membership)
+    }
+
+    /// Every daemon whose old-ring packets are delivered in this change.
+    pub(crate) fn commit_members(&self) -> &Members {
+        &self.commit_membership
+    }
+
+    // --- what the ring tells it ---
+
+    /// The first token of a newly installed ring passed here: true once.
+    pub(crate) fn take_just_installed(&mut self) -> bool {
+        std::mem::take(&mut self.just_installed)
+    }
+
+    /// In EVS this daemon has every packet of its old ring: the commit set
+    /// the FORM2 carried is now the one delivery follows.
+    pub(crate) fn old_ring_recovered(&mut self) {
+        self.commit_set = self.future_commit_set.clone();
+    }
+
+    /// Adopts a re-read configuration and starts over (Dynamic
+    /// Configuration).
+    pub(crate) fn reconfigure(&mut self, now: Clock, site: Site, store: &mut PacketStore) {
+        self.site = site;
+        self.token_loss(now, store);
+    }
+
+    /// A reload's singleton ring is in: look for the others now.
+    pub(crate) fn look_up_now(&mut self, now: Clock) {
+        self.arm(now, Timer::Lookup, Duration::ZERO);
+    }
+
+    // --- the sans-IO surface ---
+
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    pub(crate) fn poll_event(&mut self) -> Option<MembershipEvent> {
+        self.events.pop_front()
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// The earliest of its timers due at `now`, not yet run.
+    pub(crate) fn next_due(&self, now: Instant) -> Option<Due> {
+        self.timers.peek_due(now).map(|(_, due)| due)
+    }
+
+    /// Runs the earliest of its timers due at `now`, if any.
+    pub(crate) fn handle_timeout(&mut self, now: Clock, store: &PacketStore) -> bool {
+        let Some(t) = self.timers.pop_due(now.mono) else {
+            return false;
         };
-        let kind = referred.time as i16;
-        if ![rep_kind::POTENTIAL, rep_kind::SEG, rep_kind::RING].contains(&kind) {
-            return;
+        match t {
+            Timer::Alive => self.scast_alive(now, true),
+            Timer::Join => self.send_join(now),
+            Timer::FormOrFail => self.form_or_fail(now, store),
+            Timer::GatherOrRepresented => self.gather_or_represented(now),
+            Timer::ShiftToSeg => self.shift_to_seg(now),
+            Timer::Lookup => self.lookup_new_members(now),
         }
-        reps::insert_rep(
-            conf,
-            &mut self.potential_reps,
-            Rep {
-                proc_id: id,
-                kind,
-                seg_index: pos.seg as i16,
-            },
-        );
+        true
+    }
+
+    fn arm(&mut self, now: Clock, t: Timer, after: Duration) {
+        self.timers.set(t, now.mono + after);
+    }
+
+    fn disarm(&mut self, t: Timer) {
+        self.timers.clear(t);
+    }
+
+    fn send(&mut self, to: Destination, bytes: Vec<u8>) {
+        self.out.push_back(Transmit { to, bytes });
     }
 
     /// Builds the transitional and commit configurations from the commit
     /// set: the first `num_trans` are the transitional one, led (in its id)
     /// by its first daemon in configuration order.
-    pub(crate) fn transitional(&mut self, conf: &Conf, my_id: u32) {
+    pub(crate) fn build_transitional(&mut self) {
+        let conf = &self.site.conf;
         let cs = &self.commit_set;
         let trans = conf.ordered(cs.members.iter().take(cs.num_trans).copied());
         let commit = conf.ordered(cs.members.iter().copied());
         self.trans_memb_id = MembId {
-            proc_id: trans.leader().unwrap_or(my_id) as i32,
+            proc_id: trans.leader().unwrap_or(self.site.my_id) as i32,
             time: self.f_trans_memb_time,
         };
         self.trans_membership = trans;
         self.commit_membership = commit;
     }
-}
-
-impl RingEngine {
-    pub(crate) fn memb_init(&mut self, now: Clock) {
-        self.memb.state = State::Op;
-        self.memb_token_loss(now);
-    }
-
-    fn seg_of(&self, id: u32) -> Option<usize> {
-        self.conf.pos(id).map(|p| p.seg)
-    }
-
-    /// Representatives of the other segments to probe after losing a ring.
-    fn potential_from(&self, ring: &Members) -> Vec<Rep> {
-        reps::potential_from_ring(&self.conf, self.my_seg, ring)
-    }
-
-    /// `Memb_token_loss`: the ring is gone (or never was); start over.
-    pub(crate) fn memb_token_loss(&mut self, now: Clock) {
-        match self.memb.state {
-            State::Op => {
-                let ring = self.memb.membership.clone();
-                self.memb.potential_reps = self.potential_from(&ring);
-            }
-            State::Seg | State::Represented => {
-                log::error!("membership: token loss in state {:?}", self.memb.state);
-            }
-            State::Gather => {
-                let mut reps = Vec::new();
-                for rep in self.memb.f_reps.iter().skip(1).copied().collect::<Vec<_>>() {
-                    reps::insert_rep(&self.conf, &mut reps, rep);
-                }
-                let ring = self.memb.membership.clone();
-                for rep in self.potential_from(&ring) {
-                    reps::insert_rep(&self.conf, &mut reps, rep);
-                }
-                self.memb.potential_reps = reps;
-            }
-            State::Form => {}
-            State::Evs => {
-                self.backoff_membership();
-                let ring = self.memb.future_membership.clone();
-                self.memb.potential_reps = self.potential_from(&ring);
-            }
-        }
-        log::warn!("membership: token lost in state {:?}", self.memb.state);
-        self.memb.token_alive = false;
-        self.threshold = DeliveryThreshold::Blocked;
-        self.memb.just_installed = false;
-        for t in [
-            Timer::TokenLoss,
-            Timer::Join,
-            Timer::FormOrFail,
-            Timer::Hurry,
-            Timer::Lookup,
-        ] {
-            self.disarm(t);
-        }
-        self.last_token.kind = 0;
-        self.last_token.seq = 0;
-        self.last_token.aru = 0;
-        self.memb.membership = self.conf.ordered([self.my_id]);
-        self.shift_to_seg(now);
-    }
-
-    fn shift_to_op(&mut self) {
-        self.memb.state = State::Op;
-    }
-
-    pub(crate) fn shift_to_seg(&mut self, now: Clock) {
-        self.memb.state = State::Seg;
-        self.memb.f_members = vec![self.my_id];
-        self.arm(now, Timer::Alive, std::time::Duration::ZERO);
-        self.arm(now, Timer::GatherOrRepresented, self.to.seg);
-    }
-
-    pub(crate) fn gather_or_represented(&mut self, now: Clock) {
-        self.memb.my_seg_rep = None;
-        if reps::smallest_member(&self.conf, &self.memb.f_members) == Some(self.my_id) {
-            self.shift_to_gather(now);
-        } else {
-            self.shift_to_represented(now);
-        }
-    }
-
-    fn shift_to_gather(&mut self, now: Clock) {
-        log::debug!("membership: GATHER (token alive: {})", self.memb.token_alive);
-        self.memb.state = State::Gather;
-        self.memb.f_reps = vec![Rep {
-            proc_id: self.my_id,
-            kind: if self.memb.token_alive {
-                rep_kind::RING
-            } else {
-                rep_kind::SEG
-            },
-            seg_index: self.my_seg as i16,
-        }];
-        self.disarm(Timer::Alive);
-        self.disarm(Timer::Lookup);
-        self.arm(now, Timer::Join, std::time::Duration::ZERO);
-        self.arm(now, Timer::FormOrFail, self.to.gather);
-    }
-
-    fn shift_to_represented(&mut self, now: Clock) {
-        log::debug!("membership: REPRESENTED");
-        self.memb.state = State::Represented;
-        self.disarm(Timer::Alive);
-        self.disarm(Timer::GatherOrRepresented);
-        self.arm(now, Timer::ShiftToSeg, self.to.rep);
-    }
-
-    pub(crate) fn form_or_fail(&mut self, now: Clock) {
-        if reps::smallest_rep(&self.conf, &self.memb.f_reps).map(|(id, _)| id) == Some(self.my_id) {
-            if self.memb.token_alive && self.memb.f_reps.len() == 1 {
-                self.disarm(Timer::Join);
-                self.arm(now, Timer::Lookup, self.to.lookup);
-                self.shift_to_op();
-            } else {
-                self.create_form1(now);
-            }
-        } else if self.memb.token_alive {
-            log::debug!("membership: gather failed, back to OP");
-            self.disarm(Timer::Join);
-            self.arm(now, Timer::Lookup, self.to.lookup);
-            self.shift_to_op();
-        } else {
-            self.memb.f_members = vec![self.my_id];
-            let mut reps = Vec::new();
-            for rep in self.memb.f_reps.iter().skip(1).copied().collect::<Vec<_>>() {
-                reps::insert_rep(&self.conf, &mut reps, rep);
-            }
-            self.memb.potential_reps = reps;
-            self.shift_to_gather(now);
-        }
-    }
-
-    fn probe_header(&self, kind: u32) -> PacketHeader {
-        PacketHeader {
-            kind,
-            transmitter: self.my_id,
-            proc_id: self.my_id,
-            conf_hash: self.conf_hash,
-            ..Default::default()
-        }
-    }
-
-    /// `Net_scast` of a membership packet to my own segment.
-    fn scast_my_segment(&mut self, bytes: Vec<u8>) {
-        if self.bcast_needed() {
-            self.send(Destination::Segment(self.my_seg), bytes);
-        }
-    }
-
-    fn ucast_data(&mut self, id: u32, bytes: Vec<u8>) {
-        if self.conf.knows(id) {
-            self.send(
-                Destination::Daemon {
-                    id,
-                    channel: Channel::Data,
-                },
-                bytes,
-            );
-        }
-    }
-
-    /// Broadcasts ALIVE with the daemons gathered so far; `repeat` re-arms.
-    pub(crate) fn scast_alive(&mut self, now: Clock, repeat: bool) {
-        let members = MembersInfo {
-            done: self.memb.f_members.len(),
-            ids: self.memb.f_members.clone(),
-        };
-        let bytes = wire::emit_probe(&self.probe_header(bits::ALIVE), &members, None);
-        self.scast_my_segment(bytes);
-        if repeat {
-            self.arm(now, Timer::Alive, self.to.alive);
-        }
-    }
-
-    fn join_bytes(&self) -> Vec<u8> {
-        let members = MembersInfo {
-            done: self.memb.f_members.len(),
-            ids: self.memb.f_members.clone(),
-        };
-        let reps = RepsInfo {
-            rep_index: self.memb.f_reps_index,
-            reps: self.memb.f_reps.clone(),
-        };
-        wire::emit_probe(&self.probe_header(bits::JOIN), &members, Some(&reps))
-    }
-
-    pub(crate) fn send_join(&mut self, now: Clock) {
-        let bytes = self.join_bytes();
-        if !self.memb.token_alive {
-            self.scast_my_segment(bytes.clone());
-        }
-        let targets: Vec<u32> = self.memb.potential_reps.iter().map(|r| r.proc_id).collect();
-        for id in targets {
-            self.ucast_data(id, bytes.clone());
-        }
-        self.arm(now, Timer::Join, self.to.join);
-    }
-
-    /// The leader's periodic probe for daemons outside the ring.
-    pub(crate) fn memb_lookup_new_members(&mut self, now: Clock) {
-        if self.memb.state != State::Op {
-            return;
-        }
-        self.memb.potential_reps.clear();
-        self.memb.f_reps = vec![Rep {
-            proc_id: self.my_id,
-            kind: rep_kind::RING,
-            seg_index: self.my_seg as i16,
-        }];
-        self.memb.f_members.clear();
-        let bytes = self.join_bytes();
-        let mut num_missing = 0;
-        if self.conf.segments.len() == 1 {
-            self.scast_my_segment(bytes);
-            num_missing += 1;
-        } else {
-            let all: Vec<u32> = self
-                .conf
-                .segments
-                .iter()
-                .flat_map(|s| s.daemons.clone())
-                .collect();
-            for id in all {
-                if !self.memb.reg_membership.contains(id) {
-                    self.ucast_data(id, bytes.clone());
-                    num_missing += 1;
-                }
-            }
-        }
-        if num_missing > 0 {
-            self.shift_to_gather(now);
-        }
-    }
-
-    pub(crate) fn memb_handle_message(&mut self, now: Clock, h: &PacketHeader, datagram: &[u8]) {
-        if !self.conf.knows(h.proc_id) {
-            self.drop_datagram(
-                now,
-                format_args!("membership message from unknown daemon {}", ip(h.proc_id)),
-            );
-            return;
-        }
-        if h.kind & bits::ALIVE != 0 {
-            self.handle_alive(now, h.proc_id);
-        } else if h.kind & bits::JOIN != 0 {
-            match wire::parse_probe(datagram, true) {
-                Ok(p) => self.handle_join(now, h.proc_id, &p.members, &p.reps.unwrap_or_default()),
-                Err(e) => {
-                    self.drop_datagram(now, format_args!("malformed JOIN from {}: {e:?}", ip(h.proc_id)))
-                }
-            }
-        } else if h.kind & bits::REFER != 0 {
-            self.memb.handle_refer(&self.conf, h.memb_id);
-        }
-    }
-
-    fn handle_alive(&mut self, now: Clock, from: u32) {
-        match self.memb.state {
-            State::Op => {
-                if self.memb.membership.contains(from) {
-                    self.memb_token_loss(now);
-                    insert_member(&mut self.memb.f_members, from);
-                }
-            }
-            State::Seg => insert_member(&mut self.memb.f_members, from),
-            State::Represented => self.arm(now, Timer::ShiftToSeg, self.to.rep),
-            State::Gather => {
-                if !self.memb.token_alive {
-                    insert_member(&mut self.memb.f_members, from);
-                } else if self.memb.membership.contains(from) {
-                    self.memb_token_loss(now);
-                    insert_member(&mut self.memb.f_members, from);
-                }
-            }
-            State::Form => {}
-            State::Evs => {
-                if self.memb.future_membership.contains(from) {
-                    self.memb_token_loss(now);
-                    insert_member(&mut self.memb.f_members, from);
-                }
-            }
-        }
-    }
-
-    fn refer_bytes(&self, rep: u32, kind: i16) -> Vec<u8> {
-        let mut h = self.probe_header(bits::REFER);
-        h.memb_id = MembId {
-            proc_id: rep as i32,
-            time: i32::from(kind),
-        };
-        h.emit_bare()
-    }
-
-    fn handle_join(&mut self, now: Clock, from: u32, members: &MembersInfo, reps: &RepsInfo) {
-        let Some(first_rep) = reps.reps.first().copied() else {
-            log::debug!("membership: JOIN without representatives from {}", ip(from));
-            return;
-        };
-        match self.memb.state {
-            State::Op => {
-                if !self.memb.membership.contains(from) {
-                    if self.memb.membership.leader() == Some(self.my_id) {
-                        self.memb.potential_reps = vec![first_rep];
-                        self.memb.f_members.clear();
-                        self.shift_to_gather(now);
-                    } else if first_rep.seg_index != self.my_seg as i16
-                        || self.memb.membership.first_in_segment(&self.conf, self.my_seg) == Some(self.my_id)
-                    {
-                        if let Some(leader) = self.memb.membership.leader() {
-                            let b = self.refer_bytes(leader, rep_kind::RING);
-                            self.ucast_data(from, b);
-                        }
-                    }
-                } else if self.conf.segments.len() > 1 {
-                    self.memb_token_loss(now);
-                }
-            }
-            State::Seg => {
-                if self.seg_of(from) == Some(self.my_seg) && first_rep.kind == rep_kind::SEG {
-                    self.memb.my_seg_rep = Some(from);
-                    self.shift_to_represented(now);
-                    let _ = members;
-                    self.scast_alive(now, false);
-                }
-            }
-            State::Represented => {
-                if self.seg_of(from) == Some(self.my_seg) && first_rep.kind == rep_kind::SEG {
-                    if self.memb.my_seg_rep != Some(from) {
-                        log::debug!("membership: my representative is now {}", ip(from));
-                        self.memb.my_seg_rep = Some(from);
-                    }
-                    self.arm(now, Timer::ShiftToSeg, self.to.rep);
-                    self.scast_alive(now, false);
-                } else if let Some(rep) = self.memb.my_seg_rep {
-                    let b = self.refer_bytes(rep, rep_kind::SEG);
-                    self.ucast_data(from, b);
-                }
-            }
-            State::Gather => {
-                let mut f_reps = std::mem::take(&mut self.memb.f_reps);
-                reps::insert_rep(&self.conf, &mut f_reps, first_rep);
-                self.memb.f_reps = f_reps;
-                let mut pot = std::mem::take(&mut self.memb.potential_reps);
-                for rep in &reps.reps {
-                    reps::insert_rep(&self.conf, &mut pot, *rep);
-                }
-                self.memb.potential_reps = pot;
-                if reps::smallest_rep(&self.conf, &self.memb.f_reps).map(|(id, _)| id)
-                    == Some(first_rep.proc_id)
-                {
-                    self.arm(now, Timer::FormOrFail, self.to.gather);
-                }
-            }
-            State::Form => {}
-            State::Evs => {
-                if self.memb.future_membership.contains(from) {
-                    self.memb_token_loss(now);
-                    insert_member(&mut self.memb.f_members, from);
-                }
-            }
-        }
-    }
-
-    /// A data packet of another ring: someone is out there.
-    pub(crate) fn memb_handle_foreign(&mut self, now: Clock, h: &PacketHeader, raw: &[u8], order: ByteOrder) {
-        if self.memb.state != State::Op || !self.conf.knows(h.proc_id) {
-            return;
-        }
-        if self.memb.membership.leader() == Some(self.my_id) {
-            self.memb_lookup_new_members(now);
-        } else if self.memb.membership.first_in_segment(&self.conf, self.my_seg) == Some(self.my_id)
-            && !self.memb.foreign_found
-        {
-            self.memb.foreign_found = true;
-            if let Some(leader) = self.memb.membership.leader() {
-                let mut fwd = raw.to_vec();
-                fwd[4..8].copy_from_slice(&order.u32_bytes(self.my_id));
-                self.ucast_data(leader, fwd.clone());
-                self.ucast_data(leader, fwd);
-            }
-        }
-    }
-
-    /// `Backoff_membership`: a failed EVS attempt forgets its agreed holes.
-    pub(crate) fn backoff_membership(&mut self) {
-        self.store.back_off();
-    }
-
-    /// Builds the transitional and commit configurations from the commit set.
-    pub(crate) fn memb_transitional(&mut self) {
-        self.memb.transitional(&self.conf, self.my_id);
-    }
 
     /// Installs the future membership as the regular one.
-    pub(crate) fn memb_regular(&mut self, now: Clock) {
-        self.memb.just_installed = true;
-        self.memb.membership = self.memb.future_membership.clone();
-        self.memb.membership_id = self.memb.future_membership_id;
-        self.memb.reg_membership = self.memb.membership.clone();
-        self.memb.commit_set = CommitSet::me(self.my_id);
-        self.memb.foreign_found = false;
-        self.stats.memberships_installed += 1;
-        if self.memb.membership.leader() == Some(self.my_id) {
-            self.arm(now, Timer::Lookup, self.to.lookup);
+    pub(crate) fn install_regular(&mut self, now: Clock) {
+        self.just_installed = true;
+        self.membership = self.future_membership.clone();
+        self.membership_id = self.future_membership_id;
+        self.reg_membership = self.membership.clone();
+        self.commit_set = CommitSet::me(self.site.my_id);
+        self.foreign_found = false;
+        if self.membership.leader() == Some(self.site.my_id) {
+            self.arm(now, Timer::Lookup, self.site.timeouts.lookup);
         }
         log::info!(
             "membership: id is ({}, {}); members {:?}",
-            ip(self.memb.membership_id.proc_id as u32),
-            self.memb.membership_id.time,
-            self.memb
-                .membership
-                .ids()
-                .iter()
-                .map(|id| ip(*id))
-                .collect::<Vec<_>>()
+            ip(self.membership_id.proc_id as u32),
+            self.membership_id.time,
+            self.membership.ids().iter().map(|id| ip(*id)).collect::<Vec<_>>()
         );
         self.shift_to_op();
-        self.after_install(now);
     }
 }
 
@@ -616,74 +355,4 @@ pub(crate) fn insert_member(list: &mut Vec<u32>, id: u32) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ring_conf::SegmentConf;
-
-    /// Segment 0: ids 1..3; segment 1: ids 11 and 12.
-    fn conf() -> Conf {
-        Conf::new(vec![
-            SegmentConf {
-                bcast: 0xff,
-                port: 4803,
-                daemons: vec![1, 2, 3],
-            },
-            SegmentConf {
-                bcast: 0x1ff,
-                port: 4803,
-                daemons: vec![11, 12],
-            },
-        ])
-    }
-
-    fn refer(id: u32, kind: i16) -> MembId {
-        MembId {
-            proc_id: id as i32,
-            time: i32::from(kind),
-        }
-    }
-
-    #[test]
-    fn only_gather_takes_a_refer_of_a_known_daemon_and_kind() {
-        let c = conf();
-        let mut m = MembershipState::new(1, c.ordered([1]));
-        m.handle_refer(&c, refer(11, rep_kind::SEG));
-        assert!(m.potential_reps.is_empty(), "OP ignores REFER");
-
-        m.state = State::Gather;
-        m.handle_refer(&c, refer(99, rep_kind::SEG));
-        m.handle_refer(&c, refer(12, 7));
-        assert!(m.potential_reps.is_empty(), "unknown daemon or kind ignored");
-
-        m.handle_refer(&c, refer(12, rep_kind::POTENTIAL));
-        m.handle_refer(&c, refer(11, rep_kind::SEG));
-        let reps: Vec<_> = m
-            .potential_reps
-            .iter()
-            .map(|r| (r.proc_id, r.kind, r.seg_index))
-            .collect();
-        // The SEG referral replaces segment 1's potential representative.
-        assert_eq!(reps, [(11, rep_kind::SEG, 1)]);
-    }
-
-    #[test]
-    fn transitional_is_the_commit_sets_head_in_configuration_order() {
-        let c = conf();
-        let mut m = MembershipState::new(3, c.ordered([3]));
-        m.commit_set = CommitSet {
-            members: vec![3, 2, 12, 1],
-            num_trans: 2,
-        };
-        m.f_trans_memb_time = 42;
-        m.transitional(&c, 3);
-        assert_eq!(m.trans_membership.ids(), [2, 3]);
-        assert_eq!(m.commit_membership.ids(), [1, 2, 3, 12]);
-        assert_eq!(m.trans_memb_id, MembId { proc_id: 2, time: 42 });
-
-        // An empty commit set: the transitional id falls back to me.
-        m.commit_set = CommitSet::default();
-        m.transitional(&c, 3);
-        assert_eq!(m.trans_memb_id.proc_id, 3);
-        assert!(m.trans_membership.ids().is_empty());
-    }
-}
+mod tests;

@@ -1,8 +1,9 @@
 //! The daemon ring: Spread's token protocol as a sans-IO state machine.
 //!
-//! [`RingEngine`] is one daemon's ring protocol and membership (the
-//! membership algorithm lives in [`crate::membership`], on the same engine,
-//! because both work on the same packet store and token). It never reads a
+//! [`RingEngine`] is one daemon's ring protocol. It owns the packet store
+//! ([`crate::packet_store`]) and the membership algorithm
+//! ([`crate::membership::Membership`]), feeds the latter its datagrams and
+//! acts on what it answers; membership never calls back. It never reads a
 //! clock or touches a socket: the I/O shell feeds it datagrams
 //! ([`RingEngine::handle_datagram`]) and timer expiries
 //! ([`RingEngine::handle_timeout`]), and drains what it asks for
@@ -36,7 +37,6 @@ mod flow_control;
 mod monitor;
 mod protocol;
 mod reload;
-mod store;
 pub(crate) mod wire;
 
 use std::collections::{HashMap, VecDeque};
@@ -47,15 +47,15 @@ pub(crate) use monitor::is_client_data_message;
 pub use monitor::RingStatus;
 pub use spread_wire::client::MembId;
 
+pub(crate) use crate::packet_store::{PacketStore, Slot, Stored, MAX_PACKETS_AHEAD};
 pub(crate) use crate::ring_conf::{ip, Conf};
-pub(crate) use crate::timers::{Timer, Timers};
+pub(crate) use crate::timers::{RingTimer as Timer, Timers};
 pub(crate) use flow_control::FlowControl;
-pub(crate) use protocol::MAX_PACKETS_AHEAD;
-pub(crate) use store::PacketStore;
 use wire::{bits, Fragment, PacketHeader, TokenHeader};
 
 use crate::clock::Clock;
-use crate::membership::MembershipState;
+use crate::membership::{AcceptedForm2, Membership, MembershipEvent, Rejected};
+use crate::ring_conf::Site;
 
 /// The membership timeouts: the configuration's own type (LAN and
 /// wide-area defaults of the original there; the file may override).
@@ -116,12 +116,7 @@ impl RingParams {
     }
 }
 
-/// A datagram the shell must send.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    pub to: Destination,
-    pub bytes: Vec<u8>,
-}
+pub use crate::ring_conf::Transmit;
 
 /// How a message travels in the ring (the packet type).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -232,21 +227,6 @@ pub(crate) struct SendQueue {
     pub cur_piece: usize,
 }
 
-/// A data packet the engine holds until it is stable everywhere.
-#[derive(Clone, Debug)]
-pub(crate) struct Stored {
-    pub header: PacketHeader,
-    pub frags: Vec<Fragment>,
-    pub delivered: bool,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) enum Slot {
-    Packet(Stored),
-    /// A packet the new membership agreed nobody will get.
-    Hole,
-}
-
 /// A packet built but not yet on the wire (accelerated ring).
 #[derive(Clone, Debug)]
 pub(crate) struct PendingBcast {
@@ -295,13 +275,8 @@ pub(crate) struct DropLog {
 
 /// One daemon's ring protocol and membership engine.
 pub struct RingEngine {
-    pub(crate) my_id: u32,
-    pub(crate) my_seg: usize,
-    pub(crate) conf: Conf,
-    pub(crate) conf_hash: u32,
-    pub(crate) to: Timeouts,
     pub(crate) fc: FlowControl,
-    pub(crate) timers: Timers,
+    pub(crate) timers: Timers<Timer>,
 
     // --- ring protocol state (`Aru`, `My_aru`, ... of the original) ---
     pub(crate) store: PacketStore,
@@ -323,7 +298,8 @@ pub struct RingEngine {
     /// Where tokens go: membership that `Net_set_membership` last got.
     pub(crate) net_members: Members,
 
-    pub(crate) memb: MembershipState,
+    /// The membership algorithm; it also holds this daemon's [`Site`].
+    pub(crate) memb: Membership,
 
     pub(crate) out: VecDeque<Transmit>,
     pub(crate) events: VecDeque<RingEvent>,
@@ -342,16 +318,17 @@ impl RingEngine {
     /// A daemon that has just started: alone, probing for others.
     pub fn new(params: RingParams, now: Clock) -> RingEngine {
         let conf = Conf::new(params.segments);
-        let my_seg = conf.pos(params.my_id).map(|p| p.seg).unwrap_or(0);
+        if !conf.knows(params.my_id) {
+            log::error!("ring: my id {} is not in the configuration", ip(params.my_id));
+        }
         let me = conf.ordered([params.my_id]);
+        let site = Site::new(params.my_id, conf, params.conf_hash, params.timeouts);
+        let mut store = PacketStore::default();
+        let memb = Membership::start(site, now, &mut store);
         let mut e = RingEngine {
-            my_id: params.my_id,
-            my_seg,
-            conf_hash: params.conf_hash,
-            to: params.timeouts,
             fc: FlowControl::new(params.flow),
             timers: Timers::default(),
-            store: PacketStore::default(),
+            store,
             last_seq: 0,
             token_rounds: 0,
             received_token_rounds: 0,
@@ -364,8 +341,8 @@ impl RingEngine {
             threshold: DeliveryThreshold::Blocked,
             prev_proc: 0,
             token_has_priority: false,
-            net_members: me.clone(),
-            memb: MembershipState::new(params.my_id, me),
+            net_members: me,
+            memb,
             out: VecDeque::new(),
             events: VecDeque::new(),
             stats: RingStats::default(),
@@ -373,12 +350,8 @@ impl RingEngine {
             partition: None,
             pending_reload: None,
             reload_singleton: false,
-            conf,
         };
-        if !e.conf.knows(e.my_id) {
-            log::error!("ring: my id {} is not in the configuration", ip(e.my_id));
-        }
-        e.memb_init(now);
+        e.absorb_membership(now);
         e
     }
 
@@ -439,7 +412,7 @@ impl RingEngine {
         // the original's event loop runs due timers before reading sockets:
         // after a stall (SIGSTOP, a VM pause) a token that waited in the
         // socket through the token-loss timeout belongs to a dead ring.
-        if self.timers.next().is_some_and(|due| due < now.mono) {
+        if self.poll_timeout().is_some_and(|due| due < now.mono) {
             self.handle_timeout(now);
         }
         match channel {
@@ -461,7 +434,7 @@ impl RingEngine {
         now: Clock,
     ) {
         let known = match from.ip() {
-            std::net::IpAddr::V4(a) => a.is_loopback() || self.conf.knows(u32::from(a)),
+            std::net::IpAddr::V4(a) => a.is_loopback() || self.site().conf.knows(u32::from(a)),
             std::net::IpAddr::V6(_) => false,
         };
         let monitor = channel == Channel::Data && protocol::is_monitor_packet(bytes);
@@ -475,14 +448,25 @@ impl RingEngine {
         self.handle_datagram(channel, bytes, now);
     }
 
-    /// Runs every timer due at `now`.
+    /// Runs every timer due at `now`, the ring's and the membership
+    /// algorithm's, earliest first.
     pub fn handle_timeout(&mut self, now: Clock) {
         // Bounded: a configuration with zero timeouts must not spin here.
         for _ in 0..64 {
-            let Some(t) = self.timers.pop_due(now.mono) else {
-                break;
-            };
-            self.fire(now, t);
+            let ring = self.timers.peek_due(now.mono);
+            let memb = self.memb.next_due(now.mono);
+            match (ring, memb) {
+                (None, None) => break,
+                // On equal deadlines the ring's timer runs first.
+                (Some((t, due)), m) if m.is_none_or(|m| due.0 <= m.0) => {
+                    self.timers.clear(t);
+                    self.fire(now, t);
+                }
+                _ => {
+                    self.memb.handle_timeout(now, &self.store);
+                    self.absorb_membership(now);
+                }
+            }
         }
     }
 
@@ -491,7 +475,10 @@ impl RingEngine {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
+        match (self.timers.next(), self.memb.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub fn poll_event(&mut self) -> Option<RingEvent> {
@@ -499,19 +486,24 @@ impl RingEngine {
     }
 
     pub fn my_id(&self) -> u32 {
-        self.my_id
+        self.memb.site.my_id
+    }
+
+    /// This daemon in its configuration.
+    pub(crate) fn site(&self) -> &Site {
+        &self.memb.site
     }
 
     /// The regular membership and its id.
     pub fn membership(&self) -> (MembId, &[u32]) {
-        (self.memb.membership_id, self.memb.membership.ids())
+        (self.memb.membership_id(), self.memb.members().ids())
     }
 
     /// Whether a ring is installed and its token circulates (`OP`, or the
     /// leader's periodic `GATHER` probe).
     pub fn is_operational(&self) -> bool {
         use crate::membership::State;
-        self.memb.token_alive && matches!(self.memb.state, State::Op | State::Gather)
+        self.memb.token_alive() && matches!(self.memb.state(), State::Op | State::Gather)
     }
 
     /// Whether the shell should serve the token port before the data port
@@ -551,16 +543,82 @@ impl RingEngine {
 
     fn fire(&mut self, now: Clock, t: Timer) {
         match t {
-            Timer::TokenLoss => self.memb_token_loss(now),
+            Timer::TokenLoss => self.token_loss(now),
             Timer::Hurry => self.token_hurry(now),
-            Timer::Alive => self.scast_alive(now, true),
-            Timer::Join => self.send_join(now),
-            Timer::FormOrFail => self.form_or_fail(now),
-            Timer::GatherOrRepresented => self.gather_or_represented(now),
-            Timer::ShiftToSeg => self.shift_to_seg(now),
-            Timer::Lookup => self.memb_lookup_new_members(now),
             Timer::Reload => self.run_pending_reload(now),
         }
+    }
+
+    /// Declares the ring lost to the membership algorithm.
+    pub(crate) fn token_loss(&mut self, now: Clock) {
+        self.memb.token_loss(now, &mut self.store);
+        self.absorb_membership(now);
+    }
+
+    /// Takes what the membership algorithm asked for: its datagrams, in
+    /// order, and the ring's part of its events.
+    pub(crate) fn absorb_membership(&mut self, now: Clock) {
+        while let Some(t) = self.memb.poll_transmit() {
+            self.out.push_back(t);
+        }
+        while let Some(e) = self.memb.poll_event() {
+            match e {
+                MembershipEvent::TokenLost => {
+                    self.threshold = DeliveryThreshold::Blocked;
+                    self.disarm(Timer::TokenLoss);
+                    self.disarm(Timer::Hurry);
+                    self.last_token.kind = 0;
+                    self.last_token.seq = 0;
+                    self.last_token.aru = 0;
+                }
+                MembershipEvent::FormSent => {
+                    let form = self.site().timeouts.form;
+                    self.arm(now, Timer::TokenLoss, form);
+                    self.disarm(Timer::Hurry);
+                    self.threshold = DeliveryThreshold::Blocked;
+                }
+            }
+        }
+    }
+
+    /// Drops a membership datagram the membership algorithm refused.
+    pub(crate) fn membership_rejected(&mut self, now: Clock, r: Result<(), Rejected>) {
+        if let Err(why) = r {
+            self.drop_datagram(now, format_args!("{why}"));
+        }
+    }
+
+    /// A FORM1 or FORM2 token.
+    pub(crate) fn handle_form(&mut self, now: Clock, bytes: &[u8]) {
+        match self.memb.handle_form(now, bytes, &mut self.store) {
+            Err(why) => self.drop_datagram(now, format_args!("{why}")),
+            Ok(None) => self.absorb_membership(now),
+            Ok(Some(accepted)) => {
+                self.absorb_membership(now);
+                self.begin_evs(now, accepted);
+            }
+        }
+    }
+
+    /// The ring's part of a FORM2: tokens go to the new ring, the old ring
+    /// delivers what it can, then the membership algorithm enters EVS and
+    /// the new ring's token starts.
+    fn begin_evs(&mut self, now: Clock, accepted: AcceptedForm2) {
+        let me = self.my_id();
+        self.last_seq = accepted.seq();
+        self.net_members = self.memb.future_members().clone();
+        self.prev_proc = self.net_members.previous_of(me).unwrap_or(me);
+        self.fc.new_configuration();
+        // Still in FORM: delivers the old ring's packets up to its aru.
+        self.discard_packets(now);
+        let first_token = self.memb.start_evs(now, accepted, &mut self.store);
+        self.absorb_membership(now);
+        self.token_rounds = i32::from(first_token);
+        let token = self.site().timeouts.token;
+        self.arm(now, Timer::TokenLoss, token);
+        self.received_token_rounds = 0;
+        self.last_token = TokenHeader::default();
+        self.store.aru = 0;
     }
 
     pub(crate) fn arm(&mut self, now: Clock, t: Timer, after: Duration) {
@@ -581,18 +639,19 @@ impl RingEngine {
     }
 
     pub(crate) fn i_am_leader(&self) -> bool {
-        self.active_leader() == Some(self.my_id)
+        self.active_leader() == Some(self.my_id())
     }
 
     /// `Net_bcast`: to my segment, and to the first member of every other
     /// segment of the ring with the ROUTED bit.
     pub(crate) fn net_bcast(&mut self, header: &PacketHeader, frags: &[Fragment]) {
+        let site = &self.memb.site;
         let mut h = *header;
-        h.transmitter = self.my_id;
-        h.conf_hash = self.conf_hash;
-        let other_segs: Vec<u32> = (0..self.conf.segments.len())
-            .filter(|s| *s != self.my_seg)
-            .filter_map(|s| self.net_members.first_in_segment(&self.conf, s))
+        h.transmitter = site.my_id;
+        h.conf_hash = site.conf_hash;
+        let other_segs: Vec<u32> = (0..site.conf.segments.len())
+            .filter(|s| *s != site.my_seg)
+            .filter_map(|s| self.net_members.first_in_segment(&site.conf, s))
             .collect();
         if !other_segs.is_empty() {
             let mut routed = h;
@@ -608,23 +667,16 @@ impl RingEngine {
                 );
             }
         }
-        if self.bcast_needed() {
-            self.send(Destination::Segment(self.my_seg), wire::emit_data(&h, frags));
+        if self.site().bcast_needed() {
+            let seg = self.site().my_seg;
+            self.send(Destination::Segment(seg), wire::emit_data(&h, frags));
         }
-    }
-
-    /// Whether my segment has anyone else configured to hear broadcasts.
-    pub(crate) fn bcast_needed(&self) -> bool {
-        self.conf
-            .segments
-            .get(self.my_seg)
-            .map(|s| s.daemons.len() > 1)
-            .unwrap_or(false)
     }
 
     /// `Net_send_token`: to the next daemon of the net membership.
     pub(crate) fn send_token_next(&mut self, bytes: Vec<u8>) {
-        let next = self.net_members.next_of(self.my_id).unwrap_or(self.my_id);
+        let me = self.my_id();
+        let next = self.net_members.next_of(me).unwrap_or(me);
         self.send(
             Destination::Daemon {
                 id: next,

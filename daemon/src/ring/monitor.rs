@@ -39,16 +39,16 @@ pub(crate) fn is_client_data_message(bytes: &[u8]) -> bool {
 impl RingEngine {
     /// The counters and settings a STATUS reply shows.
     pub fn status(&self) -> RingStatus {
-        let members = &self.memb.membership;
+        let members = &self.memb.members();
         let mut segments: Vec<usize> = members
             .ids()
             .iter()
-            .filter_map(|id| self.conf.pos(*id).map(|p| p.seg))
+            .filter_map(|id| self.site().conf.pos(*id).map(|p| p.seg))
             .collect();
         segments.sort_unstable();
         segments.dedup();
         RingStatus {
-            state: match self.memb.state {
+            state: match self.memb.state() {
                 State::Op => 1,
                 State::Seg => 2,
                 State::Represented => 3,
@@ -60,7 +60,7 @@ impl RingEngine {
             my_aru: self.store.my_aru,
             highest_seq: self.store.highest_seq,
             token_rounds: self.token_rounds,
-            leader_id: self.memb.membership_id.proc_id as u32,
+            leader_id: self.memb.membership_id().proc_id as u32,
             num_procs: members.len(),
             num_segments: segments.len(),
             window: self.fc.params.window,
@@ -72,7 +72,7 @@ impl RingEngine {
 
     /// This daemon's configuration hash (monitor packets may carry it).
     pub fn conf_hash(&self) -> u32 {
-        self.conf_hash
+        self.site().conf_hash
     }
 
     /// Installs the monitor's partition (component per daemon id), or
@@ -93,11 +93,11 @@ impl RingEngine {
     /// Whether the partition in force hides `transmitter` from this daemon.
     pub(crate) fn partitioned_from(&self, transmitter: u32) -> bool {
         if self.reload_singleton {
-            return transmitter != self.my_id;
+            return transmitter != self.my_id();
         }
         let Some(p) = &self.partition else { return false };
         let component = |id: u32| p.get(&id).copied().unwrap_or(0);
-        component(transmitter) != component(self.my_id)
+        component(transmitter) != component(self.my_id())
     }
 
     /// The monitor's FC command: each value given replaces the setting

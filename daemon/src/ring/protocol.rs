@@ -4,7 +4,7 @@
 use super::wire::{self, bits, Fragment, PacketHeader, RingRtr, TokenHeader};
 use super::{
     ip, monitor, Channel, DeliveryThreshold, Destination, PacketType, RingEngine, RingEvent, Slot, Stored,
-    Timer,
+    Timer, MAX_PACKETS_AHEAD,
 };
 use crate::clock::Clock;
 use crate::membership::State;
@@ -15,9 +15,6 @@ const MONITOR_HASH: u32 = 1100;
 const MAX_WRAP_SEQUENCE_VALUE: i32 = 1 << 30;
 /// Token rounds allowed to finish the EVS step of a membership change.
 const MAX_EVS_ROUNDS: i32 = 500;
-/// Packets the original can hold between its last discarded one and the
-/// newest (`MAX_PACKETS_IN_STRUCT`); anything further ahead is garbage.
-pub(crate) const MAX_PACKETS_AHEAD: i32 = 8192;
 /// Up-queue key of single-packet RELIABLE messages (delivered out of order).
 const RELIABLE_KEY: usize = usize::MAX;
 
@@ -28,11 +25,11 @@ pub(crate) fn is_monitor_packet(bytes: &[u8]) -> bool {
 
 impl RingEngine {
     fn hash_ok(&mut self, now: Clock, hash: u32, from: u32, allow_monitor: bool) -> bool {
-        if hash == self.conf_hash || (allow_monitor && hash == MONITOR_HASH) {
+        if hash == self.site().conf_hash || (allow_monitor && hash == MONITOR_HASH) {
             return true;
         }
         self.stats.dropped_conf_hash += 1;
-        let mine = self.conf_hash;
+        let mine = self.site().conf_hash;
         self.drop_datagram(now, format_args!(
             "from {} with configuration hash {hash} (mine is {mine}): the daemons' configuration files differ",
             ip(from)
@@ -53,7 +50,7 @@ impl RingEngine {
             log::debug!("ring: monitor/control packet type {:#x} ignored", h.kind);
             return;
         }
-        if h.transmitter == self.my_id {
+        if h.transmitter == self.my_id() {
             return;
         }
         if self.partitioned_from(h.transmitter) {
@@ -67,34 +64,37 @@ impl RingEngine {
             );
             return;
         }
-        if h.kind & bits::ROUTED != 0 && self.bcast_needed() {
+        if h.kind & bits::ROUTED != 0 && self.site().bcast_needed() {
             // Forward into my segment, as the segment's entry point.
             let mut fwd = bytes.to_vec();
             let t = order.read_u32([fwd[0], fwd[1], fwd[2], fwd[3]]) & !bits::ROUTED;
             fwd[0..4].copy_from_slice(&order.u32_bytes(t));
-            fwd[4..8].copy_from_slice(&order.u32_bytes(self.my_id));
-            self.send(Destination::Segment(self.my_seg), fwd);
+            fwd[4..8].copy_from_slice(&order.u32_bytes(self.my_id()));
+            self.send(Destination::Segment(self.site().my_seg), fwd);
         }
         let mut h = h;
         h.kind &= !bits::ROUTED;
         if h.kind & bits::MEMBERSHIP != 0 {
-            self.memb_handle_message(now, &h, bytes);
+            let r = self.memb.handle_message(now, &h, bytes, &mut self.store);
+            self.absorb_membership(now);
+            self.membership_rejected(now, r);
         } else if h.kind & bits::HURRY != 0 {
             self.handle_hurry(now, h.proc_id);
         } else if h.kind & bits::REGULAR == 0 {
             self.drop_datagram(now, format_args!("unknown packet type {:#x}", h.kind));
-        } else if h.memb_id != self.memb.membership_id {
-            self.memb_handle_foreign(now, &h, bytes, order);
+        } else if h.memb_id != self.memb.membership_id() {
+            self.memb.handle_foreign(now, &h, bytes, order);
+            self.absorb_membership(now);
         } else {
             self.handle_data(now, h, bytes);
         }
     }
 
     fn handle_data(&mut self, now: Clock, h: PacketHeader, datagram: &[u8]) {
-        if self.memb.token_alive {
-            self.arm(now, Timer::TokenLoss, self.to.token);
+        if self.memb.token_alive() {
+            self.arm(now, Timer::TokenLoss, self.site().timeouts.token);
             if self.i_am_leader() {
-                self.arm(now, Timer::Hurry, self.to.hurry);
+                self.arm(now, Timer::Hurry, self.site().timeouts.hurry);
             }
         }
         if h.seq <= self.store.last_discarded || self.store.packets.contains_key(&h.seq) {
@@ -108,7 +108,7 @@ impl RingEngine {
             );
             return;
         }
-        if !self.conf.knows(h.proc_id) {
+        if !self.site().conf.knows(h.proc_id) {
             self.drop_datagram(
                 now,
                 format_args!("packet {} from unknown daemon {}", h.seq, ip(h.proc_id)),
@@ -167,20 +167,20 @@ impl RingEngine {
             return;
         }
         if t.kind & bits::FORM != 0 {
-            self.memb_handle_form(now, bytes);
+            self.handle_form(now, bytes);
             return;
         }
         self.handle_regular_token(now, t, bytes);
     }
 
     fn handle_regular_token(&mut self, now: Clock, mut token: TokenHeader, bytes: &[u8]) {
-        if !self.memb.token_alive {
+        if !self.memb.token_alive() {
             return; // veto: no ring is running here
         }
         if token.memb_id != self.memb.active_id() {
             return;
         }
-        if Some(token.transmitter) != self.memb.active().previous_of(self.my_id) {
+        if Some(token.transmitter) != self.memb.active().previous_of(self.my_id()) {
             return;
         }
         if bytes.len() != wire::HEADER_LEN + usize::from(token.rtr_len) {
@@ -194,7 +194,7 @@ impl RingEngine {
             self.drop_datagram(now, format_args!("token with malformed retransmission requests"));
             return;
         };
-        let in_evs = self.memb.state == State::Evs;
+        let in_evs = self.memb.state() == State::Evs;
         if !in_evs && token.seq.saturating_sub(self.store.last_discarded) > MAX_PACKETS_AHEAD {
             log::warn!("ring: token seq {} is too far ahead; dropped", token.seq);
             return;
@@ -212,8 +212,7 @@ impl RingEngine {
             if arq != last_arq {
                 return; // a duplicate of a token already passed on
             }
-            if self.memb.just_installed {
-                self.memb.just_installed = false;
+            if self.memb.take_just_installed() {
                 self.last_token.aru = 0;
             }
         } else if arq == last_arq {
@@ -226,8 +225,7 @@ impl RingEngine {
         } else if arq != (last_arq + 1) % 16 {
             return; // outdated
         } else {
-            if self.memb.just_installed {
-                self.memb.just_installed = false;
+            if self.memb.take_just_installed() {
                 self.last_token.aru = 0;
             }
             // The status record's token_hurry of a non-leader: new tokens
@@ -271,7 +269,7 @@ impl RingEngine {
                     .take(room)
                     .collect();
                 new_rtr.push(RingRtr {
-                    memb_id: self.memb.membership_id,
+                    memb_id: self.memb.membership_id(),
                     proc_id: rtr_proc,
                     seg_index: rtr_seg,
                     seqs,
@@ -280,19 +278,19 @@ impl RingEngine {
         }
         if in_evs && self.store.my_aru == self.store.highest_seq {
             self.store.my_aru = self.last_seq;
-            self.memb.commit_set = self.memb.future_commit_set.clone();
+            self.memb.old_ring_recovered();
         }
 
         // The token's aru: lowered by whoever misses packets, raised by the
         // daemon that lowered it last, or by anyone once everything is in.
         if token.aru > self.store.my_aru
-            || token.aru_last_id == self.my_id
+            || token.aru_last_id == self.my_id()
             || (token.aru == token.seq && !in_evs)
         {
             token.aru = self.store.my_aru;
-            token.aru_last_id = self.my_id;
+            token.aru_last_id = self.my_id();
         }
-        token.proc_id = self.my_id;
+        token.proc_id = self.my_id();
         if !in_evs {
             token.seq = self.store.highest_seq;
         }
@@ -300,8 +298,8 @@ impl RingEngine {
         if leader {
             token.kind = wire::with_retrans(wire::with_arq(token.kind, (arq + 1) % 16), 0);
         }
-        token.transmitter = self.my_id;
-        token.conf_hash = self.conf_hash;
+        token.transmitter = self.my_id();
+        token.conf_hash = self.site().conf_hash;
         let bytes = wire::emit_token(&token, &new_rtr);
         token.rtr_len = (bytes.len() - wire::HEADER_LEN) as u16;
         if !(leader && self.is_token_held()) {
@@ -312,9 +310,9 @@ impl RingEngine {
         }
         self.token_rounds += 1;
         if leader {
-            self.arm(now, Timer::Hurry, self.to.hurry);
+            self.arm(now, Timer::Hurry, self.site().timeouts.hurry);
         }
-        self.arm(now, Timer::TokenLoss, self.to.token);
+        self.arm(now, Timer::TokenLoss, self.site().timeouts.token);
         self.flush_bcast();
 
         // Everyone has what the lower of the last two tokens says.
@@ -334,9 +332,9 @@ impl RingEngine {
         self.deliver_agreed();
         self.deliver_reliable(self.store.highest_seq - num_sent + 1, num_sent);
 
-        if self.memb.state == State::Evs && self.token_rounds > MAX_EVS_ROUNDS {
+        if self.memb.state() == State::Evs && self.token_rounds > MAX_EVS_ROUNDS {
             log::error!("ring: too many token rounds in EVS; dropping the token");
-            self.memb_token_loss(now);
+            self.token_loss(now);
         }
     }
 
@@ -346,27 +344,27 @@ impl RingEngine {
     fn answer_retrans(&mut self, rtrs: Vec<RingRtr>) -> (Vec<RingRtr>, i32, i32, i16) {
         let mut keep = Vec::new();
         let mut num = 0;
-        let mut proc_id = self.my_id as i32;
-        let mut seg = self.my_seg as i16;
+        let mut proc_id = self.my_id() as i32;
+        let mut seg = self.site().my_seg as i16;
         for r in rtrs {
-            if r.memb_id != self.memb.membership_id {
+            if r.memb_id != self.memb.membership_id() {
                 keep.push(r);
                 continue;
             }
             for seq in &r.seqs {
                 let Some(Slot::Packet(p)) = self.store.packets.get(seq) else {
                     proc_id = -1;
-                    if r.seg_index != self.my_seg as i16 {
+                    if r.seg_index != self.site().my_seg as i16 {
                         seg = -1;
                     }
                     continue;
                 };
                 let (mut h, frags) = (p.header, p.frags.clone());
-                h.transmitter = self.my_id;
-                h.conf_hash = self.conf_hash;
+                h.transmitter = self.my_id();
+                h.conf_hash = self.site().conf_hash;
                 if r.proc_id != -1 {
                     let to = r.proc_id as u32;
-                    if self.conf.knows(to) {
+                    if self.site().conf.knows(to) {
                         self.stats.retrans_unicast += 1;
                         self.send(
                             Destination::Daemon {
@@ -392,11 +390,11 @@ impl RingEngine {
 
     /// `Net_scast` of a data packet to one segment.
     fn net_scast(&mut self, seg: usize, h: &PacketHeader, frags: &[Fragment]) {
-        if seg == self.my_seg {
-            if self.bcast_needed() {
+        if seg == self.site().my_seg {
+            if self.site().bcast_needed() {
                 self.send(Destination::Segment(seg), wire::emit_data(h, frags));
             }
-        } else if let Some(id) = self.net_members.first_in_segment(&self.conf, seg) {
+        } else if let Some(id) = self.net_members.first_in_segment(&self.site().conf, seg) {
             let mut routed = *h;
             routed.kind |= bits::ROUTED;
             self.send(
@@ -448,8 +446,8 @@ impl RingEngine {
             let seq = self.store.highest_seq;
             let header = PacketHeader {
                 kind,
-                proc_id: self.my_id,
-                memb_id: self.memb.membership_id,
+                proc_id: self.my_id(),
+                memb_id: self.memb.membership_id(),
                 seq,
                 ..Default::default()
             };
@@ -469,7 +467,7 @@ impl RingEngine {
     }
 
     fn queue_bcast(&mut self, seq: i32) {
-        let accel = self.fc.params.accelerated_ring && self.memb.state != State::Evs;
+        let accel = self.fc.params.accelerated_ring && self.memb.state() != State::Evs;
         let window = self.fc.params.accelerated_window.max(0) as usize;
         let len = self.pending_bcast.len();
         let n = if accel {
@@ -523,7 +521,8 @@ impl RingEngine {
         let key = if h.kind & bits::RELIABLE != 0 && first.index == -1 {
             RELIABLE_KEY
         } else {
-            self.conf
+            self.site()
+                .conf
                 .pos(h.proc_id)
                 .map(|p| p.rank)
                 .unwrap_or(RELIABLE_KEY - 1)
@@ -564,7 +563,7 @@ impl RingEngine {
 
     /// Single-packet RELIABLE messages go up as soon as they arrive.
     pub(crate) fn deliver_reliable(&mut self, start: i32, count: i32) {
-        if self.memb.state == State::Evs || self.threshold > DeliveryThreshold::Reliable || count <= 0 {
+        if self.memb.state() == State::Evs || self.threshold > DeliveryThreshold::Reliable || count <= 0 {
             return;
         }
         let end = start + count - 1;
@@ -596,7 +595,7 @@ impl RingEngine {
     /// Everything received in order up to the first SAFE packet goes up.
     pub(crate) fn deliver_agreed(&mut self) {
         if self.store.my_aru <= self.store.last_delivered
-            || self.memb.state == State::Evs
+            || self.memb.state() == State::Evs
             || self.threshold > DeliveryThreshold::Agreed
         {
             return;
@@ -626,7 +625,7 @@ impl RingEngine {
         if self.store.aru <= self.store.last_discarded {
             return;
         }
-        if self.memb.state != State::Evs {
+        if self.memb.state() != State::Evs {
             let seqs: Vec<i32> = self
                 .store
                 .packets
@@ -684,10 +683,11 @@ impl RingEngine {
             self.store.last_discarded = s;
             rest = tail;
         }
-        self.memb_transitional();
+        self.memb.build_transitional();
+        let (trans_id, trans) = self.memb.transitional_configuration();
         self.events.push_back(RingEvent::Transitional {
-            memb_id: self.memb.trans_memb_id,
-            members: self.memb.trans_membership.ids().to_vec(),
+            memb_id: trans_id,
+            members: trans.ids().to_vec(),
         });
         // Transitional configuration: the rest, but after a hole only what
         // members of the commit set sent.
@@ -702,7 +702,7 @@ impl RingEngine {
                 Some(Slot::Hole) => found_hole = true,
                 Some(Slot::Packet(p))
                     if !p.delivered
-                        && (!found_hole || self.memb.commit_membership.contains(p.header.proc_id)) =>
+                        && (!found_hole || self.memb.commit_members().contains(p.header.proc_id)) =>
                 {
                     self.deliver_packet(s)
                 }
@@ -715,10 +715,13 @@ impl RingEngine {
             q.cur_piece = 0;
         }
         self.up.clear();
-        self.memb_regular(now);
+        self.memb.install_regular(now);
+        self.stats.memberships_installed += 1;
+        self.absorb_membership(now);
+        self.after_install(now);
         self.events.push_back(RingEvent::Regular {
-            memb_id: self.memb.membership_id,
-            members: self.memb.membership.ids().to_vec(),
+            memb_id: self.memb.membership_id(),
+            members: self.memb.members().ids().to_vec(),
         });
         self.store.highest_seq = 0;
         self.store.my_aru = 0;
@@ -731,8 +734,8 @@ impl RingEngine {
     /// Whether the token rests at the leader: a working ring, every packet
     /// stable, and at least two quiet rotations.
     pub(crate) fn is_token_held(&self) -> bool {
-        let s = self.memb.state;
-        (s == State::Op || (s == State::Gather && self.memb.token_alive))
+        let s = self.memb.state();
+        (s == State::Op || (s == State::Gather && self.memb.token_alive()))
             && wire::retrans(self.last_token.kind) <= 1
             && self.store.aru == self.store.highest_seq
             && self.token_counter > 1
@@ -743,14 +746,14 @@ impl RingEngine {
         let Some(leader) = self.active_leader() else {
             return;
         };
-        if leader == self.my_id {
-            self.handle_hurry(now, self.my_id);
+        if leader == self.my_id() {
+            self.handle_hurry(now, self.my_id());
         } else {
             let h = PacketHeader {
                 kind: bits::HURRY,
-                transmitter: self.my_id,
-                proc_id: self.my_id,
-                conf_hash: self.conf_hash,
+                transmitter: self.my_id(),
+                proc_id: self.my_id(),
+                conf_hash: self.site().conf_hash,
                 ..Default::default()
             };
             self.send(
@@ -778,22 +781,22 @@ impl RingEngine {
             self.stats.token_hurries += 1;
             let r = wire::retrans(self.last_token.kind).wrapping_add(1);
             self.last_token.kind = wire::with_retrans(self.last_token.kind, r);
-            self.arm(now, Timer::Hurry, self.to.hurry);
+            self.arm(now, Timer::Hurry, self.site().timeouts.hurry);
         }
         let mut t = self.last_token;
-        t.transmitter = self.my_id;
-        t.conf_hash = self.conf_hash;
+        t.transmitter = self.my_id();
+        t.conf_hash = self.site().conf_hash;
         let bytes = wire::emit_token(&t, &[]);
         let mut copies = 1;
-        if self.conf.wide_area() {
+        if self.site().conf.wide_area() {
             let seg_last = self
                 .memb
                 .active()
                 .ids()
                 .iter()
                 .copied()
-                .rfind(|id| self.conf.pos(*id).map(|p| p.seg) == Some(self.my_seg));
-            if seg_last == Some(self.my_id) {
+                .rfind(|id| self.site().conf.pos(*id).map(|p| p.seg) == Some(self.site().my_seg));
+            if seg_last == Some(self.my_id()) {
                 copies += 1;
             }
         }

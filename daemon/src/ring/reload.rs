@@ -13,7 +13,7 @@
 use crate::clock::Clock;
 use crate::membership::State;
 
-use super::{Conf, RingEngine, RingParams, Timer};
+use super::{Conf, RingEngine, RingParams, Site, Timer};
 
 /// A reload waiting for the ring to become operational.
 #[derive(Clone, Debug)]
@@ -27,7 +27,7 @@ impl RingEngine {
     /// `singleton` asks for the singleton partition first. Returns whether
     /// the reload ran now (false: postponed until the ring is in OP).
     pub fn reload(&mut self, now: Clock, params: RingParams, singleton: bool) -> bool {
-        if self.memb.state != State::Op {
+        if self.memb.state() != State::Op {
             log::info!("reload: membership in progress, reloading once it completes");
             self.pending_reload = Some(PendingReload { params, singleton });
             return false;
@@ -43,7 +43,7 @@ impl RingEngine {
 
     pub(crate) fn run_pending_reload(&mut self, now: Clock) {
         if let Some(p) = self.pending_reload.take() {
-            if self.memb.state == State::Op {
+            if self.memb.state() == State::Op {
                 self.adopt(now, p.params, p.singleton);
             } else {
                 self.pending_reload = Some(p);
@@ -60,7 +60,7 @@ impl RingEngine {
         if self.reload_singleton {
             self.reload_singleton = false;
             log::info!("reload: singleton ring installed, partition removed, looking for the others");
-            self.arm(now, Timer::Lookup, std::time::Duration::ZERO);
+            self.memb.look_up_now(now);
         }
     }
 
@@ -72,14 +72,15 @@ impl RingEngine {
                 super::ip(params.my_id)
             );
         }
-        self.my_seg = conf.pos(params.my_id).map(|p| p.seg).unwrap_or(0);
-        self.conf = conf;
-        self.conf_hash = params.conf_hash;
-        self.to = params.timeouts;
         // Flow control goes back to the file's values (a monitor's FC is lost).
         self.fc.params = params.flow;
         self.reload_singleton = singleton;
-        log::info!("reload: hash value for this configuration is {}", self.conf_hash);
-        self.memb_token_loss(now);
+        log::info!(
+            "reload: hash value for this configuration is {}",
+            params.conf_hash
+        );
+        let site = Site::new(params.my_id, conf, params.conf_hash, params.timeouts);
+        self.memb.reconfigure(now, site, &mut self.store);
+        self.absorb_membership(now);
     }
 }

@@ -66,7 +66,7 @@ fn submit_on_an_idle_ring_arms_the_hurry_timer_from_the_submit_time() {
     let mut ring = Alone::new();
     ring.run_until(Duration::from_secs(30));
     assert!(ring.engine.is_operational(), "the one-daemon ring formed");
-    let hurry = ring.engine.to.hurry;
+    let hurry = ring.engine.site().timeouts.hurry;
     // Between two events: 80% of a hurry period after the last one.
     let submit_at = ring.last_event + hurry * 4 / 5;
     assert!(ring.engine.is_token_held(), "the ring is idle");
@@ -119,7 +119,7 @@ fn a_reload_in_op_adopts_the_configuration_and_declares_token_loss() {
     let at = ring.last_event + Duration::from_millis(10);
     assert!(ring.engine.reload(ring.clock(at), reloaded_params(42), false));
     assert_eq!(ring.engine.conf_hash(), 42);
-    assert!(ring.engine.conf.knows(ME + 1), "the added daemon is known");
+    assert!(ring.engine.site().conf.knows(ME + 1), "the added daemon is known");
     assert!(!ring.engine.is_operational(), "token loss declared");
     ring.engine.handle_timeout(ring.clock(at));
     let alive = std::iter::from_fn(|| ring.engine.poll_transmit())

@@ -4,9 +4,31 @@
 //! drains it; the membership algorithm only asks it for holes, makes it adopt
 //! a ring's agreed aru and highest sequence, and backs a failed attempt off.
 
+//!
+//! A leaf: it knows packets and sequence numbers, not who sends them.
+
 use std::collections::BTreeMap;
 
-use super::{Slot, MAX_PACKETS_AHEAD};
+use crate::ring::wire::{Fragment, PacketHeader};
+
+/// Packets the original can hold between its last discarded one and the
+/// newest (`MAX_PACKETS_IN_STRUCT`); anything further ahead is garbage.
+pub(crate) const MAX_PACKETS_AHEAD: i32 = 8192;
+
+/// A data packet the daemon holds until it is stable everywhere.
+#[derive(Clone, Debug)]
+pub(crate) struct Stored {
+    pub header: PacketHeader,
+    pub frags: Vec<Fragment>,
+    pub delivered: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Slot {
+    Packet(Stored),
+    /// A packet the new membership agreed nobody will get.
+    Hole,
+}
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PacketStore {
@@ -88,8 +110,6 @@ impl PacketStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ring::wire::PacketHeader;
-    use crate::ring::Stored;
 
     fn store_with(seqs: &[i32]) -> PacketStore {
         let mut s = PacketStore::default();
