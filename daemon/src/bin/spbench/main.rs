@@ -9,9 +9,12 @@
 //! spbench --daemon 4803@127.0.0.1 [--count 20000] [--rounds 2000]
 //! spbench --spawn target/release/spread      # start our daemon on a free port
 //! spbench --spawn target/release/spread --sessions 10000   # many sessions
+//! spbench --ring 3,8,16     # rings in namespaces: ours vs the original (root)
 //! ```
 
 #![deny(unsafe_code)]
+
+mod ring;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -68,7 +71,38 @@ struct Args {
     /// Message sizes to test.
     #[arg(long, value_delimiter = ',', default_values_t = [100usize, 1_000, 10_000, 100_000])]
     sizes: Vec<usize>,
+    /// Run the ring benchmark instead (root): rings of these many daemons,
+    /// each in its own network namespace, for every --side; 1 KB AGREED
+    /// and SAFE throughput, round trips, a SIGKILL and the new view, the
+    /// UDP floors; one table side by side.
+    #[arg(long, value_delimiter = ',')]
+    ring: Vec<usize>,
+    /// A daemon binary of the ring benchmark, as NAME=PATH (repeatable).
+    /// Default: ours=<spread next to spbench> and, when installed,
+    /// original=/opt/spread-ref/sbin/spread.
+    #[arg(long = "side")]
+    sides: Vec<String>,
+    /// Ring benchmark: runs per size and side (alternating which side
+    /// goes first); medians are printed.
+    #[arg(long, default_value_t = 1)]
+    pairs: usize,
+    /// Ring benchmark: receivers (each on its own daemon, d1 sends).
+    #[arg(long, default_value_t = 2)]
+    ring_receivers: usize,
+    /// Ring benchmark: skip the UDP floors.
+    #[arg(long)]
+    no_floor: bool,
+    #[arg(long, hide = true)]
+    floor_role: Option<String>,
+    #[arg(long, hide = true, default_value = "")]
+    floor_addr: String,
+    #[arg(long, hide = true, default_value_t = 1.0)]
+    floor_secs: f64,
 }
+
+/// Numbers the benchmark's sessions and groups, so that a run never meets
+/// a session of the previous one that the daemon has not closed yet.
+static RUN: AtomicU64 = AtomicU64::new(0);
 
 struct Client {
     stream: TcpStream,
@@ -170,7 +204,11 @@ fn throughput(
     count: usize,
     window: u64,
 ) -> std::io::Result<(f64, f64)> {
-    let tag = format!("{}{}", size % 100_000, std::process::id() % 1000);
+    let tag = format!(
+        "{}{}",
+        RUN.fetch_add(1, Ordering::Relaxed) % 100,
+        std::process::id() % 1000
+    );
     let group = GroupName::new(format!("bench{tag}").as_bytes()).expect("short name");
     let mut client = Client::connect(addr, &format!("tp{tag}").chars().take(10).collect::<String>())?;
     let mut others = Vec::new();
@@ -238,21 +276,24 @@ fn throughput(
     Ok((rate, rate * size as f64 / 1e6))
 }
 
-fn latency(addr: &str, peer: &str, rounds: usize) -> std::io::Result<(Duration, Duration)> {
-    let mut a = Client::connect(addr, "lat-a")?;
-    let mut b = Client::connect(peer, "lat-b")?;
+/// Round trips of `size`-byte messages of `service` between a client of
+/// `addr` and one of `peer` (private groups); p50 and p99.
+fn latency(addr: &str, peer: &str, rounds: usize, service: u32, size: usize) -> std::io::Result<(Duration, Duration)> {
+    let run = RUN.fetch_add(1, Ordering::Relaxed) % 1000;
+    let mut a = Client::connect(addr, &format!("lat-a{run}"))?;
+    let mut b = Client::connect(peer, &format!("lat-b{run}"))?;
     let (a_name, b_name) = (a.private_group, b.private_group);
-    let ping = a.encode(AGREED_MESS, &[b_name], &[7u8; 100]);
-    let pong = b.encode(AGREED_MESS, &[a_name], &[8u8; 100]);
+    let ping = a.encode(service, &[b_name], &vec![7u8; size]);
+    let pong = b.encode(service, &[a_name], &vec![8u8; size]);
     let mut b_stream = b.stream.try_clone()?;
-    // Only the 100-byte pings and pongs count: a stray notice (the original
+    // Only the pings and pongs (of `size` bytes) count: a stray notice (the original
     // daemon has sent a reused descriptor an old session's notice) must not
     // put a second ping in flight.
     let echo = std::thread::spawn(move || -> std::io::Result<()> {
         let mut buf = Vec::new();
         let mut n = 0;
         while n < rounds {
-            if read_message(&mut b_stream, &mut buf)?.1 != 100 {
+            if read_message(&mut b_stream, &mut buf)?.1 != size {
                 continue;
             }
             b.stream.write_all(&pong)?;
@@ -266,7 +307,7 @@ fn latency(addr: &str, peer: &str, rounds: usize) -> std::io::Result<(Duration, 
     for _ in 0..rounds {
         let t = Instant::now();
         a.stream.write_all(&ping)?;
-        while read_message(&mut reader, &mut buf)?.1 != 100 {}
+        while read_message(&mut reader, &mut buf)?.1 != size {}
         samples.push(t.elapsed());
     }
     echo.join().expect("echo thread")?;
@@ -511,6 +552,12 @@ fn spawn(binary: &str, extensions: &str) -> std::io::Result<(Spawned, String)> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(role) = &args.floor_role {
+        return ring::floor_role(role, &args.floor_addr, args.floor_secs, args.rounds);
+    }
+    if !args.ring.is_empty() {
+        return ring_benchmark(&args);
+    }
     let (_guard, addr) = match &args.spawn {
         Some(binary) => match spawn(
             binary,
@@ -580,7 +627,7 @@ fn main() -> std::process::ExitCode {
         }
     }
     let peer = receivers.first().cloned().unwrap_or_else(|| addr.clone());
-    match latency(&addr, &peer, args.rounds) {
+    match latency(&addr, &peer, args.rounds, AGREED_MESS, 100) {
         Ok((p50, p99)) => println!(
             "round trip (100 B, AGREED): p50 {:.1} us, p99 {:.1} us",
             us(p50),
@@ -592,6 +639,40 @@ fn main() -> std::process::ExitCode {
         }
     }
     std::process::ExitCode::SUCCESS
+}
+
+fn ring_benchmark(args: &Args) -> std::process::ExitCode {
+    let mut sides = Vec::new();
+    for spec in &args.sides {
+        match spec.split_once('=') {
+            Some((name, path)) if !name.is_empty() => sides.push((name.to_string(), path.into())),
+            _ => {
+                eprintln!("spbench: --side wants NAME=PATH, not {spec:?}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    }
+    if sides.is_empty() {
+        let ours = std::env::current_exe()
+            .ok()
+            .and_then(|e| Some(e.parent()?.join("spread")))
+            .unwrap_or_else(|| "target/release/spread".into());
+        sides.push(("ours".to_string(), ours));
+        let original = std::path::PathBuf::from("/opt/spread-ref/sbin/spread");
+        if original.exists() {
+            sides.push(("original".to_string(), original));
+        }
+    }
+    ring::run(&ring::Options {
+        sizes: args.ring.clone(),
+        sides,
+        pairs: args.pairs.max(1),
+        receivers: args.ring_receivers,
+        count: args.count,
+        rounds: args.rounds,
+        window: args.window,
+        floor: !args.no_floor,
+    })
 }
 
 fn us(d: Duration) -> f64 {
