@@ -395,3 +395,133 @@ fn slow_readers_among_fifty_members_are_cut_off_and_the_rest_get_everything() {
     );
     assert!(peak < rss_start + 32 * 1024, "RSS peaked at {peak} KiB");
 }
+
+/// Our daemon started under `sh` with open-files limits `soft`/`hard` and
+/// `MaxSessions = max_sessions`; killed and its directory removed on drop.
+struct LimitedDaemon {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl LimitedDaemon {
+    fn start(soft: u64, hard: u64, max_sessions: usize) -> LimitedDaemon {
+        for attempt in 0..8 {
+            let port = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().port()
+            };
+            if std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_err()
+                || std::path::Path::new(&format!("/tmp/{port}")).exists()
+            {
+                continue;
+            }
+            let dir = std::env::temp_dir().join(format!("spread-rs-nofile-{}-{port}-{attempt}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("spread.conf"),
+                format!("Spread_Segment 127.0.0.255:{port} {{\n\tlocalhost 127.0.0.1 {{ D 127.0.0.1 C 127.0.0.1 }}\n}}\n"),
+            )
+            .unwrap();
+            std::fs::write(dir.join("spread-rs.toml"), format!("MaxSessions = {max_sessions}\n")).unwrap();
+            let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+            // The shell sets the limits and execs the daemon: its pid is the daemon's.
+            let child = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("ulimit -S -n {soft} && ulimit -H -n {hard} && exec \"$0\" -n localhost -c \"$1\""))
+                .arg(env!("CARGO_BIN_EXE_spread"))
+                .arg(dir.join("spread.conf"))
+                .env("RUST_LOG", "info")
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("start the daemon under sh");
+            let mut d = LimitedDaemon { child, port, dir };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(d.child.try_wait(), Ok(None)) {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return d;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            eprintln!("daemon on port {port} did not start: {}", d.log());
+        }
+        panic!("the daemon did not start on any port");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// The daemon's (soft, hard) open-files limit from /proc.
+    fn open_files_limit(&self) -> (u64, u64) {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.child.id())).unwrap();
+        let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+        let v: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        (v[0], v[1])
+    }
+
+    /// Opens `n` TCP sessions; those accepted and how many got REJECT_QUOTA.
+    fn crowd(&self, n: usize) -> (Vec<Client>, usize) {
+        let (mut accepted, mut rejected) = (Vec::new(), 0);
+        for k in 0..n {
+            let stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+            match Client::connect_with(common::Conn::Tcp(stream), format!("n{k}").as_bytes(), false, &["NULL"]) {
+                Ok(c) => accepted.push(c),
+                Err(ConnectFailure::Rejected(code)) => {
+                    assert_eq!(i32::from(code), REJECT_QUOTA, "connection {k}");
+                    rejected += 1;
+                }
+                Err(e) => panic!("connection {k}: {e:?}, not a clean reject\n{}", self.log()),
+            }
+        }
+        (accepted, rejected)
+    }
+}
+
+impl Drop for LimitedDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(format!("/tmp/{}", self.port));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The RLIMIT_NOFILE path (issue 13 item 5): a `MaxSessions` above what
+/// the soft open-files limit allows makes the daemon raise the soft limit
+/// (up to the hard one) and serve them all; when even the hard limit is
+/// too low it says so and serves fewer, refusing the rest cleanly with
+/// REJECT_QUOTA instead of failing accept(2). About 2 s.
+#[test]
+fn max_sessions_above_the_open_files_limit_raises_it_or_serves_fewer() {
+    // Soft 256, hard 4096 (or this process's, if lower and it is not
+    // root), 600 sessions wanted: raised to 600 + 24.
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let own_hard: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4)?.parse().ok())
+        .unwrap_or(4096);
+    let hard = own_hard.min(4096);
+    assert!(hard >= 624, "this test needs a hard open-files limit of at least 624, not {hard}");
+    let d = LimitedDaemon::start(256, hard, 600);
+    assert_eq!(d.open_files_limit(), (624, hard), "{}", d.log());
+    let (accepted, rejected) = d.crowd(605);
+    assert_eq!((accepted.len(), rejected), (600, 5), "{}", d.log());
+    assert!(!d.log().contains("cannot be honoured"), "{}", d.log());
+    drop(accepted);
+    drop(d);
+
+    // Hard limit 200: at most 200 - 24 = 176 sessions, said in the log.
+    let d = LimitedDaemon::start(200, 200, 600);
+    assert_eq!(d.open_files_limit(), (200, 200));
+    let (accepted, rejected) = d.crowd(180);
+    assert_eq!((accepted.len(), rejected), (176, 4), "{}", d.log());
+    assert!(
+        d.log().contains("MaxSessions = 600 cannot be honoured") && d.log().contains("serving at most 176 sessions"),
+        "{}",
+        d.log()
+    );
+}

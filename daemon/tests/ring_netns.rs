@@ -139,3 +139,87 @@ fn what_a_dead_test_process_left_is_swept() {
     );
     assert!(!bridge_left, "the stale bridge is still there");
 }
+
+/// Reads `c`'s messages until a regular membership of `members` members.
+fn wait_members(c: &mut Client, members: usize, deadline: Instant) {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no view of {members} members in time");
+        let r = c.recv_within(left).expect("a membership notice");
+        if r.is_membership() && r.service_type() & REG_MEMB_MESS != 0 && r.groups().len() == members {
+            return;
+        }
+    }
+}
+
+/// `sender` multicasts `count` AGREED messages to "g"; every client in
+/// `all` gets all of them, in the order sent.
+fn carry(all: &mut [Client], sender: usize, count: usize, tag: &str) {
+    for k in 0..count {
+        all[sender].multicast(AGREED_MESS, &["g"], 0, format!("{tag} {k}").as_bytes());
+    }
+    for c in all.iter_mut() {
+        let mut next = 0;
+        while next < count {
+            let r = c.recv_within(Duration::from_secs(10)).unwrap_or_else(|e| {
+                panic!("{} got {next} of {count} {tag} messages: {e:?}", c.private_group_str())
+            });
+            if r.is_membership() {
+                continue;
+            }
+            assert_eq!(r.body(), format!("{tag} {k}", k = next).as_bytes(), "order at {}", c.private_group_str());
+            next += 1;
+        }
+    }
+}
+
+/// A ring at size (issue 13): 8 real daemons in namespaces form one ring,
+/// carry 100 AGREED messages from d1 to a member on every daemon, survive a
+/// SIGKILL of d2 (d1's successor) and carry 100 more on the 7 left; the
+/// namespaces are gone afterwards. About 10 s.
+#[test]
+fn an_eight_daemon_ring_forms_carries_agreed_and_survives_a_kill() {
+    let t = Instant::now();
+    let Some(net) = Net::create(8, false) else {
+        skip_or_fail("needs root, iproute2 and util-linux to create network namespaces");
+        return;
+    };
+    let all: Vec<usize> = (0..8).collect();
+    let names: Vec<String> = all.iter().map(|&i| net.ns(i)).collect();
+    {
+        let mut ring = Ring::start(&net, &all, &all);
+        ring.wait_for_ring(&net, &all, &all, Duration::from_secs(20));
+        let formed = t.elapsed();
+        let mut clients: Vec<Client> = all.iter().map(|&i| ring.client(&net, i, &format!("m{}", i + 1))).collect();
+        for c in clients.iter_mut() {
+            c.join("g");
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for c in clients.iter_mut() {
+            wait_members(c, 8, deadline);
+        }
+        carry(&mut clients, 0, 100, "before");
+
+        let killed = Instant::now();
+        ring.kill(1);
+        clients.remove(1);
+        let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != 1).collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for c in clients.iter_mut() {
+            wait_members(c, 7, deadline);
+        }
+        let reformed = killed.elapsed();
+        ring.wait_for_ring(&net, &survivors, &survivors, Duration::from_secs(5));
+        carry(&mut clients, 0, 100, "after");
+        for &i in &survivors {
+            assert!(ring.is_running(i), "d{} died", i + 1);
+        }
+        eprintln!("8-daemon ring: formed in {formed:.2?}, new view {reformed:.2?} after the kill, {:.2?} in all", t.elapsed());
+    }
+    drop(net);
+    let left = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let left = String::from_utf8_lossy(&left.stdout).into_owned();
+    for ns in names {
+        assert!(!left.lines().any(|l| l.split_whitespace().next() == Some(ns.as_str())), "{ns} was left behind");
+    }
+}

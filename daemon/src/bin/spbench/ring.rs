@@ -690,7 +690,13 @@ fn floor_role_inner(role: &str, addr: &str, secs: f64, rounds: usize) -> std::io
     let mut buf = vec![0u8; 2048];
     match role {
         "recv" => {
-            let sock = UdpSocket::bind(("0.0.0.0", addr.parse::<u16>().map_err(std::io::Error::other)?))?;
+            // A deep receive buffer, as the daemons' own: the floor is the
+            // path, not a queue the reader lets overflow.
+            let port = addr.parse::<u16>().map_err(std::io::Error::other)?;
+            let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+            sock.set_recv_buffer_size(8 << 20)?;
+            sock.bind(&std::net::SocketAddr::from(([0, 0, 0, 0], port)).into())?;
+            let sock: UdpSocket = sock.into();
             sock.set_read_timeout(Some(Duration::from_millis(100)))?;
             writeln!(out, "READY")?;
             out.flush()?;
