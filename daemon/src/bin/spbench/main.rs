@@ -14,6 +14,7 @@
 
 #![deny(unsafe_code)]
 
+mod notices;
 mod ring;
 
 use std::io::{Read, Write};
@@ -71,6 +72,15 @@ struct Args {
     /// Message sizes to test.
     #[arg(long, value_delimiter = ',', default_values_t = [100usize, 1_000, 10_000, 100_000])]
     sizes: Vec<usize>,
+    /// Run the notice benchmark instead: this many notified sessions on
+    /// one daemon join groups of --notice-group members (time per join
+    /// notice, join latency, RSS). With --spawn the daemon gets
+    /// `MaxSessions` = this + 10 in its spread-rs.toml.
+    #[arg(long)]
+    notices: Option<usize>,
+    /// Members per group of the notice benchmark.
+    #[arg(long, default_value_t = 100)]
+    notice_group: usize,
     /// Run the ring benchmark instead (root): rings of these many daemons,
     /// each in its own network namespace, for every --side; 1 KB AGREED
     /// and SAFE throughput, round trips, a SIGKILL and the new view, the
@@ -529,7 +539,12 @@ fn spawn(binary: &str, extensions: &str) -> std::io::Result<(Spawned, String)> {
     let conf = dir.join("spread.conf");
     std::fs::write(
         &conf,
-        format!("Spread_Segment 127.0.0.255:{port} {{\n  localhost 127.0.0.1\n}}\n"),
+        // Started as root, the original chroots and changes user (to
+        // "spread" by default): keep both daemons root, in /tmp.
+        format!(
+            "Spread_Segment 127.0.0.255:{port} {{\n  localhost 127.0.0.1\n}}\n\
+             DaemonUser = root\nDaemonGroup = root\nRuntimeDir = /tmp\n"
+        ),
     )?;
     std::fs::write(dir.join("spread-rs.toml"), extensions)?;
     let child = std::process::Command::new(binary)
@@ -563,6 +578,7 @@ fn main() -> std::process::ExitCode {
             binary,
             &args
                 .sessions
+                .or(args.notices)
                 .map(|n| format!("MaxSessions = {}\n", n + 10)) // for spread-rs.toml
                 .unwrap_or_default(),
         ) {
@@ -575,6 +591,16 @@ fn main() -> std::process::ExitCode {
         None => (None, parse_addr(&args.daemon)),
     };
     let receivers: Vec<String> = args.receivers.iter().map(|r| parse_addr(r)).collect();
+    if let Some(n) = args.notices {
+        let pid = _guard.as_ref().map(|g| g.0.id());
+        return match notices::run(&addr, n, args.notice_group, pid) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("spbench: notice benchmark failed: {e}");
+                std::process::ExitCode::from(1)
+            }
+        };
+    }
     if let Some(n) = args.sessions {
         let pid = _guard.as_ref().map(|g| g.0.id());
         return match session_benchmark(&addr, n, pid) {
