@@ -416,19 +416,28 @@ impl LimitedDaemon {
             {
                 continue;
             }
-            let dir = std::env::temp_dir().join(format!("spread-rs-nofile-{}-{port}-{attempt}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!(
+                "spread-rs-nofile-{}-{port}-{attempt}",
+                std::process::id()
+            ));
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(
                 dir.join("spread.conf"),
                 format!("Spread_Segment 127.0.0.255:{port} {{\n\tlocalhost 127.0.0.1 {{ D 127.0.0.1 C 127.0.0.1 }}\n}}\n"),
             )
             .unwrap();
-            std::fs::write(dir.join("spread-rs.toml"), format!("MaxSessions = {max_sessions}\n")).unwrap();
+            std::fs::write(
+                dir.join("spread-rs.toml"),
+                format!("MaxSessions = {max_sessions}\n"),
+            )
+            .unwrap();
             let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
             // The shell sets the limits and execs the daemon: its pid is the daemon's.
             let child = std::process::Command::new("sh")
                 .arg("-c")
-                .arg(format!("ulimit -S -n {soft} && ulimit -H -n {hard} && exec \"$0\" -n localhost -c \"$1\""))
+                .arg(format!(
+                    "ulimit -S -n {soft} && ulimit -H -n {hard} && exec \"$0\" -n localhost -c \"$1\""
+                ))
                 .arg(env!("CARGO_BIN_EXE_spread"))
                 .arg(dir.join("spread.conf"))
                 .env("RUST_LOG", "info")
@@ -467,7 +476,12 @@ impl LimitedDaemon {
         let (mut accepted, mut rejected) = (Vec::new(), 0);
         for k in 0..n {
             let stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-            match Client::connect_with(common::Conn::Tcp(stream), format!("n{k}").as_bytes(), false, &["NULL"]) {
+            match Client::connect_with(
+                common::Conn::Tcp(stream),
+                format!("n{k}").as_bytes(),
+                false,
+                &["NULL"],
+            ) {
                 Ok(c) => accepted.push(c),
                 Err(ConnectFailure::Rejected(code)) => {
                     assert_eq!(i32::from(code), REJECT_QUOTA, "connection {k}");
@@ -505,7 +519,10 @@ fn max_sessions_above_the_open_files_limit_raises_it_or_serves_fewer() {
         .and_then(|l| l.split_whitespace().nth(4)?.parse().ok())
         .unwrap_or(4096);
     let hard = own_hard.min(4096);
-    assert!(hard >= 624, "this test needs a hard open-files limit of at least 624, not {hard}");
+    assert!(
+        hard >= 624,
+        "this test needs a hard open-files limit of at least 624, not {hard}"
+    );
     let d = LimitedDaemon::start(256, hard, 600);
     assert_eq!(d.open_files_limit(), (624, hard), "{}", d.log());
     let (accepted, rejected) = d.crowd(605);
@@ -520,7 +537,8 @@ fn max_sessions_above_the_open_files_limit_raises_it_or_serves_fewer() {
     let (accepted, rejected) = d.crowd(180);
     assert_eq!((accepted.len(), rejected), (176, 4), "{}", d.log());
     assert!(
-        d.log().contains("MaxSessions = 600 cannot be honoured") && d.log().contains("serving at most 176 sessions"),
+        d.log().contains("MaxSessions = 600 cannot be honoured")
+            && d.log().contains("serving at most 176 sessions"),
         "{}",
         d.log()
     );

@@ -162,12 +162,20 @@ fn carry(all: &mut [Client], sender: usize, count: usize, tag: &str) {
         let mut next = 0;
         while next < count {
             let r = c.recv_within(Duration::from_secs(10)).unwrap_or_else(|e| {
-                panic!("{} got {next} of {count} {tag} messages: {e:?}", c.private_group_str())
+                panic!(
+                    "{} got {next} of {count} {tag} messages: {e:?}",
+                    c.private_group_str()
+                )
             });
             if r.is_membership() {
                 continue;
             }
-            assert_eq!(r.body(), format!("{tag} {k}", k = next).as_bytes(), "order at {}", c.private_group_str());
+            assert_eq!(
+                r.body(),
+                format!("{tag} {k}", k = next).as_bytes(),
+                "order at {}",
+                c.private_group_str()
+            );
             next += 1;
         }
     }
@@ -190,7 +198,10 @@ fn an_eight_daemon_ring_forms_carries_agreed_and_survives_a_kill() {
         let mut ring = Ring::start(&net, &all, &all);
         ring.wait_for_ring(&net, &all, &all, Duration::from_secs(20));
         let formed = t.elapsed();
-        let mut clients: Vec<Client> = all.iter().map(|&i| ring.client(&net, i, &format!("m{}", i + 1))).collect();
+        let mut clients: Vec<Client> = all
+            .iter()
+            .map(|&i| ring.client(&net, i, &format!("m{}", i + 1)))
+            .collect();
         for c in clients.iter_mut() {
             c.join("g");
         }
@@ -214,12 +225,23 @@ fn an_eight_daemon_ring_forms_carries_agreed_and_survives_a_kill() {
         for &i in &survivors {
             assert!(ring.is_running(i), "d{} died", i + 1);
         }
-        eprintln!("8-daemon ring: formed in {formed:.2?}, new view {reformed:.2?} after the kill, {:.2?} in all", t.elapsed());
+        eprintln!(
+            "8-daemon ring: formed in {formed:.2?}, new view {reformed:.2?} after the kill, {:.2?} in all",
+            t.elapsed()
+        );
     }
     drop(net);
-    let left = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let left = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
     let left = String::from_utf8_lossy(&left.stdout).into_owned();
     for ns in names {
-        assert!(!left.lines().any(|l| l.split_whitespace().next() == Some(ns.as_str())), "{ns} was left behind");
+        assert!(
+            !left
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(ns.as_str())),
+            "{ns} was left behind"
+        );
     }
 }

@@ -288,7 +288,13 @@ fn throughput(
 
 /// Round trips of `size`-byte messages of `service` between a client of
 /// `addr` and one of `peer` (private groups); p50 and p99.
-fn latency(addr: &str, peer: &str, rounds: usize, service: u32, size: usize) -> std::io::Result<(Duration, Duration)> {
+fn latency(
+    addr: &str,
+    peer: &str,
+    rounds: usize,
+    service: u32,
+    size: usize,
+) -> std::io::Result<(Duration, Duration)> {
     let run = RUN.fetch_add(1, Ordering::Relaxed) % 1000;
     let mut a = Client::connect(addr, &format!("lat-a{run}"))?;
     let mut b = Client::connect(peer, &format!("lat-b{run}"))?;

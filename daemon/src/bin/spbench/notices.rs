@@ -46,7 +46,8 @@ impl Session {
         let mut at = 0;
         let mut joins = 0;
         while self.buf.len() - at >= 48 {
-            let (h, _) = MessageHeader::parse(&self.buf[at..at + 48]).map_err(|e| std::io::Error::other(e.to_string()))?;
+            let (h, _) = MessageHeader::parse(&self.buf[at..at + 48])
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
             let len = 48 + h.num_groups.max(0) as usize * 32 + h.data_len.max(0) as usize;
             if self.buf.len() - at < len {
                 break;
@@ -64,7 +65,12 @@ impl Session {
 
 /// Reads every session until `total` join notices arrived in all (since
 /// the counters were last read), or fails after `within`.
-fn read_until(poll: &mut Poll, sessions: &mut [Session], total: u64, within: Duration) -> std::io::Result<()> {
+fn read_until(
+    poll: &mut Poll,
+    sessions: &mut [Session],
+    total: u64,
+    within: Duration,
+) -> std::io::Result<()> {
     let deadline = Instant::now() + within;
     let mut events = Events::with_capacity(1024);
     let mut scratch = vec![0u8; 256 * 1024];
@@ -76,7 +82,9 @@ fn read_until(poll: &mut Poll, sessions: &mut [Session], total: u64, within: Dur
     while got < total {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(std::io::Error::other(format!("{got} of {total} join notices within {within:?}")));
+            return Err(std::io::Error::other(format!(
+                "{got} of {total} join notices within {within:?}"
+            )));
         }
         poll.poll(&mut events, Some(left))?;
         for e in events.iter() {
@@ -125,7 +133,8 @@ pub fn run(addr: &str, n: usize, group_size: usize, pid: Option<u32>) -> std::io
         joins.push(c.encode(spread_wire::client::service::JOIN_MESS, &[group_of(i)], &[]));
         c.stream.set_nonblocking(true)?;
         let mut stream = mio::net::TcpStream::from_std(c.stream);
-        poll.registry().register(&mut stream, Token(i), Interest::READABLE)?;
+        poll.registry()
+            .register(&mut stream, Token(i), Interest::READABLE)?;
         sessions.push(Session {
             stream,
             buf: Vec::new(),
@@ -155,7 +164,8 @@ pub fn run(addr: &str, n: usize, group_size: usize, pid: Option<u32>) -> std::io
     let leave = probe.encode(spread_wire::client::service::LEAVE_MESS, &[group_of(0)], &[]);
     probe.stream.set_nonblocking(true)?;
     let mut stream = mio::net::TcpStream::from_std(probe.stream);
-    poll.registry().register(&mut stream, Token(n), Interest::READABLE)?;
+    poll.registry()
+        .register(&mut stream, Token(n), Interest::READABLE)?;
     sessions.push(Session {
         stream,
         buf: Vec::new(),

@@ -201,7 +201,11 @@ fn take_held(id: u32) -> Option<Child> {
 }
 
 fn pid_of(id: u32) -> Option<u32> {
-    held().children.iter().find(|(i, _)| *i == id).map(|(_, c)| c.id())
+    held()
+        .children
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, c)| c.id())
 }
 
 /// `count` namespaces on one bridge; the host has .254 on the bridge.
@@ -239,16 +243,27 @@ impl Net {
         }
         let bridge = net.bridge();
         must(&["ip", "link", "add", &bridge, "type", "bridge"])?;
-        must(&["ip", "addr", "add", &format!("{}/24", net.ip(253)), "dev", &bridge])?;
+        must(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", net.ip(253)),
+            "dev",
+            &bridge,
+        ])?;
         must(&["ip", "link", "set", &bridge, "up"])?;
         for i in 0..count {
             let (ns, veth) = (net.ns(i), net.veth(i));
             must(&["ip", "netns", "add", &ns])?;
-            must(&["ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
+            must(&[
+                "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ])?;
             must(&["ip", "link", "set", &veth, "master", &bridge])?;
             must(&["ip", "link", "set", &veth, "up"])?;
             let addr = format!("{}/24", net.ip(i));
-            must(&["ip", "netns", "exec", &ns, "ip", "addr", "add", &addr, "dev", "eth0"])?;
+            must(&[
+                "ip", "netns", "exec", &ns, "ip", "addr", "add", &addr, "dev", "eth0",
+            ])?;
             must(&["ip", "netns", "exec", &ns, "ip", "link", "set", "eth0", "up"])?;
             must(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"])?;
         }
@@ -311,7 +326,15 @@ impl Ring {
             );
             let mut command = Command::new("ip");
             command
-                .args(["netns", "exec", &net.ns(i), "unshare", "-m", "--propagation", "private"])
+                .args([
+                    "netns",
+                    "exec",
+                    &net.ns(i),
+                    "unshare",
+                    "-m",
+                    "--propagation",
+                    "private",
+                ])
                 .args(["sh", "-c", &script])
                 .env_remove("RUST_LOG")
                 .stdin(Stdio::null())
@@ -491,7 +514,8 @@ fn run_ring(net: &Net, binary: &Path, opts: &Options, work: &Path) -> Figures {
         match witness(addr, &format!("w{i}"), group, deadline) {
             Ok(c) => witnesses.push((i, c)),
             Err(e) => {
-                f.errors.push(format!("form: {e}; d{} log:\n{}", i + 1, ring.log_tail(i)));
+                f.errors
+                    .push(format!("form: {e}; d{} log:\n{}", i + 1, ring.log_tail(i)));
                 return f;
             }
         }
@@ -551,7 +575,14 @@ fn run_ring(net: &Net, binary: &Path, opts: &Options, work: &Path) -> Figures {
         .filter(|&&i| i != victim)
         .map(|&i| ring.addrs[i].clone())
         .collect();
-    match throughput(&sender, &survivors, AGREED_MESS, 1000, opts.count / 2, opts.window) {
+    match throughput(
+        &sender,
+        &survivors,
+        AGREED_MESS,
+        1000,
+        opts.count / 2,
+        opts.window,
+    ) {
         Ok((rate, _)) => f.after_kill = Some(rate),
         Err(e) => f.errors.push(format!("throughput after the kill: {e}")),
     }
@@ -600,7 +631,11 @@ fn floors(net: &Net, rx: &[usize], opts: &Options) -> (Option<f64>, Option<(f64,
     let result = |id: u32| -> std::io::Result<String> {
         let child = take_held(id).ok_or_else(|| std::io::Error::other("floor process gone"))?;
         let out = child.wait_with_output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_string())
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string())
     };
     // Broadcast goodput.
     let mut broadcast = None;
@@ -652,12 +687,16 @@ fn floors(net: &Net, rx: &[usize], opts: &Options) -> (Option<f64>, Option<(f64,
     }
     // Round trip.
     let mut rt = None;
-    let pong = spawn_held(&mut in_ns(rx[0], &role("pong", port.to_string(), 30.0)).stdout(Stdio::null()));
+    let mut pong = in_ns(rx[0], &role("pong", port.to_string(), 30.0));
+    let pong = spawn_held(pong.stdout(Stdio::null()));
     match pong {
         Err(e) => errors.push(format!("UDP pong: {e}")),
         Ok(pong) => {
             std::thread::sleep(Duration::from_millis(300));
-            let ping = spawn_held(&mut in_ns(0, &role("ping", format!("{}:{port}", net.ip(rx[0])), 30.0)));
+            let ping = spawn_held(&mut in_ns(
+                0,
+                &role("ping", format!("{}:{port}", net.ip(rx[0])), 30.0),
+            ));
             match ping.and_then(result) {
                 Ok(line) => match line.split_whitespace().collect::<Vec<_>>()[..] {
                     [p50, p99] => rt = p50.parse().ok().zip(p99.parse().ok()),
@@ -781,7 +820,10 @@ fn cell(v: Option<f64>, digits: usize) -> String {
 /// Runs every ring size for every side and prints the table.
 pub fn run(opts: &Options) -> ExitCode {
     let uid = lines(&["id", "-u"]);
-    if uid.first().map(String::as_str) != Some("0") || !quiet(&["ip", "-V"]) || !quiet(&["unshare", "--version"]) {
+    if uid.first().map(String::as_str) != Some("0")
+        || !quiet(&["ip", "-V"])
+        || !quiet(&["unshare", "--version"])
+    {
         eprintln!("spbench --ring needs root, iproute2 (ip) and util-linux (unshare, mount)");
         return ExitCode::from(2);
     }
@@ -859,7 +901,11 @@ pub fn run(opts: &Options) -> ExitCode {
             ("ring formed, s", |f| f.form_s, 2),
             ("AGREED 1 KB, msgs/s (slowest receiver)", |f| f.agreed, 0),
             ("SAFE 1 KB, msgs/s", |f| f.safe, 0),
-            ("daemon CPU per AGREED msg, us (all daemons)", |f| f.cpu_us_per_msg, 1),
+            (
+                "daemon CPU per AGREED msg, us (all daemons)",
+                |f| f.cpu_us_per_msg,
+                1,
+            ),
             ("round trip AGREED p50, us", |f| f.rt_agreed.map(|v| v.0), 0),
             ("round trip AGREED p99, us", |f| f.rt_agreed.map(|v| v.1), 0),
             ("round trip SAFE p50, us", |f| f.rt_safe.map(|v| v.0), 0),
@@ -870,7 +916,10 @@ pub fn run(opts: &Options) -> ExitCode {
         ];
         let rx_names: Vec<String> = rx.iter().map(|i| format!("d{}", i + 1)).collect();
         table.push((
-            format!("{n} daemons (sender d1, receivers {}, load {load})", rx_names.join("+")),
+            format!(
+                "{n} daemons (sender d1, receivers {}, load {load})",
+                rx_names.join("+")
+            ),
             Vec::new(),
         ));
         for (label, pick, digits) in rows.iter().take(10) {
@@ -892,7 +941,12 @@ pub fn run(opts: &Options) -> ExitCode {
             let agreed: Vec<String> = per_side
                 .iter()
                 .zip(&opts.sides)
-                .map(|(runs, (name, _))| format!("{name} AGREED{}", of(median(runs.iter().filter_map(|f| f.agreed).collect()))))
+                .map(|(runs, (name, _))| {
+                    format!(
+                        "{name} AGREED{}",
+                        of(median(runs.iter().filter_map(|f| f.agreed).collect()))
+                    )
+                })
                 .collect();
             table.push((
                 format!(
@@ -921,7 +975,10 @@ pub fn run(opts: &Options) -> ExitCode {
         header.push_str(&format!(" {name:>12}"));
     }
     if opts.sides.len() == 2 {
-        header.push_str(&format!(" {:>12}", format!("{}/{}", opts.sides[0].0, opts.sides[1].0)));
+        header.push_str(&format!(
+            " {:>12}",
+            format!("{}/{}", opts.sides[0].0, opts.sides[1].0)
+        ));
     }
     println!("{header}");
     for (label, cells) in &table {
@@ -970,7 +1027,9 @@ mod tests {
         assert_eq!(creator_of("sb4242an1"), Some(4242));
         assert_eq!(creator_of("sb4242bv16"), Some(4242));
         assert_eq!(creator_of("sb7zbr"), Some(7));
-        for other in ["sban1", "sb12n1", "sb12Av1", "sb12ac1", "pb1", "pbbr0", "sf12an1", "sb12abr0"] {
+        for other in [
+            "sban1", "sb12n1", "sb12Av1", "sb12ac1", "pb1", "pbbr0", "sf12an1", "sb12abr0",
+        ] {
             assert_eq!(creator_of(other), None, "{other}");
         }
     }
