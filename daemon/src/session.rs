@@ -284,6 +284,8 @@ pub struct Session {
     /// field passes again: the check reads only it and the names).
     accepted_sender: Option<[u8; MAX_GROUP_NAME]>,
     out: VecDeque<Pending>,
+    /// Output was consumed since the last [`Session::take_progress`].
+    progressed: bool,
     /// Stamp of the last delivery queued here, so a message reaches a
     /// session once however many of its groups the session is in.
     pub last_delivery: u64,
@@ -307,6 +309,7 @@ impl Session {
             reading: None,
             accepted_sender: None,
             out: VecDeque::new(),
+            progressed: false,
             last_delivery: 0,
         }
     }
@@ -410,6 +413,7 @@ impl Session {
 
     /// `n` bytes were written to the socket.
     pub fn consume_output(&mut self, mut n: usize) {
+        self.progressed |= n > 0;
         while n > 0 {
             let Some(front) = self.out.front_mut() else { return };
             let left = front.bytes.len() - front.written;
@@ -421,6 +425,11 @@ impl Session {
                 n = 0;
             }
         }
+    }
+
+    /// Whether output was consumed since the last call.
+    pub fn take_progress(&mut self) -> bool {
+        std::mem::take(&mut self.progressed)
     }
 
     pub fn drop_output(&mut self) {

@@ -156,6 +156,8 @@ struct Connection {
     stream: Stream,
     /// Registered for writability (output is waiting on a full socket).
     want_write: bool,
+    /// Left unread while the engine paused reading (in `paused_reads`).
+    read_paused: bool,
 }
 
 pub struct Shell {
@@ -172,6 +174,10 @@ pub struct Shell {
     next_conn: ConnId,
     /// Clients with unread bytes left after their read budget.
     read_again: VecDeque<ConnId>,
+    /// Clients left unread while the engine paused reading from senders:
+    /// their readiness was reported once (edge-triggered), so they are read
+    /// again explicitly when it resumes.
+    paused_reads: Vec<ConnId>,
     /// Token sockets to read again next turn: one token per turn, so that
     /// client messages that came meanwhile are read before the next token
     /// and leave with it (the original's event loop serves its clients
@@ -244,6 +250,7 @@ impl Shell {
             conns: FastMap::default(),
             next_conn: FIRST_CONN,
             read_again: VecDeque::new(),
+            paused_reads: Vec::new(),
             token_again: Vec::new(),
             to_flush: Vec::new(),
             read_buf: vec![0; 64 * 1024],
@@ -567,6 +574,21 @@ impl Shell {
             }
             self.send_datagrams();
             self.flush_woken(now);
+            self.resume_paused_reads(now);
+        }
+    }
+
+    /// Once the engine no longer pauses reading, the clients left unread
+    /// are read next turn.
+    fn resume_paused_reads(&mut self, now: Clock) {
+        if self.paused_reads.is_empty() || self.engine.reading_paused(now) {
+            return;
+        }
+        for conn in self.paused_reads.drain(..) {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.read_paused = false;
+                self.read_again.push_back(conn);
+            }
         }
     }
 
@@ -654,6 +676,7 @@ impl Shell {
             Connection {
                 stream,
                 want_write: false,
+                read_paused: false,
             },
         );
         self.engine.handle_accept(conn, peer, fd, now);
@@ -666,12 +689,22 @@ impl Shell {
     /// the read that would only return EAGAIN is skipped (one system call
     /// less per message). `drain` (the event reported the end of stream or
     /// an error, which raise no new event) reads on to EAGAIN or EOF.
+    /// While the engine pauses reading from senders, the client is left
+    /// unread and read again when it resumes.
     fn read_client(&mut self, conn: ConnId, now: Clock, drain: bool) {
         let mut budget = READ_BUDGET;
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
+            if c.read_paused {
+                return;
+            }
+            if !self.engine.may_read(conn, now) {
+                c.read_paused = true;
+                self.paused_reads.push(conn);
+                return;
+            }
             match c.stream.read(&mut self.read_buf) {
                 Ok(0) => {
                     debug!(target: "spread::session", "connection {conn}: end of stream");

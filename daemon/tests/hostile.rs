@@ -281,16 +281,16 @@ fn read_flood(
     }
 }
 
+/// Issue 14 item 5: one sender floods as fast as the daemon takes it. The
+/// daemon pauses reading it while a live reader is far behind (the
+/// original would cut such a reader), and the silent readers are cut at
+/// MaxSessionMessages, as the original cuts them.
 #[test]
 fn slow_readers_among_fifty_members_are_cut_off_and_the_rest_get_everything() {
     const MEMBERS: usize = 50;
     const SLOW: usize = 10;
     const COUNT: u32 = 3000;
     const SIZE: usize = 10_000;
-    let (burst, pause) = match std::env::var("SPREAD_FLOOD_UNPACED") {
-        Ok(_) => (u32::MAX, Duration::ZERO),
-        Err(_) => (50, Duration::from_millis(20)),
-    };
     let d = daemon();
     let pid = d.pid().unwrap();
     let rss_start = rss_kib(pid);
@@ -358,14 +358,11 @@ fn slow_readers_among_fifty_members_are_cut_off_and_the_rest_get_everything() {
                 .conn
                 .set_write_timeout(Some(Duration::from_secs(30)))
                 .unwrap();
+            // As fast as the daemon takes it: it stops reading the sender
+            // while a live reader is half the cut behind, so readers that
+            // lose the CPU for a while are not cut; the silent ones stop
+            // holding the sender back after a second and are cut.
             sender.conn.write_all(&bytes).expect("the sender is served");
-            // Bursts of 500 KB with short pauses: on a loaded 2-core CI
-            // machine 40 reader threads must get the CPU to keep up at all
-            // (unpaced, see the issue note: readers starved of CPU fall
-            // 1,000 messages behind and are cut, by the same rule).
-            if seq % burst == burst - 1 {
-                std::thread::sleep(pause);
-            }
         }
         let results = readers.into_iter().map(|r| r.join().unwrap()).collect();
         done.store(true, std::sync::atomic::Ordering::Relaxed);

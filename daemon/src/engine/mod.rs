@@ -40,9 +40,11 @@ mod config;
 mod delivery;
 mod exchange;
 mod handshake;
+mod intake;
 mod sequencer;
 mod sessions;
 
+pub use intake::{RING_WATER_MARK, STALL};
 use sequencer::Sequencer;
 
 /// Sessions one daemon serves unless the extensions file's `MaxSessions`
@@ -118,6 +120,8 @@ pub struct Engine {
     dropped_ring_messages: u64,
     /// A daemon alone: what its local order counted, for the monitor.
     alone: alone::AloneCounters,
+    /// Receivers far behind, which may pause reading from local senders.
+    intake: intake::Intake,
 }
 
 impl Engine {
@@ -143,6 +147,7 @@ impl Engine {
             receivers: Vec::new(),
             dropped_ring_messages: 0,
             alone: Default::default(),
+            intake: Default::default(),
         }
     }
 
@@ -329,6 +334,7 @@ impl Engine {
         for conn in expired {
             self.process_connect(conn);
         }
+        self.expire_intake(now);
         self.run_sequencer(now);
     }
 
@@ -345,10 +351,10 @@ impl Engine {
                 _ => None,
             })
             .min();
-        match (ring, sessions) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [ring, sessions, self.next_intake_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -372,7 +378,9 @@ impl Engine {
 
     /// The shell wrote all the socket would take: a client with more than
     /// MaxSessionMessages messages still waiting has stopped reading and is
-    /// dropped, as the original does, so the others keep being served.
+    /// dropped, as the original does, so the others keep being served. One
+    /// that is far behind but still reading may pause the senders instead
+    /// (see [`Engine::reading_paused`]).
     pub fn check_backlog(&mut self, conn: ConnId, now: Clock) {
         let Some(session) = self.sessions.get(&conn) else {
             return;
@@ -381,6 +389,8 @@ impl Engine {
         if n > self.cfg.max_session_messages {
             self.kill_session(conn, &format!("not reading: {n} messages queued"), now);
             self.run_sequencer(now);
+        } else {
+            self.judge_intake(conn, now);
         }
     }
 

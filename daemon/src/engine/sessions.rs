@@ -131,6 +131,7 @@ impl Engine {
         }
         session.phase = Phase::Closed;
         session.drop_output();
+        self.forget_intake(conn);
         self.outputs.push_back(Output::Close { conn, last_words });
     }
 
@@ -138,7 +139,6 @@ impl Engine {
         self.outputs.push_back(Output::Wake(conn));
     }
 
-    /// Queue bytes to one session, dropping it if it stopped reading.
     /// Queue bytes to one session. Whether it keeps up is judged when the
     /// shell has written what the socket takes ([`Engine::check_backlog`]),
     /// so a burst delivered in one go does not count against a reader.
@@ -148,9 +148,12 @@ impl Engine {
         };
         let was_idle = !session.has_output();
         session.queue(bytes);
-        // Wake the shell when output starts, and again when the backlog
-        // passes the bound, so a client that stopped reading is judged.
-        if was_idle || session.queued_messages() == self.cfg.max_session_messages + 1 {
+        // Wake the shell when output starts, when the backlog reaches the
+        // high-water mark (a receiver far behind may pause the senders),
+        // and when it passes the bound, so a client that stopped reading
+        // is judged: its full socket raises no event of its own.
+        let n = session.queued_messages();
+        if was_idle || n == self.intake_high_water() || n == self.cfg.max_session_messages + 1 {
             self.wake(conn);
         }
     }

@@ -316,3 +316,139 @@ fn the_originals_ring_messages_pass_the_ring_check() {
         assert!(seen.contains_key(k), "no {k} in the captures");
     }
 }
+
+/// A message of `size` body bytes from `me` to `group`.
+fn data_message(me: GroupName, group: &str, size: usize) -> Vec<u8> {
+    Message {
+        header: MessageHeader {
+            service_type: AGREED_MESS,
+            sender: me,
+            num_groups: 1,
+            hint: hint_for(0, ByteOrder::NATIVE),
+            data_len: size as i32,
+        },
+        groups: vec![GroupName::new(group.as_bytes()).expect("group name")],
+        body: vec![b'x'; size],
+    }
+    .emit(ByteOrder::NATIVE)
+}
+
+/// One daemon alone, driven as the shell drives it: a sender, a reader
+/// that consumes, a reader that does not.
+#[test]
+fn a_consuming_receiver_pauses_the_senders_and_a_silent_one_only_for_a_second() {
+    let base = Clock::new(Instant::now(), 1_700_000_000);
+    let cfg = EngineConfig::new("d1", Ipv4Addr::from(IDS[0]));
+    let (high, low, cut) = (500, 250, cfg.max_session_messages);
+    let mut pair = Pair {
+        engines: vec![Engine::new(cfg, base)],
+        base,
+        now: Duration::ZERO,
+        wire: VecDeque::new(),
+    };
+    let sender = pair.connect(0, 1, "sender");
+    let live = pair.connect(0, 2, "live");
+    let silent = pair.connect(0, 3, "silent");
+    pair.join(0, 2, live, "g");
+    pair.join(0, 3, silent, "g");
+    pair.take_output(0, 2);
+    pair.take_output(0, 3);
+    let t0 = pair.clock();
+    let e = &mut pair.engines[0];
+    // A connection still in its handshake.
+    e.handle_accept(4, Peer::Unix, 4, t0);
+    let burst = |e: &mut Engine, n: usize, now: Clock| {
+        let bytes: Vec<u8> = (0..n).flat_map(|_| data_message(sender, "g", 100)).collect();
+        e.handle_client_data(1, &bytes, now);
+    };
+    let queued = |e: &Engine, conn: ConnId| e.sessions[&conn].queued_messages();
+    // Written what the socket took (nothing): the shell asks.
+    let flushed = |e: &mut Engine, now: Clock| {
+        e.check_backlog(2, now);
+        e.check_backlog(3, now);
+    };
+
+    burst(e, high - 1, t0);
+    flushed(e, t0);
+    assert!(!e.reading_paused(t0), "below the high-water mark");
+    burst(e, 1, t0);
+    flushed(e, t0);
+    assert!(e.reading_paused(t0));
+    assert!(!e.may_read(1, t0), "the sender is not read");
+    assert!(e.may_read(4, t0), "a handshake is read");
+    e.handle_client_closed(4, t0);
+    while e.poll_output().is_some() {}
+
+    // The live reader consumes down to just above low water: still paused.
+    let at = |d: u64| Clock::after(base, t0.mono - base.mono + Duration::from_millis(d));
+    let bytes_of = |e: &Engine, conn: ConnId, msgs: usize| -> usize {
+        e.sessions[&conn]
+            .output_chunks()
+            .take(msgs)
+            .map(|c| c.len())
+            .sum()
+    };
+    let n = bytes_of(e, 2, high - low - 1);
+    e.consume_output(2, n);
+    e.check_backlog(2, at(500));
+    assert_eq!(queued(e, 2), low + 1);
+    // ... the silent one holds the senders back until its second is up.
+    assert!(e.reading_paused(at(500)));
+    let n = bytes_of(e, 2, 1);
+    e.consume_output(2, n);
+    e.check_backlog(2, at(500));
+    assert!(e.reading_paused(at(500)), "the silent reader, for 1 s");
+    assert_eq!(e.poll_timeout(), Some(t0.mono + super::STALL));
+    e.handle_timeout(at(1000));
+    assert!(!e.reading_paused(at(1000)));
+    assert!(e.may_read(1, at(1000)));
+    assert_eq!(e.poll_timeout(), None, "no timer for a stalled reader");
+
+    // Reading resumes: the live reader falls behind again and pauses the
+    // sender; the silent one passes the cut and is dropped.
+    burst(e, cut + 1 - high, at(1100));
+    flushed(e, at(1100));
+    assert!(!e.sessions.contains_key(&3), "the silent reader was cut");
+    let closed: Vec<_> = std::iter::from_fn(|| e.poll_output())
+        .filter_map(|o| match o {
+            super::Output::Close { conn, .. } => Some(conn),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed, vec![3]);
+    // The burst, and the notice that the silent reader left g.
+    assert_eq!(queued(e, 2), low + (cut + 1 - high) + 1);
+    assert!(e.reading_paused(at(1100)), "the live reader is far behind");
+    // It reads on, slowly (within every second): the pause lasts.
+    for k in 1..=3u64 {
+        let n = bytes_of(e, 2, 10);
+        e.consume_output(2, n);
+        e.check_backlog(2, at(1100 + 900 * k));
+        e.handle_timeout(at(1100 + 900 * k));
+        assert!(e.reading_paused(at(1100 + 900 * k)), "round {k}");
+    }
+    let n = bytes_of(e, 2, queued(e, 2) - low);
+    e.consume_output(2, n);
+    e.check_backlog(2, at(5000));
+    assert!(!e.reading_paused(at(5000)), "caught up to low water");
+}
+
+/// The queue toward the ring pauses the senders at the original's water
+/// mark and releases them once the ring has taken the messages.
+#[test]
+fn the_queue_toward_the_ring_pauses_the_senders_at_its_water_mark() {
+    let mut pair = Pair::new();
+    pair.run_for(Duration::from_secs(10));
+    let sender = pair.connect(0, 1, "sender");
+    let now = pair.clock();
+    let bytes: Vec<u8> = (0..super::RING_WATER_MARK)
+        .flat_map(|_| data_message(sender, "g", 100))
+        .collect();
+    pair.engines[0].handle_client_data(1, &bytes, now);
+    assert!(pair.engines[0].messages_toward_ring() >= super::RING_WATER_MARK);
+    assert!(pair.engines[0].reading_paused(now));
+    assert!(!pair.engines[0].may_read(1, now));
+    pair.run_for(Duration::from_secs(1));
+    assert_eq!(pair.engines[0].messages_toward_ring(), 0);
+    assert!(!pair.engines[0].reading_paused(pair.clock()));
+}
