@@ -6,162 +6,14 @@
 
 mod common;
 
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Client, Conn, Received};
+use common::loopback_ring::{LoopbackRing, FORM_WITHIN, REFORM_WITHIN};
+use common::{Client, Received};
 use spread_wire::client::service::*;
 
-/// Ring formation: gather (1.25 s) after the start, plus the form tokens;
-/// generous on a loaded 2-core CI machine.
-const FORM_WITHIN: Duration = Duration::from_secs(12);
-/// Token loss (1.25 s) + gather (1.25 s) + form, with the same margin.
-const REFORM_WITHIN: Duration = Duration::from_secs(12);
-
-struct Ring {
-    dir: PathBuf,
-    ports: [u16; 3],
-    children: [Option<Child>; 3],
-}
-
-const NAMES: [&str; 3] = ["d1", "d2", "d3"];
-
-fn free_port_block() -> u16 {
-    use std::hash::{BuildHasher, Hasher};
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    for _ in 0..500 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        h.write_u32(std::process::id());
-        // Blocks of 30 ports in 40000..49990, each daemon at +0, +10, +20.
-        let base = 40000 + (h.finish() % 333) as u16 * 30;
-        let ok = (0..3).all(|i| {
-            let p = base + 10 * i;
-            std::net::TcpListener::bind(("0.0.0.0", p)).is_ok()
-                && std::net::UdpSocket::bind(("0.0.0.0", p)).is_ok()
-                && std::net::UdpSocket::bind(("0.0.0.0", p + 1)).is_ok()
-                && !std::path::Path::new(&format!("/tmp/{p}")).exists()
-        });
-        if ok {
-            return base;
-        }
-    }
-    panic!("no free block of ports");
-}
-
-impl Ring {
-    fn start() -> Ring {
-        let base = free_port_block();
-        let ports = [base, base + 10, base + 20];
-        let dir = std::env::temp_dir().join(format!("spread-ring-{}-{base}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let conf: String = (0..3)
-            .map(|i| {
-                format!(
-                    "Spread_Segment 127.0.0.255:{} {{\n  {} 127.0.0.{}\n}}\n",
-                    ports[i],
-                    NAMES[i],
-                    i + 1
-                )
-            })
-            .collect();
-        std::fs::write(dir.join("spread.conf"), conf).unwrap();
-        let mut ring = Ring {
-            dir,
-            ports,
-            children: [None, None, None],
-        };
-        for i in 0..3 {
-            ring.launch(i);
-        }
-        ring
-    }
-
-    fn log_path(&self, i: usize) -> PathBuf {
-        self.dir.join(format!("{}.log", NAMES[i]))
-    }
-
-    fn launch(&mut self, i: usize) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path(i))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_spread"))
-            .args(["-n", NAMES[i], "-c"])
-            .arg(self.dir.join("spread.conf"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start spread");
-        self.children[i] = Some(child);
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.children[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.log_path(i)).unwrap_or_default()
-    }
-
-    /// The members of the last regular configuration daemon `i` installed.
-    fn last_membership(&self, i: usize) -> Option<String> {
-        let log = self.log(i);
-        let line = log.lines().rfind(|l| l.contains("Membership id is ("))?;
-        Some(line.rsplit("): ").next().unwrap_or("").to_string())
-    }
-
-    /// Wait until daemons `which` all report a ring of exactly `members`.
-    fn wait_for_ring(&self, which: &[usize], members: &[usize], within: Duration) {
-        let want: Vec<String> = members.iter().map(|i| format!("127.0.0.{}", i + 1)).collect();
-        let want = want.join(" ");
-        let deadline = Instant::now() + within;
-        loop {
-            if which
-                .iter()
-                .all(|&i| self.last_membership(i).as_deref() == Some(want.as_str()))
-            {
-                return;
-            }
-            if Instant::now() > deadline {
-                for &i in which {
-                    eprintln!("---- {} ----\n{}", NAMES[i], self.log(i));
-                }
-                panic!("ring {want} did not form within {within:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn client(&self, i: usize, name: &str) -> Client {
-        let addr = format!("127.0.0.{}:{}", i + 1, self.ports[i]);
-        let stream =
-            TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(3)).expect("connect");
-        stream.set_nodelay(true).unwrap();
-        Client::connect_with(Conn::Tcp(stream), name.as_bytes(), true, &["NULL"]).expect("session accepted")
-    }
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        for i in 0..3 {
-            self.kill(i);
-            let _ = std::fs::remove_file(format!("/tmp/{}", self.ports[i]));
-        }
-        if std::thread::panicking() {
-            for (i, name) in NAMES.iter().enumerate() {
-                eprintln!("---- {name} log ----\n{}", self.log(i));
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+fn start_ring() -> LoopbackRing {
+    LoopbackRing::start(common::daemon_binary(), "ring", 3, 3, "")
 }
 
 fn recv(c: &mut Client) -> Received {
@@ -175,10 +27,12 @@ fn recv_membership(c: &mut Client, cause: u32) -> Received {
 
 #[test]
 fn three_daemons_form_a_ring_and_share_groups_in_one_order() {
-    let ring = Ring::start();
+    let ring = start_ring();
     ring.wait_for_ring(&[0, 1, 2], &[0, 1, 2], FORM_WITHIN);
 
-    let mut clients: Vec<Client> = (0..3).map(|i| ring.client(i, &format!("c{i}"))).collect();
+    let mut clients: Vec<Client> = (0..3)
+        .map(|i| Client::on_ring(&ring, i, &format!("c{i}")))
+        .collect();
     for (i, c) in clients.iter_mut().enumerate() {
         c.join("g");
         // Wait for our own join before the next client joins: a fixed order.
@@ -221,11 +75,11 @@ fn three_daemons_form_a_ring_and_share_groups_in_one_order() {
 
 #[test]
 fn killed_daemon_leaves_a_ring_of_two_and_merges_back_on_restart() {
-    let mut ring = Ring::start();
+    let mut ring = start_ring();
     ring.wait_for_ring(&[0, 1, 2], &[0, 1, 2], FORM_WITHIN);
-    let mut a = ring.client(0, "alice");
-    let mut b = ring.client(1, "bob");
-    let mut d = ring.client(2, "dave");
+    let mut a = Client::on_ring(&ring, 0, "alice");
+    let mut b = Client::on_ring(&ring, 1, "bob");
+    let mut d = Client::on_ring(&ring, 2, "dave");
     for c in [&mut a, &mut b, &mut d] {
         c.join("g");
     }
@@ -258,7 +112,7 @@ fn killed_daemon_leaves_a_ring_of_two_and_merges_back_on_restart() {
 
     ring.launch(2);
     ring.wait_for_ring(&[0, 1, 2], &[0, 1, 2], REFORM_WITHIN);
-    let mut e = ring.client(2, "erin");
+    let mut e = Client::on_ring(&ring, 2, "erin");
     e.join("g");
     for c in [&mut a, &mut b, &mut e] {
         let r = recv_membership(c, CAUSED_BY_JOIN);

@@ -15,9 +15,10 @@ mod common;
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::loopback_ring::{daemon_ip, LoopbackRing};
 use serde_json::Value;
 use spread_tools::mailbox::{name_slot, Mailbox};
 
@@ -26,16 +27,14 @@ use spread_wire::client::service::{AGREED_MESS, CAUSED_BY_NETWORK, REG_MEMB_MESS
 use spread_wire::endian::ByteOrder;
 use spread_wire::monitor::{Command as MonitorCommand, CommandPacket, FcTable, PartitionTable};
 
-const NAMES: [&str; 3] = ["d1", "d2", "d3"];
 const FORM_WITHIN: Duration = Duration::from_secs(20);
 /// Cancel -> the leaders' lookup (30 s after the split ring's install) ->
 /// gather and form; generous on a loaded machine.
 const MERGE_WITHIN: Duration = Duration::from_secs(60);
 
+/// The ring, and the monitor's view of it.
 struct Ring {
-    dir: PathBuf,
-    ports: [u16; 3],
-    children: Vec<Child>,
+    ring: LoopbackRing,
 }
 
 fn free_udp_port() -> u16 {
@@ -46,78 +45,27 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
-fn free_port_block() -> u16 {
-    for _ in 0..500 {
-        let base = 40000 + (common::pick_port() % 333) * 30;
-        let ok = (0..3).all(|i| {
-            let p = base + 10 * i;
-            std::net::TcpListener::bind(("0.0.0.0", p)).is_ok()
-                && UdpSocket::bind(("0.0.0.0", p)).is_ok()
-                && UdpSocket::bind(("0.0.0.0", p + 1)).is_ok()
-                && !std::path::Path::new(&format!("/tmp/{p}")).exists()
-        });
-        if ok {
-            return base;
-        }
-    }
-    panic!("no free block of ports");
-}
-
 impl Ring {
     fn start(extra: &str) -> Ring {
-        let base = free_port_block();
-        let ports = [base, base + 10, base + 20];
-        let dir = std::env::temp_dir().join(format!("spread-monitor-ring-{}-{base}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut conf: String = (0..3)
-            .map(|i| {
-                format!(
-                    "Spread_Segment 127.0.0.255:{} {{\n  {} 127.0.0.{}\n}}\n",
-                    ports[i],
-                    NAMES[i],
-                    i + 1
-                )
-            })
-            .collect();
-        conf.push_str(extra);
-        std::fs::write(dir.join("spread.conf"), conf).unwrap();
-        let mut ring = Ring {
-            dir,
-            ports,
-            children: Vec::new(),
-        };
-        for name in NAMES {
-            let log = std::fs::File::create(ring.dir.join(format!("{name}.log"))).unwrap();
-            let child = Command::new(common::daemon_binary())
-                .args(["-n", name, "-c"])
-                .arg(ring.dir.join("spread.conf"))
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("start spread");
-            ring.children.push(child);
+        Ring {
+            ring: LoopbackRing::start(common::daemon_binary(), "monitor-ring", 3, 3, extra),
         }
-        ring
     }
 
     fn conf(&self) -> PathBuf {
-        self.dir.join("spread.conf")
+        self.ring.conf_path()
     }
 
     fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{}.log", NAMES[i]))).unwrap_or_default()
+        self.ring.log(i)
     }
 
     fn logs(&self) -> String {
-        (0..3)
-            .map(|i| format!("---- {} ----\n{}", NAMES[i], self.log(i)))
-            .collect()
+        self.ring.logs()
     }
 
     fn all_running(&mut self) -> bool {
-        self.children.iter_mut().all(|c| matches!(c.try_wait(), Ok(None)))
+        self.ring.all_running()
     }
 
     /// `spmonitor --status --json`: exit code and the parsed object.
@@ -180,8 +128,8 @@ impl Ring {
         let socket = UdpSocket::bind(("127.0.0.1", 0)).unwrap();
         let id = u32::from(Ipv4Addr::new(127, 0, 0, 1)) as i32;
         let bytes = CommandPacket::new(id, 6543, cmd).emit(ByteOrder::NATIVE);
-        for (i, port) in self.ports.iter().enumerate() {
-            let to = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, i as u8 + 1), *port);
+        for i in 0..self.ring.ports.len() {
+            let to = self.ring.addr(i);
             for _ in 0..2 {
                 socket.send_to(&bytes, to).unwrap();
             }
@@ -190,12 +138,11 @@ impl Ring {
 
     fn send_raw(&self, daemon: usize, bytes: &[u8]) {
         let socket = UdpSocket::bind(("127.0.0.1", 0)).unwrap();
-        let to = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, daemon as u8 + 1), self.ports[daemon]);
-        socket.send_to(bytes, to).unwrap();
+        socket.send_to(bytes, self.ring.addr(daemon)).unwrap();
     }
 
     fn client(&self, daemon: usize, user: &str) -> Mailbox {
-        let name = format!("{}@127.0.0.{}", self.ports[daemon], daemon + 1);
+        let name = format!("{}@{}", self.ring.ports[daemon], daemon_ip(daemon));
         let m = Mailbox::connect(
             name.as_bytes(),
             user.as_bytes(),
@@ -205,18 +152,6 @@ impl Ring {
         .unwrap_or_else(|e| panic!("connect {user} to {name}: {e:?}"));
         m.join(b"g").unwrap();
         m
-    }
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
 }
 
@@ -367,7 +302,7 @@ fn default_monitor_refuses_commands_and_survives_bad_input() {
     }
     // A flood of STATUS requests at d2 (replies go to d1's port 6543).
     let socket = UdpSocket::bind(("127.0.0.1", 0)).unwrap();
-    let to = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2), ring.ports[1]);
+    let to = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2), ring.ring.ports[1]);
     for _ in 0..10_000 {
         let _ = socket.send_to(&status, to);
     }

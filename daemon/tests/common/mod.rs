@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod impair;
+pub mod loopback_ring;
 pub mod netns;
 pub mod order;
 
@@ -472,6 +473,14 @@ impl Client {
         membership: bool,
     ) -> Result<Client, ConnectFailure> {
         Client::connect_with(daemon.raw(transport), name, membership, &["NULL"])
+    }
+
+    /// A session of `name` (with membership notices) at daemon `i` of a
+    /// loopback ring, over TCP.
+    pub fn on_ring(ring: &loopback_ring::LoopbackRing, i: usize, name: &str) -> Client {
+        let stream = TcpStream::connect_timeout(&ring.addr(i), Duration::from_secs(3)).expect("connect");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        Client::connect_with(Conn::Tcp(stream), name.as_bytes(), true, &["NULL"]).expect("session accepted")
     }
 
     pub fn connect_with(

@@ -11,6 +11,10 @@
 
 #![allow(dead_code)]
 
+/// The daemon's tests' loopback ring harness, shared by path.
+#[path = "../../../daemon/tests/common/loopback_ring.rs"]
+pub mod loopback_ring;
+
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Write};
