@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::impair::{add_loss, nfqueue_unavailable, Impairer, Shape};
+use common::impair::{add_loss, shaping_unavailable, Shape, Shaper};
 use common::netns::{has_iptables, skip_or_fail, Net, Ring};
 use common::order::{self, Delivery, Log};
 use common::{Client, Received};
@@ -117,13 +117,13 @@ fn expected(senders: u32, count: u32) -> std::collections::HashSet<(u32, u32)> {
 /// first send to the last delivery.
 const PER_SENDER: u32 = 600;
 
-/// Skips (outside CI) when the test needs the NFQUEUE impairer and this
-/// machine cannot run it.
-fn nfqueue_missing(net: &Net) -> bool {
-    match nfqueue_unavailable(net, 0) {
+/// Skips (outside CI) when the test needs delay, reorder and duplication
+/// and this machine has neither netem nor NFQUEUE.
+fn shaping_missing(net: &Net) -> bool {
+    match shaping_unavailable(net, 0) {
         Some(why) => {
             skip_or_fail(&format!(
-                "needs NFQUEUE for delay, reorder and duplication: {why}"
+                "needs netem or NFQUEUE for delay, reorder and duplication: {why}"
             ));
             true
         }
@@ -131,9 +131,9 @@ fn nfqueue_missing(net: &Net) -> bool {
     }
 }
 
-fn impaired_run(label: &str, needs_nfqueue: bool, impair: impl FnOnce(&Net, &Ring) -> Vec<Impairer>) {
+fn impaired_run(label: &str, needs_shaping: bool, impair: impl FnOnce(&Net, &Ring) -> Vec<Shaper>) {
     let Some(net) = net(3) else { return };
-    if needs_nfqueue && nfqueue_missing(&net) {
+    if needs_shaping && shaping_missing(&net) {
         return;
     }
     let _one = traffic_lock();
@@ -179,13 +179,112 @@ fn impaired_run(label: &str, needs_nfqueue: bool, impair: impl FnOnce(&Net, &Rin
     // every 0.5 s against a 1.25 s token timeout, as in the original): the
     // same three daemons then form a new ring, and EVS still delivers all.
     let reformed = ring.memberships_installed(0) - formed;
-    let stats: Vec<String> = impairers.iter().map(|i| format!("{:?}", i.stats)).collect();
+    let stats: Vec<String> = impairers.iter().map(Shaper::report).collect();
     eprintln!(
         "faults: {label}: 3 x {PER_SENDER} AGREED+SAFE delivered to 3 receivers in {:.2?} \
          (ring re-formed {reformed} times) {}",
         last - start,
         stats.join(" ")
     );
+}
+
+/// The netem probe's reading of tc's answers, and the tc commands a
+/// shaped link is built from.
+#[test]
+fn the_netem_probe_reads_what_tc_answers() {
+    use common::impair::{netem_params, netem_verdict, ring_port_shaping};
+    assert_eq!(netem_verdict(Ok(())), Ok(()));
+    // What this machine's kernel answers.
+    let unknown = netem_verdict(Err("Error: Specified qdisc kind is unknown.".into())).unwrap_err();
+    assert!(unknown.contains("no netem qdisc"), "{unknown}");
+    let other = netem_verdict(Err("RTNETLINK answers: Operation not permitted".into())).unwrap_err();
+    assert!(
+        other.contains("refused") && other.contains("not permitted"),
+        "{other}"
+    );
+    assert!(netem_verdict(Err(String::new())).is_err());
+
+    let shape = Shape {
+        delay: Duration::from_millis(2),
+        jitter: Duration::from_millis(1),
+        reorder: 0.25,
+        duplicate: 0.05,
+    };
+    assert_eq!(
+        netem_params(&shape).join(" "),
+        "netem delay 2000us 1000us reorder 25% duplicate 5%"
+    );
+    let commands: Vec<String> = ring_port_shaping("eth0", 4803, &netem_params(&shape))
+        .iter()
+        .map(|c| c.join(" "))
+        .collect();
+    assert!(commands[0].starts_with("qdisc add dev eth0 root handle 1: htb default 1"));
+    assert_eq!(
+        commands[3],
+        "qdisc add dev eth0 parent 1:2 handle 20: netem delay 2000us 1000us reorder 25% duplicate 5%"
+    );
+    for port in ["4803", "4804"] {
+        assert!(
+            commands
+                .iter()
+                .any(|c| c.contains(&format!("match ip dport {port} 0xffff flowid 1:2"))),
+            "{commands:?}"
+        );
+    }
+}
+
+/// On this kernel: the netem probe answers and leaves nothing behind, and
+/// the classification a netem link is built on (htb + u32 by the ring's
+/// ports) sends exactly the ring ports' datagrams through the shaped
+/// class (checked with a pfifo leaf, which every kernel has, in netem's
+/// place).
+#[test]
+fn the_netem_probe_and_the_ring_port_classes_work_on_this_kernel() {
+    use common::impair::{add_ring_port_shaping, enter_netns, netem_available, remove_shaping};
+    let Some(net) = net(1) else { return };
+    let ns = net.ns(0);
+    let verdict = netem_available(&net, 0);
+    eprintln!("faults: netem on this kernel: {verdict:?}");
+    let qdiscs = |dev: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "tc", "-s", "qdisc", "show", "dev", dev])
+            .output()
+            .expect("run tc");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        !qdiscs("lo").contains("netem"),
+        "the probe left its qdisc: {}",
+        qdiscs("lo")
+    );
+
+    let port = 4803;
+    add_ring_port_shaping(&ns, "lo", port, &["pfifo".to_string()]);
+    let sent = {
+        let ns = ns.clone();
+        std::thread::spawn(move || {
+            enter_netns(&ns).expect("enter the namespace");
+            let socket = std::net::UdpSocket::bind(("127.0.0.1", 0)).expect("a UDP socket");
+            for (to, times) in [(port, 3), (port + 1, 3), (port + 2, 5)] {
+                for _ in 0..times {
+                    socket.send_to(b"ring?", ("127.0.0.1", to)).expect("send");
+                }
+            }
+        })
+        .join()
+    };
+    let shown = qdiscs("lo");
+    remove_shaping(&ns, "lo");
+    sent.expect("the sender thread");
+    // "qdisc pfifo 20: parent 1:2 ...\n Sent N bytes P pkt ..."
+    let leaf_packets = shown
+        .split("qdisc ")
+        .find(|q| q.starts_with("pfifo 20:"))
+        .and_then(|q| q.split(" bytes ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<u32>().ok());
+    assert_eq!(leaf_packets, Some(6), "ring ports only, both of them:\n{shown}");
+    assert!(!qdiscs("lo").contains("htb"), "removed");
 }
 
 #[test]
@@ -208,7 +307,7 @@ fn delay_reorder_and_duplication_on_every_link() {
             duplicate: 0.05,
         };
         (0..3)
-            .map(|i| Impairer::start(net, i, ring.port, shape, 0x5eed + i as u64))
+            .map(|i| Shaper::start(net, i, ring.port, shape, 0x5eed + i as u64))
             .collect()
     });
 }
@@ -618,7 +717,7 @@ fn soak() {
         .and_then(|m| m.parse().ok())
         .unwrap_or(2.0);
     let Some(net) = net(3) else { return };
-    if nfqueue_missing(&net) {
+    if shaping_missing(&net) {
         return;
     }
     let _one = traffic_lock();
@@ -693,7 +792,7 @@ fn soak() {
                 };
                 impairers = all
                     .iter()
-                    .map(|&i| Impairer::start(&net, i, ring.port, shape, round as u64 * 3 + i as u64))
+                    .map(|&i| Shaper::start(&net, i, ring.port, shape, round as u64 * 3 + i as u64))
                     .collect();
             }
             Fault::Freeze => {

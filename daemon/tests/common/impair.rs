@@ -1,14 +1,18 @@
-//! Link impairments for namespace tests on kernels without `netem`:
+//! Link impairments for namespace tests:
 //!
 //! * loss: iptables `statistic` matches dropping a share of the daemons'
 //!   UDP datagrams as they arrive (each receiver loses independently, so a
 //!   broadcast can reach one daemon and not another);
-//! * delay, reorder, duplication: the daemons' outgoing UDP datagrams go to
-//!   an NFQUEUE served by [`Impairer`], a thread of the test process that
-//!   entered the namespace. It holds each packet for the delay (verdicts
-//!   may be given in any order, which reorders), lets the reorder share go
-//!   at once, and sends a copy of the duplicate share through a raw socket
-//!   marked so it is not queued again.
+//! * delay, reorder, duplication of the daemons' outgoing UDP datagrams
+//!   ([`Shaper`]): `netem` where the kernel has it (probed once per test
+//!   process, [`netem_available`]), under an `htb` class that only the ring
+//!   ports are filtered into; on kernels without `netem` (this project's
+//!   build machine), an NFQUEUE served by [`Impairer`], a thread of the
+//!   test process that entered the namespace. It holds each packet for the
+//!   delay (verdicts may be given in any order, which reorders), lets the
+//!   reorder share go at once, and sends a copy of the duplicate share
+//!   through a raw socket marked so it is not queued again.
+//!   `SPREAD_IMPAIRER=nfqueue` picks the NFQUEUE path even with `netem`.
 //!
 //! The NFQUEUE side speaks nfnetlink directly (a few fixed message layouts
 //! from `linux/netfilter/nfnetlink_queue.h`): no extra crate for a test
@@ -17,8 +21,9 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -497,4 +502,166 @@ pub fn add_loss(net: &Net, i: usize, port: u16, share: f64, from: Option<usize>)
         "DROP",
     ]);
     net.iptables(i, &args);
+}
+
+/// The namespaces' segment link (see [`Net::create`]).
+const SEGMENT_LINK: &str = "eth0";
+
+/// `netem`'s parameters for `shape`: the delay with its uniform jitter,
+/// the share sent at once (ahead of the delayed ones), the share sent twice.
+pub fn netem_params(shape: &Shape) -> Vec<String> {
+    let percent = |share: f64| format!("{}%", share * 100.0);
+    vec![
+        "netem".into(),
+        "delay".into(),
+        format!("{}us", shape.delay.as_micros()),
+        format!("{}us", shape.jitter.as_micros()),
+        "reorder".into(),
+        percent(shape.reorder),
+        "duplicate".into(),
+        percent(shape.duplicate),
+    ]
+}
+
+/// The `tc` commands (arguments after `tc`) that send the UDP datagrams
+/// to `port` and `port + 1` leaving `dev` through the qdisc `leaf` and
+/// everything else (clients' TCP, other datagrams) past it: an `htb` root
+/// whose default class is not shaped, a class for the ring's ports with
+/// `leaf` under it, and one `u32` filter per port.
+pub fn ring_port_shaping(dev: &str, port: u16, leaf: &[String]) -> Vec<Vec<String>> {
+    let words = |line: &str| line.split_whitespace().map(String::from).collect::<Vec<_>>();
+    // A rate far above the ring's, so htb itself shapes nothing; the
+    // quantum set to keep the kernel from warning about its default.
+    let class = "htb rate 10gbit quantum 60000";
+    let mut commands = vec![
+        words(&format!("qdisc add dev {dev} root handle 1: htb default 1")),
+        words(&format!("class add dev {dev} parent 1: classid 1:1 {class}")),
+        words(&format!("class add dev {dev} parent 1: classid 1:2 {class}")),
+    ];
+    let mut leaf_command = words(&format!("qdisc add dev {dev} parent 1:2 handle 20:"));
+    leaf_command.extend_from_slice(leaf);
+    commands.push(leaf_command);
+    for p in [port, port + 1] {
+        commands.push(words(&format!(
+            "filter add dev {dev} parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff match ip dport {p} 0xffff flowid 1:2"
+        )));
+    }
+    commands
+}
+
+/// Runs `tc ARGS` in namespace `ns`: `Ok`, or what tc said.
+fn tc(ns: &str, args: &[String]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "tc"])
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run tc: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+}
+
+/// Applies [`ring_port_shaping`] with `leaf` to `dev` in namespace `ns`
+/// (panics if tc refuses any step); [`remove_shaping`] undoes it.
+pub fn add_ring_port_shaping(ns: &str, dev: &str, port: u16, leaf: &[String]) {
+    for args in ring_port_shaping(dev, port, leaf) {
+        if let Err(e) = tc(ns, &args) {
+            panic!("tc {} in {ns}: {e}", args.join(" "));
+        }
+    }
+}
+
+pub fn remove_shaping(ns: &str, dev: &str) {
+    let _ = tc(ns, &["qdisc", "del", "dev", dev, "root"].map(String::from));
+}
+
+/// What tc's answer to adding a `netem` qdisc says about the kernel: `Ok`
+/// if it took it, otherwise why not.
+pub fn netem_verdict(added: Result<(), String>) -> Result<(), String> {
+    match added {
+        Ok(()) => Ok(()),
+        Err(said) if said.contains("qdisc kind is unknown") => {
+            Err(format!("the kernel has no netem qdisc (tc: {said})"))
+        }
+        Err(said) if said.is_empty() => Err("tc refused netem without a word".to_owned()),
+        Err(said) => Err(format!("tc refused netem: {said}")),
+    }
+}
+
+/// Whether this kernel has `netem`, probed once per test process: a
+/// `netem` qdisc on the loopback of namespace `i`, removed at once.
+pub fn netem_available(net: &Net, i: usize) -> Result<(), String> {
+    static PROBED: OnceLock<Result<(), String>> = OnceLock::new();
+    PROBED
+        .get_or_init(|| {
+            let ns = net.ns(i);
+            let verdict = netem_verdict(tc(
+                &ns,
+                &"qdisc add dev lo root netem delay 1ms"
+                    .split(' ')
+                    .map(String::from)
+                    .collect::<Vec<_>>(),
+            ));
+            if verdict.is_ok() {
+                remove_shaping(&ns, "lo");
+            }
+            verdict
+        })
+        .clone()
+}
+
+/// `SPREAD_IMPAIRER=nfqueue`: the NFQUEUE path even where netem is.
+fn nfqueue_forced() -> bool {
+    std::env::var("SPREAD_IMPAIRER").is_ok_and(|v| v == "nfqueue")
+}
+
+/// Why neither netem nor the NFQUEUE impairer can shape links in namespace
+/// `i` of `net`, or `None` if one can.
+pub fn shaping_unavailable(net: &Net, i: usize) -> Option<String> {
+    let netem = if nfqueue_forced() {
+        Err("SPREAD_IMPAIRER=nfqueue".to_owned())
+    } else {
+        netem_available(net, i)
+    };
+    let no_netem = netem.err()?;
+    let no_queue = nfqueue_unavailable(net, i)?;
+    Some(format!("{no_netem}; and {no_queue}"))
+}
+
+/// Delay, reorder and duplication of the daemons' outgoing datagrams in
+/// one namespace: `netem` where the kernel has it, the NFQUEUE impairer
+/// otherwise. Undone on drop.
+pub enum Shaper {
+    Netem { ns: String },
+    Queue(Impairer),
+}
+
+impl Shaper {
+    /// Shapes the datagrams to UDP ports `port` and `port + 1` leaving
+    /// namespace `i` (`seed` seeds the NFQUEUE impairer; netem draws its own).
+    pub fn start(net: &Net, i: usize, port: u16, shape: Shape, seed: u64) -> Shaper {
+        if !nfqueue_forced() && netem_available(net, i).is_ok() {
+            let ns = net.ns(i);
+            add_ring_port_shaping(&ns, SEGMENT_LINK, port, &netem_params(&shape));
+            return Shaper::Netem { ns };
+        }
+        Shaper::Queue(Impairer::start(net, i, port, shape, seed))
+    }
+
+    /// Which path shapes, with the impairer's counters.
+    pub fn report(&self) -> String {
+        match self {
+            Shaper::Netem { ns } => format!("netem in {ns}"),
+            Shaper::Queue(impairer) => format!("NFQUEUE {:?}", impairer.stats),
+        }
+    }
+}
+
+impl Drop for Shaper {
+    fn drop(&mut self) {
+        if let Shaper::Netem { ns } = self {
+            remove_shaping(ns, SEGMENT_LINK);
+        }
+    }
 }
