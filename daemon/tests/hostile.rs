@@ -394,7 +394,8 @@ fn slow_readers_among_fifty_members_are_cut_off_and_the_rest_get_everything() {
 }
 
 /// Our daemon started under `sh` with open-files limits `soft`/`hard` and
-/// `MaxSessions = max_sessions`; killed and its directory removed on drop.
+/// `MaxSessions = max_sessions` in its spread-rs.toml; killed and its
+/// directory removed on drop.
 struct LimitedDaemon {
     child: std::process::Child,
     port: u16,
@@ -423,11 +424,8 @@ impl LimitedDaemon {
                 format!("Spread_Segment 127.0.0.255:{port} {{\n\tlocalhost 127.0.0.1 {{ D 127.0.0.1 C 127.0.0.1 }}\n}}\n"),
             )
             .unwrap();
-            std::fs::write(
-                dir.join("spread-rs.toml"),
-                format!("MaxSessions = {max_sessions}\n"),
-            )
-            .unwrap();
+            let extensions = format!("MaxSessions = {max_sessions}\n"); // spread-rs.toml
+            std::fs::write(dir.join("spread-rs.toml"), extensions).unwrap();
             let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
             // The shell sets the limits and execs the daemon: its pid is the daemon's.
             let child = std::process::Command::new("sh")
@@ -533,8 +531,9 @@ fn max_sessions_above_the_open_files_limit_raises_it_or_serves_fewer() {
     assert_eq!(d.open_files_limit(), (200, 200));
     let (accepted, rejected) = d.crowd(180);
     assert_eq!((accepted.len(), rejected), (176, 4), "{}", d.log());
+    let setting = "MaxSessions = 600"; // of spread-rs.toml
     assert!(
-        d.log().contains("MaxSessions = 600 cannot be honoured")
+        d.log().contains(&format!("{setting} cannot be honoured"))
             && d.log().contains("serving at most 176 sessions"),
         "{}",
         d.log()
