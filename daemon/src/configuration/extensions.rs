@@ -412,6 +412,13 @@ extensions! {
     /// lowers the limit (with a warning) when even that is too few.
     "MaxSessions" => max_sessions: usize = DEFAULT_MAX_SESSIONS,
         check between(1, MAX_SESSIONS_LIMIT);
+    /// Whether a receiver that is still reading, but is half of
+    /// MaxSessionMessages behind, makes the daemon stop reading its local
+    /// senders until it is down to a quarter. `false` is the original's
+    /// behaviour: such a receiver is cut once it is MaxSessionMessages
+    /// behind. A receiver that reads nothing for a second never holds the
+    /// senders back, either way.
+    "ReceiverBackPressure" => receiver_back_pressure: bool = true;
 }
 
 #[cfg(test)]
@@ -430,6 +437,10 @@ mod tests {
         let e = Extensions::parse("MaxSessions = 10_000", "x.toml").unwrap();
         assert_eq!(e.max_sessions, 10_000);
         assert!(err_of("MaxSessions = 0").contains("MaxSessions must be between 1 and 1000000"));
+        assert!(e.receiver_back_pressure, "on unless switched off");
+        let e = Extensions::parse("ReceiverBackPressure = false", "x.toml").unwrap();
+        assert!(!e.receiver_back_pressure);
+        assert!(err_of("ReceiverBackPressure = 0").contains("ReceiverBackPressure must be true or false"));
         assert_eq!(Extensions::parse("", "x.toml").unwrap(), Extensions::default());
     }
 
@@ -437,7 +448,7 @@ mod tests {
     fn errors_name_file_line_and_column() {
         assert_eq!(
             err_of("\nMaxSesions = 3\n"),
-            "x.toml:2:1: unknown key 'MaxSesions' (known keys: MaxMessageBodyLength, MaxSessions)"
+            "x.toml:2:1: unknown key 'MaxSesions' (known keys: MaxMessageBodyLength, MaxSessions, ReceiverBackPressure)"
         );
         assert_eq!(
             err_of("MaxMessageBodyLength = 1000"),

@@ -40,6 +40,7 @@ impl EngineConfig {
             max_session_messages: config.max_session_messages,
             max_message_body: config.extensions.max_message_body,
             max_sessions: config.extensions.max_sessions,
+            receiver_back_pressure: config.extensions.receiver_back_pressure,
             seed,
         })
     }

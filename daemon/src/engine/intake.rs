@@ -154,6 +154,9 @@ impl Engine {
 
     /// Judges a receiver after the shell wrote what its socket took.
     pub(super) fn judge_intake(&mut self, conn: ConnId, now: Clock) {
+        if !self.cfg.receiver_back_pressure {
+            return;
+        }
         let Some(session) = self.sessions.get_mut(&conn) else {
             self.intake.forget(conn);
             return;
@@ -162,6 +165,10 @@ impl Engine {
         let queued = session.queued_messages();
         let (high, low) = (self.intake_high_water(), self.intake_low_water());
         self.intake.judge(conn, queued, progressed, high, low, now.mono);
+    }
+
+    pub(super) fn forget_all_intake(&mut self) {
+        self.intake.heavy.clear();
     }
 
     pub(super) fn forget_intake(&mut self, conn: ConnId) {

@@ -68,6 +68,9 @@ pub struct EngineConfig {
     /// Largest client message: header + names + body.
     pub max_message_body: usize,
     pub max_sessions: usize,
+    /// A receiver that reads, only slower than the senders write, slows
+    /// the local senders down instead of being cut (`ReceiverBackPressure`).
+    pub receiver_back_pressure: bool,
     /// Seeds the invented private names.
     pub seed: u64,
 }
@@ -84,6 +87,7 @@ impl EngineConfig {
             max_session_messages: 1000,
             max_message_body: DEFAULT_MAX_MESSAGE_BODY,
             max_sessions: MAX_SESSIONS,
+            receiver_back_pressure: true,
             seed: 0x5eed,
         }
     }
@@ -179,6 +183,10 @@ impl Engine {
         self.cfg.daemon_ids = ids;
         self.cfg.daemon_rank = cfg.daemon_rank;
         self.cfg.max_session_messages = cfg.max_session_messages;
+        self.cfg.receiver_back_pressure = cfg.receiver_back_pressure;
+        if !cfg.receiver_back_pressure {
+            self.forget_all_intake();
+        }
         match (&mut self.sequencer, ring) {
             (Sequencer::Ring(r), Some(params)) => r.reload(now, params, singleton),
             // A daemon alone: the monitor's FC is undone, as a reload undoes

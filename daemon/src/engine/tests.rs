@@ -433,6 +433,45 @@ fn a_consuming_receiver_pauses_the_senders_and_a_silent_one_only_for_a_second() 
     assert!(!e.reading_paused(at(5000)), "caught up to low water");
 }
 
+/// `ReceiverBackPressure = false` (spread-rs.toml) is the original's behaviour: a receiver
+/// that reads, only slower than the sender writes, never pauses the sender
+/// and is cut at MaxSessionMessages.
+#[test]
+fn without_receiver_back_pressure_a_slow_reader_is_cut_and_never_pauses_the_sender() {
+    let base = Clock::new(Instant::now(), 1_700_000_000);
+    let mut cfg = EngineConfig::new("d1", Ipv4Addr::from(IDS[0]));
+    cfg.receiver_back_pressure = false;
+    let cut = cfg.max_session_messages;
+    let mut pair = Pair {
+        engines: vec![Engine::new(cfg, base)],
+        base,
+        now: Duration::ZERO,
+        wire: VecDeque::new(),
+    };
+    let sender = pair.connect(0, 1, "sender");
+    let slow = pair.connect(0, 2, "slow");
+    pair.join(0, 2, slow, "g");
+    pair.take_output(0, 2);
+    let t0 = pair.clock();
+    let e = &mut pair.engines[0];
+    let mut sent = 0;
+    while sent < cut && e.sessions.contains_key(&2) {
+        let bytes: Vec<u8> = (0..50).flat_map(|_| data_message(sender, "g", 100)).collect();
+        e.handle_client_data(1, &bytes, t0);
+        sent += 50;
+        // It reads one message per burst: consuming, but falling behind.
+        let n: usize = e.sessions[&2].output_chunks().take(1).map(|c| c.len()).sum();
+        e.consume_output(2, n);
+        e.check_backlog(2, t0);
+        assert!(!e.reading_paused(t0), "paused with {sent} sent");
+    }
+    let bytes: Vec<u8> = (0..100).flat_map(|_| data_message(sender, "g", 100)).collect();
+    e.handle_client_data(1, &bytes, t0);
+    e.check_backlog(2, t0);
+    assert!(!e.sessions.contains_key(&2), "the slow reader is cut at {cut}");
+    assert!(!e.reading_paused(t0));
+}
+
 /// The queue toward the ring pauses the senders at the original's water
 /// mark and releases them once the ring has taken the messages.
 #[test]
