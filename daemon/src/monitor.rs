@@ -29,8 +29,11 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use spread_wire::daemon::type_bits::{CONTROL_TYPE, FC_TYPE, PARTITION_TYPE, RELOAD_TYPE, STATUS_TYPE};
-use spread_wire::daemon::{PacketHeader, PACKET_HEADER_LEN};
+use spread_wire::daemon::bits::{
+    CONTROL as CONTROL_TYPE, FC as FC_TYPE, PARTITION as PARTITION_TYPE, RELOAD as RELOAD_TYPE,
+    STATUS as STATUS_TYPE,
+};
+use spread_wire::daemon::{DaemonId, PacketHeader, HEADER_LEN};
 use spread_wire::endian::ByteOrder;
 use spread_wire::monitor::{
     Command, CommandPacket, StatusExtension, StatusRecord, StatusReply, KEEP, MONITOR_HASH, MONITOR_MAGIC,
@@ -162,7 +165,7 @@ pub struct MonitorEngine {
 /// must see: a control type bit and the monitor hash or `own_hash`.
 pub fn is_monitor_datagram(bytes: &[u8], own_hash: u32) -> bool {
     PacketHeader::parse(bytes).is_ok_and(|(h, _)| {
-        h.packet_type & CONTROL_TYPE != 0 && (h.conf_hash == MONITOR_HASH || h.conf_hash == own_hash)
+        h.kind & CONTROL_TYPE != 0 && (h.conf_hash == MONITOR_HASH || h.conf_hash == own_hash)
     })
 }
 
@@ -243,8 +246,8 @@ impl MonitorEngine {
         }
     }
 
-    fn configured(&self, id: i32) -> bool {
-        self.cfg.daemon_ids.contains(&(id as u32))
+    fn configured(&self, id: DaemonId) -> bool {
+        self.cfg.daemon_ids.contains(&id)
     }
 
     fn sent_by_configured_host(&self, from: SocketAddr) -> bool {
@@ -280,10 +283,10 @@ impl MonitorEngine {
             return None;
         };
         let magic = h.memb_id.proc_id == MONITOR_MAGIC;
-        if h.packet_type & PARTITION_TYPE != 0 {
+        if h.kind & PARTITION_TYPE != 0 {
             if !self.cfg.dangerous {
                 self.stats.refused += 1;
-                let who = ip(h.proc_id as u32);
+                let who = ip(h.proc_id);
                 if let Some(n) = self.denied_log.due(now) {
                     log::warn!(
                         "Net_recv: Request to set partition or kill daemons from ({who}) denied. Monitor in safe mode{}",
@@ -296,24 +299,21 @@ impl MonitorEngine {
                 self.invalid(
                     now,
                     from,
-                    format_args!(
-                        "PARTITION from {} outside the configuration",
-                        ip(h.proc_id as u32)
-                    ),
+                    format_args!("PARTITION from {} outside the configuration", ip(h.proc_id)),
                 );
                 return None;
             }
             return self.partition(now, from, bytes);
         }
-        if !magic && (h.transmiter_id == 0 || !self.configured(h.transmiter_id)) {
+        if !magic && (h.transmitter == 0 || !self.configured(h.transmitter)) {
             self.invalid(
                 now,
                 from,
-                format_args!("In_my_component: unknown proc {}", ip(h.transmiter_id as u32)),
+                format_args!("In_my_component: unknown proc {}", ip(h.transmitter)),
             );
             return None;
         }
-        if h.transmiter_id as u32 == self.cfg.my_id {
+        if h.transmitter == self.cfg.my_id {
             return None;
         }
         let (pkt, _) = match CommandPacket::parse(bytes) {
@@ -325,7 +325,7 @@ impl MonitorEngine {
                     format_args!(
                         "Net_recv: Received invalid packet - received bytes ({}) != expected length ({}): {e}",
                         bytes.len(),
-                        PACKET_HEADER_LEN as i64 + i64::from(h.data_len)
+                        HEADER_LEN as i64 + i64::from(h.data_len)
                     ),
                 );
                 return None;
@@ -337,7 +337,7 @@ impl MonitorEngine {
                     self.invalid(
                         now,
                         from,
-                        format_args!("STATUS for {} outside the configuration", ip(h.proc_id as u32)),
+                        format_args!("STATUS for {} outside the configuration", ip(h.proc_id)),
                     );
                     return None;
                 }
@@ -348,7 +348,7 @@ impl MonitorEngine {
                 if !self.cfg.dangerous {
                     log::debug!(
                         "monitor: FC from {} ignored: DangerousMonitor is off",
-                        ip(h.proc_id as u32)
+                        ip(h.proc_id)
                     );
                     return None;
                 }
@@ -356,7 +356,7 @@ impl MonitorEngine {
                     self.invalid(
                         now,
                         from,
-                        format_args!("FC from {} outside the configuration", ip(h.proc_id as u32)),
+                        format_args!("FC from {} outside the configuration", ip(h.proc_id)),
                     );
                     return None;
                 }
@@ -375,7 +375,7 @@ impl MonitorEngine {
                     personal_window: keep(row[0]),
                     accelerated_window: keep(row[1]),
                 };
-                log::info!("monitor: flow control from {}: {action:?}", ip(h.proc_id as u32));
+                log::info!("monitor: flow control from {}: {action:?}", ip(h.proc_id));
                 Some(action)
             }
             Command::Reload { .. } => {
@@ -391,10 +391,7 @@ impl MonitorEngine {
                     return None;
                 }
                 self.stats.reloads += 1;
-                log::info!(
-                    "monitor: configuration reload requested by {}",
-                    ip(h.proc_id as u32)
-                );
+                log::info!("monitor: configuration reload requested by {}", ip(h.proc_id));
                 Some(MonitorAction::Reload)
             }
         }
@@ -485,8 +482,8 @@ impl MonitorEngine {
             }
             StatusExtension { counters }
         });
-        let reply = StatusReply::new(self.cfg.my_id as i32, record, extension);
-        let to = SocketAddrV4::new(ip(query.monitor_id() as u32), query.reply_port());
+        let reply = StatusReply::new(self.cfg.my_id, record, extension);
+        let to = SocketAddrV4::new(ip(query.monitor_id()), query.reply_port());
         Some(MonitorAction::Reply {
             to,
             datagram: reply.emit(ByteOrder::NATIVE),

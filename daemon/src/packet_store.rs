@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::ring::wire::{Fragment, PacketHeader};
+use spread_wire::daemon::{Fragment, PacketHeader};
 
 /// Packets the original can hold between its last discarded one and the
 /// newest (`MAX_PACKETS_IN_STRUCT`); anything further ahead is garbage.

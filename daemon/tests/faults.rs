@@ -500,11 +500,7 @@ fn status_dropped_datagrams(net: &Net, ring: &Ring, i: usize) -> Option<i64> {
         let sock = std::net::UdpSocket::bind((me, 0)).ok()?;
         sock.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
         let reply_port = sock.local_addr().ok()?.port();
-        let mut query = CommandPacket::new(
-            u32::from(me) as i32,
-            reply_port,
-            Command::Status { body: Vec::new() },
-        );
+        let mut query = CommandPacket::new(u32::from(me), reply_port, Command::Status { body: Vec::new() });
         query.header.token_round = EXTENSION_REQUEST;
         let bytes = query.emit(ByteOrder::NATIVE);
         let mut buf = vec![0u8; 4096];

@@ -126,7 +126,7 @@ impl Ring {
     /// from d1's address, identity d1.
     fn command(&self, cmd: MonitorCommand) {
         let socket = UdpSocket::bind(("127.0.0.1", 0)).unwrap();
-        let id = u32::from(Ipv4Addr::new(127, 0, 0, 1)) as i32;
+        let id = u32::from(Ipv4Addr::new(127, 0, 0, 1));
         let bytes = CommandPacket::new(id, 6543, cmd).emit(ByteOrder::NATIVE);
         for i in 0..self.ring.ports.len() {
             let to = self.ring.addr(i);
@@ -284,7 +284,7 @@ fn default_monitor_refuses_commands_and_survives_bad_input() {
     ring.command(partition(&[0, 0, -1]));
 
     // Malformed and truncated monitor packets.
-    let id = u32::from(Ipv4Addr::new(127, 0, 0, 1)) as i32;
+    let id = u32::from(Ipv4Addr::new(127, 0, 0, 1));
     let status =
         CommandPacket::new(id, 6543, MonitorCommand::Status { body: vec![] }).emit(ByteOrder::NATIVE);
     let part = CommandPacket::new(id, 6543, partition(&[0, 0, 1])).emit(ByteOrder::NATIVE);

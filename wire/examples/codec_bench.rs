@@ -18,7 +18,7 @@ use std::time::Instant;
 use spread_wire::client::service::AGREED_MESS;
 use spread_wire::client::MembId;
 use spread_wire::client::{hint_for, GroupName, Message, MessageHeader};
-use spread_wire::daemon::type_bits::{AGREED_TYPE, FIFO_TYPE};
+use spread_wire::daemon::bits::{AGREED, FIFO};
 use spread_wire::daemon::{DataPacket, Fragment, PacketHeader, RingRtr, Token, TokenHeader};
 use spread_wire::endian::ByteOrder;
 
@@ -56,8 +56,8 @@ fn inputs() -> Inputs {
         time: 0x6b03_e6ff,
     };
     let pheader = PacketHeader {
-        packet_type: AGREED_TYPE,
-        transmiter_id: 0x0a63_0002,
+        kind: AGREED,
+        transmitter: 0x0a63_0002,
         proc_id: 0x0a63_0002,
         memb_id,
         seq: 1234,
@@ -67,18 +67,26 @@ fn inputs() -> Inputs {
     };
     let packet = DataPacket {
         header: pheader,
-        fragments: vec![Fragment::new(-1, vec![0xa5; 1400])],
+        fragments: vec![Fragment {
+            index: -1,
+            bytes: vec![0xa5; 1400],
+        }],
     };
     let packed = DataPacket {
         header: PacketHeader {
-            packet_type: FIFO_TYPE,
+            kind: FIFO,
             ..pheader
         },
-        fragments: (0..8).map(|_| Fragment::new(-1, vec![0x11; 150])).collect(),
+        fragments: (0..8)
+            .map(|_| Fragment {
+                index: -1,
+                bytes: vec![0x11; 150],
+            })
+            .collect(),
     };
     let theader = TokenHeader {
-        token_type: 0x0017_0000,
-        transmiter_id: 0x0a63_0002,
+        kind: 0x0017_0000,
+        transmitter: 0x0a63_0002,
         proc_id: 0x0a63_0002,
         memb_id,
         seq: 1234,

@@ -126,6 +126,18 @@ fn named<'a, O>(
     })
 }
 
+/// The first `N` bytes of `buf` as a fixed-size view (for layouts read by
+/// position after this one length check), or a truncation of `field` at 0.
+#[inline]
+pub(crate) fn fixed<'a, const N: usize>(
+    buf: &'a [u8],
+    field: &'static str,
+) -> Result<&'a [u8; N], DecodeError> {
+    buf.get(..N)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(DecodeError::truncated(field, 0, N))
+}
+
 /// `n` bytes, borrowed.
 #[inline]
 pub(crate) fn take<'a>(i: &'a [u8], n: usize, field: &'static str) -> PResult<'a, &'a [u8]> {
@@ -178,7 +190,6 @@ pub(crate) fn memb_id<'a>(i: &'a [u8], o: ByteOrder, field: &'static str) -> PRe
 /// the order once ([`with_byteorder`]) and then reads words without a test.
 pub(crate) mod typed {
     use super::{take, PResult};
-    use crate::client::MembId;
     use byteorder::ByteOrder;
 
     #[inline]
@@ -203,13 +214,6 @@ pub(crate) mod typed {
     pub(crate) fn i32<'a, B: ByteOrder>(i: &'a [u8], field: &'static str) -> PResult<'a, i32> {
         let (i, b) = take(i, 4, field)?;
         Ok((i, B::read_i32(b)))
-    }
-
-    #[inline]
-    pub(crate) fn memb_id<'a, B: ByteOrder>(i: &'a [u8], field: &'static str) -> PResult<'a, MembId> {
-        let (i, proc_id) = i32::<B>(i, field)?;
-        let (i, time) = i32::<B>(i, field)?;
-        Ok((i, MembId { proc_id, time }))
     }
 }
 
@@ -253,6 +257,17 @@ pub(crate) fn i32_vec<'a>(
 ) -> PResult<'a, Vec<i32>> {
     let (_, ()) = fits(i, i, count, 4, field)?;
     nom::multi::count(|i| i32(i, o, field), count)(i)
+}
+
+/// `count` uint32s (daemon ids), checked against the bytes present first.
+pub(crate) fn u32_vec<'a>(
+    i: &'a [u8],
+    o: ByteOrder,
+    count: usize,
+    field: &'static str,
+) -> PResult<'a, Vec<u32>> {
+    let (_, ()) = fits(i, i, count, 4, field)?;
+    nom::multi::count(|i| u32(i, o, field), count)(i)
 }
 
 /// A writer of fixed-size fields into a buffer sized for them.

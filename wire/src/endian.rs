@@ -42,14 +42,6 @@ impl ByteOrder {
         }
     }
 
-    /// The same order as nom names it, for nom's number parsers.
-    pub fn nom(self) -> nom::number::Endianness {
-        match self {
-            ByteOrder::Little => nom::number::Endianness::Little,
-            ByteOrder::Big => nom::number::Endianness::Big,
-        }
-    }
-
     pub fn read_u32(self, b: [u8; 4]) -> u32 {
         match self {
             ByteOrder::Little => u32::from_le_bytes(b),

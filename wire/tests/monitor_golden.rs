@@ -71,8 +71,12 @@ fn other(order: ByteOrder) -> ByteOrder {
 }
 
 fn check_header(h: &spread_wire::daemon::PacketHeader, f: &Value, what: &str) {
-    assert_eq!(h.transmiter_id, id(&f["transmiter_id"]), "{what}: transmiter_id");
-    assert_eq!(h.proc_id, id(&f["proc_id"]), "{what}: proc_id");
+    assert_eq!(
+        h.transmitter as i32,
+        id(&f["transmiter_id"]),
+        "{what}: transmiter_id"
+    );
+    assert_eq!(h.proc_id as i32, id(&f["proc_id"]), "{what}: proc_id");
     assert_eq!(h.memb_id.proc_id, id(&f["memb_id"][0]), "{what}: memb_id.proc_id");
     assert_eq!(
         i64::from(h.memb_id.time),
@@ -125,7 +129,11 @@ fn check_command(bytes: &[u8], f: &Value, what: &str) {
         int(&m["reply_port"]),
         "{what}: reply port"
     );
-    assert_eq!(pkt.monitor_id(), id(&m["monitor_id"]), "{what}: monitor id");
+    assert_eq!(
+        pkt.monitor_id() as i32,
+        id(&m["monitor_id"]),
+        "{what}: monitor id"
+    );
     let names = f["type_names"].as_str().unwrap();
     match &pkt.command {
         Command::Status { .. } => assert!(names.starts_with("STATUS"), "{what}"),

@@ -4,7 +4,7 @@
 //! protocol with itself alone, so its STATUS shows them: this keeps the
 //! same counts for the local order.
 
-use spread_wire::daemon::PACKET_BODY_LEN;
+use spread_wire::daemon::BODY_LEN as PACKET_BODY_LEN;
 
 use crate::ring::{is_client_data_message, FlowParams, RingStats, RingStatus};
 

@@ -292,9 +292,9 @@ fn the_originals_ring_messages_pass_the_ring_check() {
         let Ok((packet, _)) = DataPacket::parse(b) else {
             continue;
         };
-        let daemon = format!("d{}", packet.header.proc_id as u32 & 0xff);
+        let daemon = format!("d{}", packet.header.proc_id & 0xff);
         for f in packet.fragments.iter().filter(|f| f.index == -1) {
-            let (header, _) = MessageHeader::parse(&f.data).expect("a message header");
+            let (header, _) = MessageHeader::parse(&f.bytes).expect("a message header");
             let t = header.service_type;
             if t & GROUPS_MESS != 0 {
                 continue;

@@ -7,9 +7,11 @@ use spread_wire::client::MembId;
 
 use super::{insert_member, CommitSet, Membership, MembershipEvent, Rejected, State, Timer};
 use crate::packet_store::PacketStore;
-use crate::ring::wire::TokenHeader;
-use crate::ring::wire::{self, bits, rep_kind, FormMiddle, FormToken, MembersInfo, Rep, RepsInfo, RingInfo};
 use crate::ring_conf::{ip, Channel, Destination};
+use spread_wire::daemon::TokenHeader;
+use spread_wire::daemon::{
+    self as wire, bits, rep_kind, FormMiddle, FormToken, MembersInfo, Rep, RepsInfo, RingInfo,
+};
 
 /// Above the originator's highest sequence number: the EVS token's target.
 const FORM_SEQ_MARGIN: i32 = 3333;

@@ -10,8 +10,8 @@ use spread_wire::endian::ByteOrder;
 use super::{insert_member, reps, Membership, MembershipEvent, Rejected, State, Timer};
 use crate::clock::Clock;
 use crate::packet_store::PacketStore;
-use crate::ring::wire::{self, bits, rep_kind, MembersInfo, PacketHeader, Rep, RepsInfo};
 use crate::ring_conf::{ip, Channel, Destination, Members};
+use spread_wire::daemon::{self as wire, bits, rep_kind, MembersInfo, PacketHeader, Rep, RepsInfo};
 
 impl Membership {
     /// Representatives of the other segments to probe after losing a ring.

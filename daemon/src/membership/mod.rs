@@ -35,9 +35,9 @@ use spread_wire::client::MembId;
 pub(crate) use form::AcceptedForm2;
 
 use crate::packet_store::PacketStore;
-use crate::ring::wire::{self, Rep};
 use crate::ring_conf::{ip, Destination, Members, Site, Transmit};
 use crate::timers::{Due, MembershipTimer as Timer, Timers};
+use spread_wire::daemon::{self as wire, Rep};
 
 /// Where the membership algorithm is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -2,8 +2,8 @@
 //! `Sort_reps` and the smallest member, functions of the configuration only
 //! (the membership algorithm's pure part).
 
-use crate::ring::wire::{self, rep_kind, Rep};
 use crate::ring_conf::{ip, Conf, Members};
+use spread_wire::daemon::{self as wire, rep_kind, Rep};
 
 /// `Insert_rep`: adds or upgrades a representative, one per segment for
 /// potential ones.

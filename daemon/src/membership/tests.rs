@@ -2,8 +2,8 @@
 //! and out; no ring.
 
 use super::*;
-use crate::ring::wire::{bits, rep_kind, MembersInfo, PacketHeader, RepsInfo};
 use crate::ring_conf::{Channel, Conf, SegmentConf};
+use spread_wire::daemon::{bits, rep_kind, MembersInfo, PacketHeader, RepsInfo};
 
 /// Segment 0: ids 1..3; segment 1: ids 11 and 12.
 fn conf() -> Conf {

@@ -45,7 +45,7 @@ fn inputs() -> StatusInputs {
 }
 
 fn command(c: Command) -> Vec<u8> {
-    CommandPacket::new(id("10.99.0.1") as i32, 6543, c).emit(ByteOrder::Little)
+    CommandPacket::new(id("10.99.0.1"), 6543, c).emit(ByteOrder::Little)
 }
 
 #[test]
@@ -62,7 +62,7 @@ fn status_is_answered_to_the_queries_proc_id_and_port() {
     assert_eq!(to, "10.99.0.1:6543".parse().unwrap());
     assert_eq!(datagram.len(), 136);
     let (r, _) = StatusReply::parse(&datagram).unwrap();
-    assert_eq!(r.header.proc_id as u32, id("10.99.0.3"));
+    assert_eq!(r.header.proc_id, id("10.99.0.3"));
     assert_eq!(
         (r.header.conf_hash, r.header.seq, r.header.memb_id.proc_id),
         (0, 0, 0)
@@ -88,7 +88,7 @@ fn status_is_answered_to_the_queries_proc_id_and_port() {
 fn extension_only_when_asked() {
     let now = Instant::now();
     let mut m = MonitorEngine::new(cfg(false), now);
-    let mut p = CommandPacket::new(id("10.99.0.1") as i32, 7777, Command::Status { body: vec![] });
+    let mut p = CommandPacket::new(id("10.99.0.1"), 7777, Command::Status { body: vec![] });
     p.header.token_round = spread_wire::monitor::EXTENSION_REQUEST;
     let mut i = inputs();
     i.ring_stats.dropped_datagrams = 7;
@@ -105,12 +105,12 @@ fn extension_only_when_asked() {
 fn status_refused_for_foreign_proc_id_or_missing_magic() {
     let now = Instant::now();
     let mut m = MonitorEngine::new(cfg(false), now);
-    let foreign = CommandPacket::new(id("10.99.0.9") as i32, 6543, Command::Status { body: vec![] });
+    let foreign = CommandPacket::new(id("10.99.0.9"), 6543, Command::Status { body: vec![] });
     assert_eq!(
         m.handle(now, from(), &foreign.emit(ByteOrder::Little), inputs),
         None
     );
-    let mut no_magic = CommandPacket::new(id("10.99.0.1") as i32, 6543, Command::Status { body: vec![] });
+    let mut no_magic = CommandPacket::new(id("10.99.0.1"), 6543, Command::Status { body: vec![] });
     no_magic.header.memb_id.proc_id = 0;
     assert_eq!(
         m.handle(now, from(), &no_magic.emit(ByteOrder::Little), inputs),
@@ -118,7 +118,7 @@ fn status_refused_for_foreign_proc_id_or_missing_magic() {
     );
     // Magic 0 but a member transmitter: passes the component check, then
     // STATUS needs the magic (m08 case 9: no reply).
-    no_magic.header.transmiter_id = id("10.99.0.2") as i32;
+    no_magic.header.transmitter = id("10.99.0.2");
     assert_eq!(
         m.handle(now, from(), &no_magic.emit(ByteOrder::Little), inputs),
         None
@@ -191,10 +191,10 @@ fn reload_is_honoured_without_magic_from_a_member_transmitter_only() {
         m.handle(now, from(), &command(Command::Reload { body: vec![] }), inputs),
         Some(MonitorAction::Reload)
     );
-    let mut p = CommandPacket::new(id("10.99.0.2") as i32, 6543, Command::Reload { body: vec![] });
+    let mut p = CommandPacket::new(id("10.99.0.2"), 6543, Command::Reload { body: vec![] });
     p.header.memb_id.proc_id = 0;
     assert_eq!(m.handle(now, from(), &p.emit(ByteOrder::Little), inputs), None);
-    p.header.transmiter_id = id("10.99.0.1") as i32;
+    p.header.transmitter = id("10.99.0.1");
     assert_eq!(
         m.handle(now, from(), &p.emit(ByteOrder::Little), inputs),
         Some(MonitorAction::Reload)

@@ -37,8 +37,6 @@ mod flow_control;
 mod monitor;
 mod protocol;
 mod reload;
-pub(crate) mod wire;
-
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -51,7 +49,7 @@ pub(crate) use crate::packet_store::{PacketStore, Slot, Stored, MAX_PACKETS_AHEA
 pub(crate) use crate::ring_conf::{ip, Conf};
 pub(crate) use crate::timers::{RingTimer as Timer, Timers};
 pub(crate) use flow_control::FlowControl;
-use wire::{bits, Fragment, PacketHeader, TokenHeader};
+use spread_wire::daemon::{self as wire, bits, Fragment, PacketHeader, TokenHeader};
 
 use crate::clock::Clock;
 use crate::membership::{AcceptedForm2, Membership, MembershipEvent, Rejected};

@@ -1,13 +1,13 @@
 //! The token protocol proper: data packets in, the regular token, answers to
 //! retransmission requests, new packets out, delivery and discarding.
 
-use super::wire::{self, bits, Fragment, PacketHeader, RingRtr, TokenHeader};
 use super::{
     ip, monitor, Channel, DeliveryThreshold, Destination, PacketType, RingEngine, RingEvent, Slot, Stored,
     Timer, MAX_PACKETS_AHEAD,
 };
 use crate::clock::Clock;
 use crate::membership::State;
+use spread_wire::daemon::{self as wire, bits, Fragment, PacketHeader, RingRtr, TokenHeader};
 
 /// `conf_hash` of the monitor program's packets.
 const MONITOR_HASH: u32 = 1100;

@@ -125,7 +125,7 @@ fn a_reload_in_op_adopts_the_configuration_and_declares_token_loss() {
     let alive = std::iter::from_fn(|| ring.engine.poll_transmit())
         .find(|tx| matches!(tx.to, Destination::Segment(0)))
         .expect("an ALIVE broadcast in the same turn");
-    let (h, _) = super::wire::PacketHeader::parse(&alive.bytes).expect("a daemon packet");
+    let (h, _) = spread_wire::daemon::PacketHeader::parse(&alive.bytes).expect("a daemon packet");
     assert_eq!(h.conf_hash, 42, "the new hash on the wire");
     ring.run_until(at + Duration::from_secs(30));
     assert!(ring.engine.is_operational(), "the ring re-formed");

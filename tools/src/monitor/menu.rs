@@ -196,7 +196,7 @@ impl<L: Link> Monitor<L> {
     /// A command as the original sends it: from our identity, replies to
     /// our port, in this host's byte order.
     fn encode(&self, cmd: Command) -> Vec<u8> {
-        CommandPacket::new(self.my_id as i32, self.my_port, cmd).emit(ByteOrder::NATIVE)
+        CommandPacket::new(self.my_id, self.my_port, cmd).emit(ByteOrder::NATIVE)
     }
 
     fn send_status_query(&mut self, now: Instant) {

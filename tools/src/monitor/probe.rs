@@ -45,7 +45,7 @@ pub fn probe(
             reply: None,
         })
         .collect();
-    let mut query = CommandPacket::new(my_id as i32, reply_port, Command::Status { body: Vec::new() });
+    let mut query = CommandPacket::new(my_id, reply_port, Command::Status { body: Vec::new() });
     query.header.token_round = EXTENSION_REQUEST;
     let datagram = query.emit(ByteOrder::NATIVE);
     let by_id: BTreeMap<u32, usize> = daemons
@@ -77,7 +77,7 @@ pub fn probe(
         match replies.recv_from(&mut buf) {
             Ok((n, from)) => match StatusReply::parse(&buf[..n]) {
                 Ok((reply, _)) => {
-                    let id = reply.header.proc_id as u32;
+                    let id = reply.header.proc_id;
                     match by_id.get(&id) {
                         Some(&i) => daemons[i].reply = Some(reply),
                         None => eprintln!(

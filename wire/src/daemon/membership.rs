@@ -15,110 +15,192 @@
 //! num_trans: int16) followed by num_holes int32 seqs and num_commit int32
 //! ids, of which the first num_trans form the transitional set.
 //!
-//! Slots past the counts hold whatever the sender's buffers held; the full
-//! slot arrays are kept so a token re-encodes byte for byte.
+//! Slots past the counts hold whatever the sender's buffers held; they mean
+//! nothing, are not kept, and are written as zeros.
+//!
+//! The types are the engines' own shapes: a member list with the count of
+//! those that already processed the token ([`MembersInfo::done`]), FORM1
+//! and FORM2 as one [`FormToken`] whose middle part differs.
 
 use super::packet::{split_datagram, PacketHeader};
 use super::token::{split_token, TokenHeader};
 use super::types::{
-    PacketKind, TokenKind, MAX_PROCS_RING, MAX_REPS, MEMBERS_INFO_LEN, PACKET_HEADER_LEN, REPS_INFO_LEN,
-    REP_INFO_LEN, RING_INFO_LEN, TOKEN_HEADER_LEN,
+    DaemonId, PacketKind, TokenKind, HEADER_LEN, MAX_PROCS_RING, MAX_REPS, MEMBERS_INFO_LEN, REPS_INFO_LEN,
+    REP_INFO_LEN, RING_INFO_LEN,
 };
 use super::{put_i16, put_memb_id, DecodeError};
 use crate::client::MembId;
 use crate::codec::{self, PResult};
 use crate::endian::ByteOrder;
 
+/// A `members_info`: the first `done` ids already processed the token
+/// ("members"), the rest are still to visit ("pending").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MembersInfo {
+    pub done: usize,
+    pub ids: Vec<DaemonId>,
+}
+
+impl MembersInfo {
+    /// How many ids are still to visit.
+    pub fn pending(&self) -> usize {
+        self.ids.len().saturating_sub(self.done)
+    }
+
+    /// The ids that already processed the token.
+    pub fn members(&self) -> &[DaemonId] {
+        &self.ids[..self.done.min(self.ids.len())]
+    }
+
+    /// The ids still to visit.
+    pub fn pending_ids(&self) -> &[DaemonId] {
+        &self.ids[self.done.min(self.ids.len())..]
+    }
+
+    /// The part ALIVE and JOIN send: int16 num_members, int16 num_pending,
+    /// the members' ids only. Read back, every id is "done".
+    fn parse_sent(at: &[u8], o: ByteOrder) -> PResult<'_, MembersInfo> {
+        let (i, n) = codec::count16(at, o, "members_info.num_members")?;
+        let (i, _num_pending) = codec::i16(i, o, "members_info.num_pending")?;
+        if n > MAX_PROCS_RING {
+            return codec::bad(at, "members_info.num_members", "more than MAX_PROCS_RING");
+        }
+        let (i, ids) = codec::u32_vec(i, o, n, "members_info.members")?;
+        Ok((i, MembersInfo { done: n, ids }))
+    }
+
+    fn sent_len(&self) -> usize {
+        4 + 4 * self.members().len()
+    }
+
+    fn emit_sent(&self, order: ByteOrder, out: &mut Vec<u8>) {
+        let members = self.members();
+        put_i16(order, out, members.len() as i16);
+        put_i16(order, out, self.pending() as i16);
+        for &m in members {
+            order.put_u32(out, m);
+        }
+    }
+
+    /// The full 516-byte form of FORM tokens: counts, then 128 slots.
+    fn parse_full(at: &[u8], o: ByteOrder) -> PResult<'_, MembersInfo> {
+        let (i, m) = codec::count16(at, o, "members_info.num_members")?;
+        let (i, p) = codec::count16(i, o, "members_info.num_pending")?;
+        if m + p > MAX_PROCS_RING {
+            return codec::bad(
+                at,
+                "members_info.num_members",
+                "members and pending exceed MAX_PROCS_RING",
+            );
+        }
+        let (i, ids) = codec::u32_vec(i, o, m + p, "members_info.members")?;
+        let (i, _unused) = codec::take(i, 4 * (MAX_PROCS_RING - m - p), "members_info.members")?;
+        Ok((i, MembersInfo { done: m, ids }))
+    }
+
+    fn emit_full(&self, order: ByteOrder, out: &mut Vec<u8>) {
+        let ids = &self.ids[..self.ids.len().min(MAX_PROCS_RING)];
+        let done = self.done.min(ids.len());
+        put_i16(order, out, done as i16);
+        put_i16(order, out, (ids.len() - done) as i16);
+        for &id in ids {
+            order.put_u32(out, id);
+        }
+        out.resize(out.len() + 4 * (MAX_PROCS_RING - ids.len()), 0);
+    }
+}
+
 /// One representative (`rep_info`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct RepInfo {
-    pub proc_id: i32,
-    /// [`super::types::rep_type`]: POTENTIAL_REP, SEG_REP or RING_REP.
-    pub rep_type: i16,
+pub struct Rep {
+    pub proc_id: DaemonId,
+    /// [`super::types::rep_kind`]: POTENTIAL, SEG or RING.
+    pub kind: i16,
     pub seg_index: i16,
 }
 
-impl RepInfo {
-    fn parse(i: &[u8], o: ByteOrder) -> PResult<'_, RepInfo> {
-        let (i, proc_id) = codec::i32(i, o, "rep_info.proc_id")?;
-        let (i, rep_type) = codec::i16(i, o, "rep_info.type")?;
+impl Rep {
+    fn parse(i: &[u8], o: ByteOrder) -> PResult<'_, Rep> {
+        let (i, proc_id) = codec::u32(i, o, "rep_info.proc_id")?;
+        let (i, kind) = codec::i16(i, o, "rep_info.type")?;
         let (i, seg_index) = codec::i16(i, o, "rep_info.seg_index")?;
-        let rep = RepInfo {
+        let rep = Rep {
             proc_id,
-            rep_type,
+            kind,
             seg_index,
         };
         Ok((i, rep))
     }
 
     fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
-        order.put_i32(out, self.proc_id);
-        put_i16(order, out, self.rep_type);
+        order.put_u32(out, self.proc_id);
+        put_i16(order, out, self.kind);
         put_i16(order, out, self.seg_index);
     }
 }
 
-/// The members part of ALIVE and JOIN: the gathered ids.
+/// A `reps_info`: the representatives and the next one to visit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct MembersPart {
-    /// Sent, but the pending ids themselves are not.
-    pub num_pending: i16,
-    pub members: Vec<i32>,
-}
-
-impl MembersPart {
-    pub fn encoded_len(&self) -> usize {
-        4 + 4 * self.members.len()
-    }
-
-    fn parse(at: &[u8], o: ByteOrder) -> PResult<'_, MembersPart> {
-        let (i, n) = codec::count16(at, o, "members_info.num_members")?;
-        let (i, num_pending) = codec::i16(i, o, "members_info.num_pending")?;
-        if n > MAX_PROCS_RING {
-            return codec::bad(at, "members_info.num_members", "more than MAX_PROCS_RING");
-        }
-        let (i, members) = codec::i32_vec(i, o, n, "members_info.members")?;
-        Ok((i, MembersPart { num_pending, members }))
-    }
-
-    fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
-        put_i16(order, out, self.members.len() as i16);
-        put_i16(order, out, self.num_pending);
-        for &m in &self.members {
-            order.put_i32(out, m);
-        }
-    }
-}
-
-/// The reps part of JOIN.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct RepsPart {
+pub struct RepsInfo {
+    /// Not checked against the list (the original does not either).
     pub rep_index: i16,
-    pub reps: Vec<RepInfo>,
+    pub reps: Vec<Rep>,
 }
 
-impl RepsPart {
-    pub fn encoded_len(&self) -> usize {
-        4 + REP_INFO_LEN * self.reps.len()
+impl RepsInfo {
+    /// The representative at `rep_index`, if that is within the list.
+    pub fn current(&self) -> Option<&Rep> {
+        usize::try_from(self.rep_index)
+            .ok()
+            .and_then(|i| self.reps.get(i))
     }
 
-    fn parse(at: &[u8], o: ByteOrder) -> PResult<'_, RepsPart> {
+    /// At most [`MAX_REPS`] are ever written.
+    fn written(&self) -> &[Rep] {
+        &self.reps[..self.reps.len().min(MAX_REPS)]
+    }
+
+    fn parse_head(at: &[u8], o: ByteOrder) -> PResult<'_, (usize, i16)> {
         let (i, n) = codec::count16(at, o, "reps_info.num_reps")?;
         let (i, rep_index) = codec::i16(i, o, "reps_info.rep_index")?;
         if n > MAX_REPS {
             return codec::bad(at, "reps_info.num_reps", "more than MAX_REPS");
         }
-        let (i, ()) = codec::fits(i, at, n, REP_INFO_LEN, "reps_info.reps")?;
-        let (i, reps) = nom::multi::count(|i| RepInfo::parse(i, o), n)(i)?;
-        Ok((i, RepsPart { rep_index, reps }))
+        Ok((i, (n, rep_index)))
     }
 
-    fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
-        put_i16(order, out, self.reps.len() as i16);
+    /// The part JOIN sends: counts and the listed reps only.
+    fn parse_sent(at: &[u8], o: ByteOrder) -> PResult<'_, RepsInfo> {
+        let (i, (n, rep_index)) = Self::parse_head(at, o)?;
+        let (i, ()) = codec::fits(i, at, n, REP_INFO_LEN, "reps_info.reps")?;
+        let (i, reps) = nom::multi::count(|i| Rep::parse(i, o), n)(i)?;
+        Ok((i, RepsInfo { rep_index, reps }))
+    }
+
+    fn sent_len(&self) -> usize {
+        4 + REP_INFO_LEN * self.written().len()
+    }
+
+    fn emit_sent(&self, order: ByteOrder, out: &mut Vec<u8>) {
+        let reps = self.written();
+        put_i16(order, out, reps.len() as i16);
         put_i16(order, out, self.rep_index);
-        for rep in &self.reps {
+        for rep in reps {
             rep.emit_into(order, out);
         }
+    }
+
+    /// The full 204-byte form of FORM1: counts, then 25 slots.
+    fn parse_full(at: &[u8], o: ByteOrder) -> PResult<'_, RepsInfo> {
+        let (i, (n, rep_index)) = Self::parse_head(at, o)?;
+        let (i, reps) = nom::multi::count(|i| Rep::parse(i, o), n)(i)?;
+        let (i, _unused) = codec::take(i, REP_INFO_LEN * (MAX_REPS - n), "reps_info.reps")?;
+        Ok((i, RepsInfo { rep_index, reps }))
+    }
+
+    fn emit_full(&self, order: ByteOrder, out: &mut Vec<u8>) {
+        self.emit_sent(order, out);
+        out.resize(out.len() + REP_INFO_LEN * (MAX_REPS - self.written().len()), 0);
     }
 }
 
@@ -127,7 +209,7 @@ fn expect_packet_kind(
     kind: PacketKind,
     reason: &'static str,
 ) -> Result<(), DecodeError> {
-    if header.kind() == kind {
+    if header.packet_kind() == kind {
         Ok(())
     } else {
         Err(DecodeError::bad("type", 0, reason))
@@ -136,283 +218,82 @@ fn expect_packet_kind(
 
 fn packet_with_body(header: &PacketHeader, order: ByteOrder, body_len: usize) -> Vec<u8> {
     let h = PacketHeader {
-        data_len: body_len as i16,
+        data_len: body_len as u16,
+        frag_index: 0,
+        frag_len: 0,
         ..*header
     };
-    let mut out = Vec::with_capacity(PACKET_HEADER_LEN + body_len);
-    h.emit_into(order, &mut out);
+    let mut out = Vec::with_capacity(HEADER_LEN + body_len);
+    out.extend_from_slice(&h.emit(order));
     out
 }
 
-/// ALIVE: "I am here", with the members gathered so far.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AlivePacket {
-    /// `data_len` is recomputed by [`AlivePacket::emit`].
-    pub header: PacketHeader,
-    pub members: MembersPart,
+/// The body of an ALIVE ("I am here", `reps` None) or a JOIN (with the
+/// representatives): the members gathered so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ProbeBody {
+    pub members: MembersInfo,
+    pub reps: Option<RepsInfo>,
 }
 
-impl AlivePacket {
-    pub fn parse(buf: &[u8]) -> Result<(AlivePacket, ByteOrder), DecodeError> {
-        let (header, order, body) = split_datagram(buf)?;
-        expect_packet_kind(&header, PacketKind::Alive, "not an ALIVE packet")?;
-        let members = codec::run_all(body, PACKET_HEADER_LEN, "alive body", |i| {
-            MembersPart::parse(i, order)
-        })?;
-        Ok((AlivePacket { header, members }, order))
-    }
-
-    pub fn emit(&self, order: ByteOrder) -> Vec<u8> {
-        let mut out = packet_with_body(&self.header, order, self.members.encoded_len());
-        self.members.emit_into(order, &mut out);
-        out
-    }
-}
-
-/// JOIN: gathered members and representatives.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct JoinPacket {
-    /// `data_len` is recomputed by [`JoinPacket::emit`].
-    pub header: PacketHeader,
-    pub members: MembersPart,
-    pub reps: RepsPart,
-}
-
-impl JoinPacket {
-    pub fn parse(buf: &[u8]) -> Result<(JoinPacket, ByteOrder), DecodeError> {
-        let (header, order, body) = split_datagram(buf)?;
-        expect_packet_kind(&header, PacketKind::Join, "not a JOIN packet")?;
-        let (members, reps) = codec::run_all(body, PACKET_HEADER_LEN, "join body", |i| {
-            let (i, members) = MembersPart::parse(i, order)?;
-            let (i, reps) = RepsPart::parse(i, order)?;
-            Ok((i, (members, reps)))
-        })?;
-        Ok((
-            JoinPacket {
-                header,
-                members,
-                reps,
-            },
-            order,
-        ))
-    }
-
-    pub fn emit(&self, order: ByteOrder) -> Vec<u8> {
-        let len = self.members.encoded_len() + self.reps.encoded_len();
-        let mut out = packet_with_body(&self.header, order, len);
-        self.members.emit_into(order, &mut out);
-        self.reps.emit_into(order, &mut out);
-        out
-    }
-}
-
-/// REFER: go and talk to this representative.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReferPacket {
-    pub header: PacketHeader,
-}
-
-impl ReferPacket {
-    pub fn parse(buf: &[u8]) -> Result<(ReferPacket, ByteOrder), DecodeError> {
-        let (header, order) = super::packet::parse_header_only(buf)?;
-        expect_packet_kind(&header, PacketKind::Refer, "not a REFER packet")?;
-        Ok((ReferPacket { header }, order))
-    }
-
-    /// The representative to contact.
-    pub fn rep(&self) -> i32 {
-        self.header.memb_id.proc_id
-    }
-
-    /// Its type (SEG_REP or RING_REP).
-    pub fn rep_type(&self) -> i32 {
-        self.header.memb_id.time
-    }
-
-    pub fn emit(&self, order: ByteOrder) -> Vec<u8> {
-        super::packet::emit_header_only(&self.header, order)
-    }
-}
-
-/// A full `members_info`: processed members first, then pending ones.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MembersInfo {
-    pub num_members: i16,
-    pub num_pending: i16,
-    /// All 128 slots as sent; only the first num_members + num_pending count.
-    pub slots: [i32; MAX_PROCS_RING],
-}
-
-impl Default for MembersInfo {
-    fn default() -> Self {
-        MembersInfo {
-            num_members: 0,
-            num_pending: 0,
-            slots: [0; MAX_PROCS_RING],
-        }
-    }
-}
-
-impl std::fmt::Debug for MembersInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MembersInfo")
-            .field("members", &self.members())
-            .field("pending", &self.pending())
-            .finish_non_exhaustive()
-    }
-}
-
-impl MembersInfo {
-    /// Clean slots from the processed and pending ids; `None` if they do not fit.
-    pub fn new(members: &[i32], pending: &[i32]) -> Option<MembersInfo> {
-        if members.len() + pending.len() > MAX_PROCS_RING {
-            return None;
-        }
-        let mut info = MembersInfo {
-            num_members: members.len() as i16,
-            num_pending: pending.len() as i16,
-            ..Default::default()
+impl ProbeBody {
+    /// Decode a whole ALIVE (`join` false) or JOIN datagram.
+    pub fn parse(datagram: &[u8], join: bool) -> Result<(PacketHeader, ProbeBody, ByteOrder), DecodeError> {
+        let (header, order, body) = split_datagram(datagram)?;
+        let probe = if join {
+            expect_packet_kind(&header, PacketKind::Join, "not a JOIN packet")?;
+            codec::run_all(body, HEADER_LEN, "join body", |i| {
+                let (i, members) = MembersInfo::parse_sent(i, order)?;
+                let (i, reps) = RepsInfo::parse_sent(i, order)?;
+                Ok((
+                    i,
+                    ProbeBody {
+                        members,
+                        reps: Some(reps),
+                    },
+                ))
+            })?
+        } else {
+            expect_packet_kind(&header, PacketKind::Alive, "not an ALIVE packet")?;
+            codec::run_all(body, HEADER_LEN, "alive body", |i| {
+                let (i, members) = MembersInfo::parse_sent(i, order)?;
+                Ok((i, ProbeBody { members, reps: None }))
+            })?
         };
-        info.slots[..members.len()].copy_from_slice(members);
-        info.slots[members.len()..members.len() + pending.len()].copy_from_slice(pending);
-        Some(info)
+        Ok((header, probe, order))
     }
 
-    fn counts(&self) -> (usize, usize) {
-        let m = (self.num_members.max(0) as usize).min(MAX_PROCS_RING);
-        let p = (self.num_pending.max(0) as usize).min(MAX_PROCS_RING - m);
-        (m, p)
-    }
-
-    /// Members that already processed the token.
-    pub fn members(&self) -> &[i32] {
-        let (m, _) = self.counts();
-        &self.slots[..m]
-    }
-
-    /// Members still to visit.
-    pub fn pending(&self) -> &[i32] {
-        let (m, p) = self.counts();
-        &self.slots[m..m + p]
-    }
-
-    /// Processed then pending.
-    pub fn all(&self) -> &[i32] {
-        let (m, p) = self.counts();
-        &self.slots[..m + p]
-    }
-
-    fn parse(at: &[u8], o: ByteOrder) -> PResult<'_, MembersInfo> {
-        let (i, m) = codec::count16(at, o, "members_info.num_members")?;
-        let (mut i, p) = codec::count16(i, o, "members_info.num_pending")?;
-        if m + p > MAX_PROCS_RING {
-            return codec::bad(
-                at,
-                "members_info.num_members",
-                "members and pending exceed MAX_PROCS_RING",
-            );
-        }
-        let mut slots = [0i32; MAX_PROCS_RING];
-        for s in slots.iter_mut() {
-            (i, *s) = codec::i32(i, o, "members_info.members")?;
-        }
-        let info = MembersInfo {
-            num_members: m as i16,
-            num_pending: p as i16,
-            slots,
-        };
-        Ok((i, info))
-    }
-
-    fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
-        put_i16(order, out, self.num_members);
-        put_i16(order, out, self.num_pending);
-        for &s in &self.slots {
-            order.put_i32(out, s);
-        }
+    /// Encode with `header` (its kind says ALIVE or JOIN) in `order`.
+    pub fn emit(&self, header: &PacketHeader, order: ByteOrder) -> Vec<u8> {
+        emit_probe_in(header, &self.members, self.reps.as_ref(), order)
     }
 }
 
-/// A full `reps_info`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RepsInfo {
-    pub num_reps: i16,
-    /// The next representative to visit (not checked against num_reps).
-    pub rep_index: i16,
-    /// All 25 slots as sent; only the first num_reps count.
-    pub slots: [RepInfo; MAX_REPS],
+/// An ALIVE or JOIN datagram's body.
+pub fn parse_probe(datagram: &[u8], join: bool) -> Result<ProbeBody, DecodeError> {
+    Ok(ProbeBody::parse(datagram, join)?.1)
 }
 
-impl Default for RepsInfo {
-    fn default() -> Self {
-        RepsInfo {
-            num_reps: 0,
-            rep_index: 0,
-            slots: [RepInfo::default(); MAX_REPS],
-        }
-    }
+/// ALIVE (no reps) or JOIN in this machine's order: only the members that
+/// are `done` are sent, with the count of the pending ones.
+pub fn emit_probe(header: &PacketHeader, members: &MembersInfo, reps: Option<&RepsInfo>) -> Vec<u8> {
+    emit_probe_in(header, members, reps, ByteOrder::NATIVE)
 }
 
-impl std::fmt::Debug for RepsInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RepsInfo")
-            .field("rep_index", &self.rep_index)
-            .field("reps", &self.reps())
-            .finish_non_exhaustive()
+/// [`emit_probe`] in `order`.
+pub fn emit_probe_in(
+    header: &PacketHeader,
+    members: &MembersInfo,
+    reps: Option<&RepsInfo>,
+    order: ByteOrder,
+) -> Vec<u8> {
+    let len = members.sent_len() + reps.map_or(0, RepsInfo::sent_len);
+    let mut out = packet_with_body(header, order, len);
+    members.emit_sent(order, &mut out);
+    if let Some(r) = reps {
+        r.emit_sent(order, &mut out);
     }
-}
-
-impl RepsInfo {
-    /// Clean slots from a list; `None` if it does not fit.
-    pub fn new(rep_index: i16, reps: &[RepInfo]) -> Option<RepsInfo> {
-        if reps.len() > MAX_REPS {
-            return None;
-        }
-        let mut info = RepsInfo {
-            num_reps: reps.len() as i16,
-            rep_index,
-            ..Default::default()
-        };
-        info.slots[..reps.len()].copy_from_slice(reps);
-        Some(info)
-    }
-
-    pub fn reps(&self) -> &[RepInfo] {
-        &self.slots[..(self.num_reps.max(0) as usize).min(MAX_REPS)]
-    }
-
-    /// The representative at `rep_index`, if that is within the list.
-    pub fn current(&self) -> Option<&RepInfo> {
-        usize::try_from(self.rep_index)
-            .ok()
-            .and_then(|i| self.reps().get(i))
-    }
-
-    fn parse(at: &[u8], o: ByteOrder) -> PResult<'_, RepsInfo> {
-        let (i, n) = codec::count16(at, o, "reps_info.num_reps")?;
-        let (mut i, rep_index) = codec::i16(i, o, "reps_info.rep_index")?;
-        if n > MAX_REPS {
-            return codec::bad(at, "reps_info.num_reps", "more than MAX_REPS");
-        }
-        let mut slots = [RepInfo::default(); MAX_REPS];
-        for s in slots.iter_mut() {
-            (i, *s) = RepInfo::parse(i, o)?;
-        }
-        let info = RepsInfo {
-            num_reps: n as i16,
-            rep_index,
-            slots,
-        };
-        Ok((i, info))
-    }
-
-    fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
-        put_i16(order, out, self.num_reps);
-        put_i16(order, out, self.rep_index);
-        for s in &self.slots {
-            s.emit_into(order, out);
-        }
-    }
+    out
 }
 
 /// What one old ring brings to a new membership (`ring_info` + lists).
@@ -424,10 +305,10 @@ pub struct RingInfo {
     pub highest_seq: i32,
     /// Sequence numbers nobody of this ring has.
     pub holes: Vec<i32>,
-    /// Daemons of the ring taking part; the first `num_trans` are the
-    /// transitional set.
-    pub commit: Vec<i32>,
-    pub num_trans: i16,
+    /// The commit set: daemons of the ring taking part; its first
+    /// `num_trans` ids are the transitional set.
+    pub commit: Vec<DaemonId>,
+    pub num_trans: usize,
 }
 
 impl RingInfo {
@@ -436,9 +317,8 @@ impl RingInfo {
     }
 
     /// The transitional set.
-    pub fn trans(&self) -> &[i32] {
-        let n = (self.num_trans.max(0) as usize).min(self.commit.len());
-        &self.commit[..n]
+    pub fn trans(&self) -> &[DaemonId] {
+        &self.commit[..self.num_trans.min(self.commit.len())]
     }
 
     fn parse(i: &[u8], o: ByteOrder) -> PResult<'_, RingInfo> {
@@ -462,7 +342,7 @@ impl RingInfo {
             "ring_info.num_commit",
         )?;
         let (i, holes) = codec::i32_vec(i, o, num_holes, "ring_info.holes")?;
-        let (i, commit) = codec::i32_vec(i, o, num_commit, "ring_info.commit")?;
+        let (i, commit) = codec::u32_vec(i, o, num_commit, "ring_info.commit")?;
         let ring = RingInfo {
             memb_id,
             trans_time,
@@ -470,7 +350,7 @@ impl RingInfo {
             highest_seq,
             holes,
             commit,
-            num_trans,
+            num_trans: num_trans as usize,
         };
         Ok((i, ring))
     }
@@ -482,12 +362,12 @@ impl RingInfo {
         order.put_i32(out, self.highest_seq);
         order.put_i32(out, self.holes.len() as i32);
         put_i16(order, out, self.commit.len() as i16);
-        put_i16(order, out, self.num_trans);
+        put_i16(order, out, self.num_trans as i16);
         for &h in &self.holes {
             order.put_i32(out, h);
         }
         for &c in &self.commit {
-            order.put_i32(out, c);
+            order.put_u32(out, c);
         }
     }
 }
@@ -498,121 +378,107 @@ fn parse_rings(at: &[u8], o: ByteOrder) -> PResult<'_, Vec<RingInfo>> {
     nom::multi::count(|i| RingInfo::parse(i, o), n)(i)
 }
 
-fn rings_len(rings: &[RingInfo]) -> usize {
-    4 + rings.iter().map(RingInfo::encoded_len).sum::<usize>()
+/// FORM1 carries the representatives; FORM2 the new ring id in their place.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FormMiddle {
+    Reps(RepsInfo),
+    NewId(MembId),
 }
 
-fn emit_rings(rings: &[RingInfo], order: ByteOrder, out: &mut Vec<u8>) {
-    order.put_i32(out, rings.len() as i32);
-    for ring in rings {
-        ring.emit_into(order, out);
-    }
-}
-
-fn expect_token_kind(header: &TokenHeader, kind: TokenKind, reason: &'static str) -> Result<(), DecodeError> {
-    if header.kind() == kind {
-        Ok(())
-    } else {
-        Err(DecodeError::bad("type", 0, reason))
-    }
-}
-
-fn token_with_body(header: &TokenHeader, order: ByteOrder, body_len: usize) -> Vec<u8> {
-    let h = TokenHeader {
-        rtr_len: body_len as u16,
-        ..*header
-    };
-    let mut out = Vec::with_capacity(TOKEN_HEADER_LEN + body_len);
-    h.emit_into(order, &mut out);
-    out
-}
-
-/// FORM1: collects the description of the new ring.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Form1Token {
-    /// `rtr_len` is recomputed by [`Form1Token::emit`].
+/// A FORM1 (collects the description of the new ring) or FORM2 (installs
+/// it) token; the header's kind says which, the middle part agrees.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FormToken {
+    /// `rtr_len` is recomputed on emit.
     pub header: TokenHeader,
     pub members: MembersInfo,
-    pub reps: RepsInfo,
+    pub middle: FormMiddle,
     pub rings: Vec<RingInfo>,
 }
 
-impl Form1Token {
-    pub fn parse(buf: &[u8]) -> Result<(Form1Token, ByteOrder), DecodeError> {
+impl FormToken {
+    /// Decode a FORM1 or FORM2 datagram, by the type word's FORM bits.
+    pub fn parse(buf: &[u8]) -> Result<(FormToken, ByteOrder), DecodeError> {
         let (header, order, body) = split_token(buf)?;
-        expect_token_kind(&header, TokenKind::Form1, "not a FORM1 token")?;
-        let (members, reps, rings) = codec::run_all(body, TOKEN_HEADER_LEN, "form1 body", |i| {
-            let (i, members) = MembersInfo::parse(i, order)?;
-            let (i, reps) = RepsInfo::parse(i, order)?;
+        let form1 = match header.token_kind() {
+            TokenKind::Form1 => true,
+            TokenKind::Form2 => false,
+            TokenKind::Regular => return Err(DecodeError::bad("type", 0, "not a FORM token")),
+        };
+        let what = if form1 { "form1 body" } else { "form2 body" };
+        let form = codec::run_all(body, HEADER_LEN, what, |i| {
+            let (i, members) = MembersInfo::parse_full(i, order)?;
+            let (i, middle) = if form1 {
+                let (i, reps) = RepsInfo::parse_full(i, order)?;
+                (i, FormMiddle::Reps(reps))
+            } else {
+                let (i, id) = codec::memb_id(i, order, "new_memb_id")?;
+                (i, FormMiddle::NewId(id))
+            };
             let (i, rings) = parse_rings(i, order)?;
-            Ok((i, (members, reps, rings)))
-        })?;
-        Ok((
-            Form1Token {
+            let form = FormToken {
                 header,
                 members,
-                reps,
+                middle,
                 rings,
-            },
-            order,
-        ))
+            };
+            Ok((i, form))
+        })?;
+        Ok((form, order))
     }
 
     pub fn body_len(&self) -> usize {
-        MEMBERS_INFO_LEN + REPS_INFO_LEN + rings_len(&self.rings)
+        let middle = match self.middle {
+            FormMiddle::Reps(_) => REPS_INFO_LEN,
+            FormMiddle::NewId(_) => 8,
+        };
+        MEMBERS_INFO_LEN + middle + 4 + self.rings.iter().map(RingInfo::encoded_len).sum::<usize>()
     }
 
+    /// Encode in `order`; `rtr_len` follows the parts.
     pub fn emit(&self, order: ByteOrder) -> Vec<u8> {
-        let mut out = token_with_body(&self.header, order, self.body_len());
-        self.members.emit_into(order, &mut out);
-        self.reps.emit_into(order, &mut out);
-        emit_rings(&self.rings, order, &mut out);
+        let body_len = self.body_len();
+        let header = TokenHeader {
+            rtr_len: body_len as u16,
+            ..self.header
+        };
+        let mut out = Vec::with_capacity(HEADER_LEN + body_len);
+        out.extend_from_slice(&header.emit(order));
+        self.members.emit_full(order, &mut out);
+        match &self.middle {
+            FormMiddle::Reps(r) => r.emit_full(order, &mut out),
+            FormMiddle::NewId(id) => put_memb_id(order, &mut out, *id),
+        }
+        order.put_i32(&mut out, self.rings.len() as i32);
+        for ring in &self.rings {
+            ring.emit_into(order, &mut out);
+        }
         out
     }
 }
 
-/// FORM2: installs the new ring.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Form2Token {
-    /// `rtr_len` is recomputed by [`Form2Token::emit`].
-    pub header: TokenHeader,
-    pub members: MembersInfo,
-    /// Written by the first member that processes the token.
-    pub new_memb_id: MembId,
-    pub rings: Vec<RingInfo>,
+/// A FORM1 or FORM2 datagram.
+pub fn parse_form(datagram: &[u8]) -> Result<FormToken, DecodeError> {
+    Ok(FormToken::parse(datagram)?.0)
 }
 
-impl Form2Token {
-    pub fn parse(buf: &[u8]) -> Result<(Form2Token, ByteOrder), DecodeError> {
-        let (header, order, body) = split_token(buf)?;
-        expect_token_kind(&header, TokenKind::Form2, "not a FORM2 token")?;
-        let (members, new_memb_id, rings) = codec::run_all(body, TOKEN_HEADER_LEN, "form2 body", |i| {
-            let (i, members) = MembersInfo::parse(i, order)?;
-            let (i, new_memb_id) = codec::memb_id(i, order, "new_memb_id")?;
-            let (i, rings) = parse_rings(i, order)?;
-            Ok((i, (members, new_memb_id, rings)))
-        })?;
-        Ok((
-            Form2Token {
-                header,
-                members,
-                new_memb_id,
-                rings,
-            },
-            order,
-        ))
-    }
+/// A FORM token in this machine's order.
+pub fn emit_form(form: &FormToken) -> Vec<u8> {
+    form.emit(ByteOrder::NATIVE)
+}
 
-    pub fn body_len(&self) -> usize {
-        MEMBERS_INFO_LEN + 8 + rings_len(&self.rings)
-    }
-
-    pub fn emit(&self, order: ByteOrder) -> Vec<u8> {
-        let mut out = token_with_body(&self.header, order, self.body_len());
-        self.members.emit_into(order, &mut out);
-        put_memb_id(order, &mut out, self.new_memb_id);
-        emit_rings(&self.rings, order, &mut out);
-        out
+/// The first 8 bytes of a full `reps_info` (num_reps, rep_index, first
+/// rep's id) as a FORM2 keeps them until the future leader writes the new
+/// id over them, read as a membership id in this machine's order.
+pub fn reps_leftover_id(reps: &RepsInfo) -> MembId {
+    let order = ByteOrder::NATIVE;
+    let mut counts = [0u8; 4];
+    counts[..2].copy_from_slice(&order.u16_bytes(reps.reps.len() as u16));
+    counts[2..].copy_from_slice(&order.u16_bytes(reps.rep_index as u16));
+    let first = reps.reps.first().map_or(0, |r| r.proc_id);
+    MembId {
+        proc_id: order.read_u32(counts) as i32,
+        time: first as i32,
     }
 }
 
@@ -620,26 +486,21 @@ impl Form2Token {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AnyToken {
     Regular(super::token::Token),
-    Form1(Form1Token),
-    Form2(Form2Token),
+    Form(FormToken),
 }
 
 impl AnyToken {
     /// Decode by the type word's FORM bits.
     pub fn parse(buf: &[u8]) -> Result<(AnyToken, ByteOrder), DecodeError> {
         let (header, _) = TokenHeader::parse(buf)?;
-        Ok(match header.kind() {
+        Ok(match header.token_kind() {
             TokenKind::Regular => {
                 let (t, o) = super::token::Token::parse(buf)?;
                 (AnyToken::Regular(t), o)
             }
-            TokenKind::Form1 => {
-                let (t, o) = Form1Token::parse(buf)?;
-                (AnyToken::Form1(t), o)
-            }
-            TokenKind::Form2 => {
-                let (t, o) = Form2Token::parse(buf)?;
-                (AnyToken::Form2(t), o)
+            TokenKind::Form1 | TokenKind::Form2 => {
+                let (t, o) = FormToken::parse(buf)?;
+                (AnyToken::Form(t), o)
             }
         })
     }
@@ -647,8 +508,7 @@ impl AnyToken {
     pub fn emit(&self, order: ByteOrder) -> Vec<u8> {
         match self {
             AnyToken::Regular(t) => t.emit(order),
-            AnyToken::Form1(t) => t.emit(order),
-            AnyToken::Form2(t) => t.emit(order),
+            AnyToken::Form(t) => t.emit(order),
         }
     }
 }
@@ -658,9 +518,11 @@ impl AnyToken {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AnyPacket {
     Data(super::packet::DataPacket),
-    Alive(AlivePacket),
-    Join(JoinPacket),
-    Refer(ReferPacket),
+    /// ALIVE or JOIN (the header's kind says which).
+    Probe(PacketHeader, ProbeBody),
+    /// REFER: `memb_id.proc_id` is the representative to contact,
+    /// `memb_id.time` its type.
+    Refer(PacketHeader),
     Hurry(PacketHeader),
     /// STATUS, PARTITION, FC, RELOAD or unknown types: header and raw body.
     Other(PacketHeader, Vec<u8>),
@@ -669,25 +531,34 @@ pub enum AnyPacket {
 impl AnyPacket {
     pub fn parse(buf: &[u8]) -> Result<(AnyPacket, ByteOrder), DecodeError> {
         let (header, order, body) = split_datagram(buf)?;
-        Ok(match header.kind() {
-            PacketKind::Data => (AnyPacket::Data(super::packet::DataPacket::parse(buf)?.0), order),
-            PacketKind::Alive => (AnyPacket::Alive(AlivePacket::parse(buf)?.0), order),
-            PacketKind::Join => (AnyPacket::Join(JoinPacket::parse(buf)?.0), order),
-            PacketKind::Refer => (AnyPacket::Refer(ReferPacket::parse(buf)?.0), order),
-            PacketKind::Hurry => (AnyPacket::Hurry(super::packet::parse_header_only(buf)?.0), order),
-            _ => (AnyPacket::Other(header, body.to_vec()), order),
-        })
+        let header_only = || super::packet::parse_header_only(buf).map(|(h, _)| h);
+        let packet = match header.packet_kind() {
+            PacketKind::Data => AnyPacket::Data(super::packet::DataPacket::parse(buf)?.0),
+            kind @ (PacketKind::Alive | PacketKind::Join) => {
+                let (h, p, _) = ProbeBody::parse(buf, kind == PacketKind::Join)?;
+                AnyPacket::Probe(h, p)
+            }
+            PacketKind::Refer => AnyPacket::Refer(header_only()?),
+            PacketKind::Hurry => AnyPacket::Hurry(header_only()?),
+            _ => AnyPacket::Other(header, body.to_vec()),
+        };
+        Ok((packet, order))
     }
 
     pub fn emit(&self, order: ByteOrder) -> Vec<u8> {
         match self {
             AnyPacket::Data(p) => p.emit(order),
-            AnyPacket::Alive(p) => p.emit(order),
-            AnyPacket::Join(p) => p.emit(order),
-            AnyPacket::Refer(p) => p.emit(order),
-            AnyPacket::Hurry(h) => super::packet::emit_header_only(h, order),
+            AnyPacket::Probe(h, p) => p.emit(h, order),
+            AnyPacket::Refer(h) | AnyPacket::Hurry(h) => super::packet::emit_header_only(h, order),
             AnyPacket::Other(h, body) => {
-                let mut out = packet_with_body(h, order, body.len());
+                let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+                out.extend_from_slice(
+                    &PacketHeader {
+                        data_len: body.len() as u16,
+                        ..*h
+                    }
+                    .emit(order),
+                );
                 out.extend_from_slice(body);
                 out
             }
@@ -697,8 +568,8 @@ impl AnyPacket {
 
 #[cfg(test)]
 mod tests {
-    use super::super::types::rep_type::*;
-    use super::super::types::type_bits::*;
+    use super::super::types::bits::{FORM1, FORM2};
+    use super::super::types::{bits, rep_kind};
     use super::*;
     use crate::error::ErrorKind;
 
@@ -718,33 +589,37 @@ mod tests {
     #[test]
     fn alive_of_d01() {
         let bytes = hex(ALIVE);
-        let (p, order) = AlivePacket::parse(&bytes).unwrap();
-        assert_eq!(p.header.packet_type, ALIVE_TYPE);
-        assert_eq!(p.members.members, vec![0x0a63_0001]);
-        assert_eq!(p.emit(order), bytes);
-        let be = p.emit(ByteOrder::Big);
-        assert_eq!(AlivePacket::parse(&be).unwrap(), (p, ByteOrder::Big));
+        let (h, p, order) = ProbeBody::parse(&bytes, false).unwrap();
+        assert_eq!(h.kind, bits::ALIVE);
+        assert_eq!(p.members.ids, vec![0x0a63_0001]);
+        assert_eq!(p.members.done, 1);
+        assert_eq!(p.emit(&h, order), bytes);
+        let be = p.emit(&h, ByteOrder::Big);
+        assert_eq!(ProbeBody::parse(&be, false).unwrap(), (h, p, ByteOrder::Big));
         // A count that runs past the datagram.
         let mut bad = bytes.clone();
         bad[40] = 2;
-        assert!(AlivePacket::parse(&bad).is_err());
+        assert!(parse_probe(&bad, false).is_err());
+        assert!(parse_probe(&bytes, true).is_err(), "an ALIVE is no JOIN");
     }
 
     #[test]
     fn join_of_d01() {
         let bytes = hex(JOIN);
-        let (p, order) = JoinPacket::parse(&bytes).unwrap();
-        assert_eq!(p.reps.reps.len(), 1);
-        assert_eq!(p.reps.reps[0].rep_type, SEG_REP);
-        assert_eq!(p.reps.reps[0].proc_id, 0x0a63_0001);
-        assert_eq!(p.emit(order), bytes);
-        assert!(AlivePacket::parse(&bytes).is_err());
+        let (h, p, order) = ProbeBody::parse(&bytes, true).unwrap();
+        let reps = p.reps.as_ref().unwrap();
+        assert_eq!(reps.reps.len(), 1);
+        assert_eq!(reps.reps[0].kind, rep_kind::SEG);
+        assert_eq!(reps.reps[0].proc_id, 0x0a63_0001);
+        assert_eq!(p.emit(&h, order), bytes);
+        assert_eq!(emit_probe(&h, &p.members, p.reps.as_ref()), bytes);
+        assert!(parse_probe(&bytes, false).is_err());
         // Trailing byte after the reps (data_len adjusted).
         let mut long = bytes.clone();
         long.push(0);
         long[32] += 1;
         assert!(matches!(
-            JoinPacket::parse(&long),
+            parse_probe(&long, true),
             Err(DecodeError {
                 kind: ErrorKind::TrailingBytes,
                 ..
@@ -771,31 +646,35 @@ mod tests {
     fn form1_of_d01_decodes() {
         let bytes = form1_of_d01();
         assert_eq!(bytes.len(), 796);
-        let (t, order) = Form1Token::parse(&bytes).unwrap();
+        let (t, order) = FormToken::parse(&bytes).unwrap();
         assert_eq!(t.header.rtr_len, 756);
         assert_eq!(t.header.seq, 3333);
         assert_eq!(t.header.memb_id.proc_id, 0x0a63_0002);
         assert_eq!(t.members.members(), &[0x0a63_0002]);
-        assert!(t.members.pending().is_empty());
-        assert_eq!(t.reps.reps().len(), 2);
+        assert!(t.members.pending_ids().is_empty());
+        let FormMiddle::Reps(reps) = &t.middle else {
+            panic!("a FORM1 carries reps")
+        };
+        assert_eq!(reps.reps.len(), 2);
         assert_eq!(
-            t.reps.current().map(|r| (r.proc_id, r.rep_type)),
-            Some((0x0a63_0001, RING_REP))
+            reps.current().map(|r| (r.proc_id, r.kind)),
+            Some((0x0a63_0001, rep_kind::RING))
         );
         assert_eq!(t.rings.len(), 1);
         assert_eq!(t.rings[0].memb_id.time, -1);
         assert_eq!(t.rings[0].trans(), &[0x0a63_0002]);
         assert_eq!(t.emit(order), bytes);
+        assert_eq!(emit_form(&t), bytes);
         // A FORM1 cut anywhere fails with an error, never a panic.
         for cut in 0..bytes.len() {
-            assert!(Form1Token::parse(&bytes[..cut]).is_err());
+            assert!(FormToken::parse(&bytes[..cut]).is_err());
         }
     }
 
-    fn ring(id: i32) -> RingInfo {
+    fn ring(id: DaemonId) -> RingInfo {
         RingInfo {
             memb_id: MembId {
-                proc_id: id,
+                proc_id: id as i32,
                 time: -1,
             },
             trans_time: 0,
@@ -809,89 +688,136 @@ mod tests {
 
     #[test]
     fn form_tokens_round_trip_and_sizes() {
-        let f1 = Form1Token {
+        let f1 = FormToken {
             header: TokenHeader {
-                token_type: FORM1_TYPE,
+                kind: FORM1,
                 seq: 3333,
                 ..Default::default()
             },
-            members: MembersInfo::new(&[1], &[2, 3]).unwrap(),
-            reps: RepsInfo::new(
-                1,
-                &[
-                    RepInfo {
+            members: MembersInfo {
+                done: 1,
+                ids: vec![1, 2, 3],
+            },
+            middle: FormMiddle::Reps(RepsInfo {
+                rep_index: 1,
+                reps: vec![
+                    Rep {
                         proc_id: 1,
-                        rep_type: SEG_REP,
+                        kind: rep_kind::SEG,
                         seg_index: 0,
                     },
-                    RepInfo {
+                    Rep {
                         proc_id: 9,
-                        rep_type: RING_REP,
+                        kind: rep_kind::RING,
                         seg_index: 0,
                     },
                 ],
-            )
-            .unwrap(),
+            }),
             rings: vec![ring(1), ring(9)],
         };
-        assert_eq!(f1.reps.current().unwrap().proc_id, 9);
         for order in [ByteOrder::Little, ByteOrder::Big] {
             let bytes = f1.emit(order);
             assert_eq!(bytes.len(), 40 + 516 + 204 + 4 + 2 * (28 + 16));
-            let (back, o) = Form1Token::parse(&bytes).unwrap();
+            let (back, o) = FormToken::parse(&bytes).unwrap();
             assert_eq!(o, order);
             assert_eq!(back.header.rtr_len as usize, f1.body_len());
             assert_eq!(
-                (back.members, back.reps, &back.rings),
-                (f1.members, f1.reps, &f1.rings)
+                FormToken {
+                    header: f1.header,
+                    ..back.clone()
+                },
+                f1
             );
-            assert!(Form2Token::parse(&bytes).is_err());
             let (any, _) = AnyToken::parse(&bytes).unwrap();
+            assert_eq!(any, AnyToken::Form(back));
             assert_eq!(any.emit(order), bytes);
         }
-        let f2 = Form2Token {
+        let f2 = FormToken {
             header: TokenHeader {
-                token_type: FORM2_TYPE,
+                kind: FORM2,
                 ..Default::default()
             },
-            members: MembersInfo::new(&[], &[1, 2]).unwrap(),
-            new_memb_id: MembId { proc_id: 1, time: 99 },
+            members: MembersInfo {
+                done: 0,
+                ids: vec![1, 2],
+            },
+            middle: FormMiddle::NewId(MembId { proc_id: 1, time: 99 }),
             rings: vec![ring(1)],
         };
         let bytes = f2.emit(ByteOrder::Big);
         assert_eq!(bytes.len(), 40 + 516 + 8 + 4 + 28 + 16);
-        let (back, _) = Form2Token::parse(&bytes).unwrap();
-        assert_eq!(back.members.pending(), &[1, 2]);
+        let (back, _) = FormToken::parse(&bytes).unwrap();
+        assert_eq!(back.members.pending_ids(), &[1, 2]);
         assert_eq!(back.rings[0].trans(), &[1]);
         assert_eq!(back.header.rtr_len as usize, f2.body_len());
         assert_eq!(
-            (back.members, back.new_memb_id, &back.rings),
-            (f2.members, f2.new_memb_id, &f2.rings)
+            (back.members, back.middle, back.rings),
+            (f2.members, f2.middle, f2.rings)
         );
+    }
+
+    /// The engine's first FORM1 of a lone daemon: 796 bytes, as observed.
+    #[test]
+    fn form_round_trip_sizes() {
+        let f = FormToken {
+            header: TokenHeader {
+                kind: FORM1,
+                rtr_len: 756,
+                ..Default::default()
+            },
+            members: MembersInfo {
+                done: 1,
+                ids: vec![7],
+            },
+            middle: FormMiddle::Reps(RepsInfo {
+                rep_index: 1,
+                reps: vec![Rep {
+                    proc_id: 7,
+                    kind: rep_kind::SEG,
+                    seg_index: 0,
+                }],
+            }),
+            rings: vec![RingInfo {
+                memb_id: MembId { proc_id: 7, time: -1 },
+                trans_time: 0,
+                aru: 0,
+                highest_seq: 0,
+                holes: vec![],
+                commit: vec![7],
+                num_trans: 1,
+            }],
+        };
+        let b = emit_form(&f);
+        assert_eq!(b.len(), 796);
+        assert_eq!(parse_form(&b).unwrap(), f);
     }
 
     #[test]
     fn form_token_checks() {
-        let f2 = Form2Token {
+        let f2 = FormToken {
             header: TokenHeader {
-                token_type: FORM2_TYPE,
+                kind: FORM2,
                 ..Default::default()
             },
-            members: MembersInfo::new(&[1], &[2]).unwrap(),
-            new_memb_id: MembId::default(),
+            members: MembersInfo {
+                done: 1,
+                ids: vec![1, 2],
+            },
+            middle: FormMiddle::NewId(MembId::default()),
             rings: vec![ring(1)],
         };
         let good = f2.emit(ByteOrder::Little);
+        assert!(parse_form(&good).is_ok());
         let rings_at = 40 + 516 + 8;
         // num_rings too large for the body
         let mut bad = good.clone();
         bad[rings_at] = 2;
-        assert!(Form2Token::parse(&bad).is_err());
+        assert!(parse_form(&bad).is_err());
         // num_trans > num_commit
         let mut bad = good.clone();
         bad[rings_at + 4 + 26] = 3;
         assert!(matches!(
-            Form2Token::parse(&bad),
+            parse_form(&bad),
             Err(DecodeError {
                 field: "ring_info.num_trans",
                 kind: ErrorKind::BadValue { .. },
@@ -901,10 +827,42 @@ mod tests {
         // members + pending over 128
         let mut bad = good.clone();
         bad[42] = 0x80;
-        assert!(Form2Token::parse(&bad).is_err());
+        assert!(parse_form(&bad).is_err());
         // negative num_holes
         let mut bad = good.clone();
         bad[rings_at + 4 + 20..rings_at + 4 + 24].copy_from_slice(&(-1i32).to_le_bytes());
-        assert!(Form2Token::parse(&bad).is_err());
+        assert!(parse_form(&bad).is_err());
+        // too short, and a regular token
+        assert!(parse_form(&[0x80, 0x10, 0, 0x80]).is_err());
+        let regular = super::super::token::emit_token(&TokenHeader::default(), &[]);
+        assert!(parse_form(&regular).is_err());
+    }
+
+    #[test]
+    fn leftover_id_is_the_reps_head() {
+        let reps = RepsInfo {
+            rep_index: 1,
+            reps: vec![Rep {
+                proc_id: 0x0a63_0002,
+                kind: rep_kind::SEG,
+                seg_index: 0,
+            }],
+        };
+        let f1 = FormToken {
+            header: TokenHeader {
+                kind: FORM1,
+                ..Default::default()
+            },
+            members: MembersInfo::default(),
+            middle: FormMiddle::Reps(reps.clone()),
+            rings: Vec::new(),
+        };
+        // The same 8 bytes, read back as a FORM2's new id.
+        let b = emit_form(&f1);
+        let at = 40 + 516;
+        let id = reps_leftover_id(&reps);
+        let mut want = Vec::new();
+        put_memb_id(ByteOrder::NATIVE, &mut want, id);
+        assert_eq!(&b[at..at + 8], &want[..]);
     }
 }

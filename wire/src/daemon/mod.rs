@@ -5,8 +5,8 @@
 //!   fragments, message splitting and packing (port `P`).
 //! * [`token`]: the 40-byte token header and regular tokens with
 //!   retransmission requests (port `P + 1`).
-//! * [`membership`]: ALIVE, JOIN, REFER and HURRY packets, FORM1 and FORM2
-//!   tokens.
+//! * [`membership`]: ALIVE and JOIN bodies, FORM1 and FORM2 tokens (REFER
+//!   and HURRY are headers only).
 //! * [`groups`]: the body of the GROUPS state-exchange message.
 //!
 //! Every integer is in the writer's native order; the writer's order is read
@@ -14,6 +14,13 @@
 //! take a whole datagram from the network, check every count and length
 //! against what is there, and never panic. Emitters take the order to write
 //! in and compute length fields from the parts they are given.
+//!
+//! The types are the shapes the daemon's ring and membership engines work
+//! with (daemon ids as [`DaemonId`], member lists with their "done" count);
+//! the engines import them from here and nothing converts. The `parse_*` /
+//! `emit_*` free functions are the engines' entry points (whole datagrams,
+//! this machine's byte order); the `*_in` variants and the `parse` / `emit`
+//! methods take or return the order.
 //!
 //! Facts follow the 4.4.0 captures in `shared/spread4-wire/daemon`.
 //! Deliberately not here: any protocol decision (what to send when); that is
@@ -48,11 +55,11 @@ pub(crate) fn put_memb_id(order: ByteOrder, out: &mut Vec<u8>, m: crate::client:
 }
 
 /// A daemon id as an IPv4 address (ids are host-order IPv4 addresses).
-pub fn ip_of(id: i32) -> std::net::Ipv4Addr {
-    std::net::Ipv4Addr::from(id as u32)
+pub fn ip_of(id: DaemonId) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(id)
 }
 
 /// The daemon id of an IPv4 address.
-pub fn id_of(ip: std::net::Ipv4Addr) -> i32 {
-    u32::from(ip) as i32
+pub fn id_of(ip: std::net::Ipv4Addr) -> DaemonId {
+    u32::from(ip)
 }

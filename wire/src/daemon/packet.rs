@@ -23,123 +23,119 @@
 //! piece; a one-piece message carries -1.
 
 use super::types::{
-    packable_together, strip_marker, PacketKind, FRAGMENT_HEADER_LEN, MAX_MESSAGE_PIECES, PACKET_BODY_LEN,
-    PACKET_HEADER_LEN,
+    packable_together, strip_marker, DaemonId, PacketKind, BODY_LEN, FRAGMENT_HEADER_LEN, HEADER_LEN,
+    MAX_MESSAGE_PIECES,
 };
-use super::{put_i16, DecodeError};
+use super::DecodeError;
 use crate::client::MembId;
-use crate::codec::{self, run, typed, with_byteorder, Fixed, PResult};
+use crate::codec::{self, run, with_byteorder, Fixed, PResult};
 use crate::endian::ByteOrder;
 
-/// Index and length of one fragment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct FragmentHeader {
-    pub index: i16,
-    pub len: i16,
-}
-
-/// The 40-byte packet header, integers in host values.
+/// The 40-byte header of everything sent to the packet port, integers in
+/// host values. The two padding bytes are written as zero (the original
+/// never converts them; every capture has them zero).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PacketHeader {
     /// Type bits, endian marker removed.
-    pub packet_type: u32,
-    pub transmiter_id: i32,
-    pub proc_id: i32,
+    pub kind: u32,
+    /// Daemon that put it on the wire (`transmiter_id`).
+    pub transmitter: DaemonId,
+    /// Originating daemon.
+    pub proc_id: DaemonId,
     pub memb_id: MembId,
     pub seq: i32,
     pub token_round: i32,
     pub conf_hash: u32,
-    /// Body bytes; emitters of whole packets compute it.
-    pub data_len: i16,
-    /// Two bytes the original never converts; kept raw.
-    pub padding: [u8; 2],
-    /// The first fragment's header (data packets; zero elsewhere).
-    pub first_frag: FragmentHeader,
+    /// Body bytes; emitters of whole packets compute it. Read as unsigned:
+    /// receivers compare it with the datagram's length.
+    pub data_len: u16,
+    /// The first fragment's index and length (data packets; zero elsewhere).
+    pub frag_index: i16,
+    pub frag_len: i16,
 }
 
 impl PacketHeader {
-    pub const LEN: usize = PACKET_HEADER_LEN;
+    pub const LEN: usize = HEADER_LEN;
 
-    /// Decode the first 40 bytes; also returns the writer's order.
+    /// Decode the first 40 bytes; also returns the writer's order. The
+    /// caller checks `data_len` against the datagram (or uses
+    /// [`split_datagram`]).
     pub fn parse(buf: &[u8]) -> Result<(PacketHeader, ByteOrder), DecodeError> {
-        // One length check for the whole header, then fields by name.
-        let head = buf
-            .get(..Self::LEN)
-            .ok_or(DecodeError::truncated("packet_header", 0, Self::LEN))?;
+        // A checked view: one length check for the whole fixed layout, then
+        // fields by position (no field can fail on its own).
+        let head = codec::fixed::<HEADER_LEN>(buf, "packet_header")?;
         let order = ByteOrder::of_type_word([head[0], head[1], head[2], head[3]]);
-        let (_, header) = with_byteorder!(order, B => run(head, 0, Self::fields::<B>))?;
-        Ok((header, order))
+        Ok((with_byteorder!(order, B => Self::view::<B>(head)), order))
     }
 
-    fn fields<B: byteorder::ByteOrder>(i: &[u8]) -> PResult<'_, PacketHeader> {
-        let (i, packet_type) = typed::u32::<B>(i, "type")?;
-        let (i, transmiter_id) = typed::i32::<B>(i, "transmiter_id")?;
-        let (i, proc_id) = typed::i32::<B>(i, "proc_id")?;
-        let (i, memb_id) = typed::memb_id::<B>(i, "memb_id")?;
-        let (i, seq) = typed::i32::<B>(i, "seq")?;
-        let (i, token_round) = typed::i32::<B>(i, "token_round")?;
-        let (i, conf_hash) = typed::u32::<B>(i, "conf_hash")?;
-        let (i, data_len) = typed::i16::<B>(i, "data_len")?;
-        let (i, padding) = codec::array(i, "padding")?;
-        let (i, index) = typed::i16::<B>(i, "fragment_index")?;
-        let (i, len) = typed::i16::<B>(i, "fragment_len")?;
-        let header = PacketHeader {
-            packet_type: strip_marker(packet_type),
-            transmiter_id,
-            proc_id,
-            memb_id,
-            seq,
-            token_round,
-            conf_hash,
-            data_len,
-            padding,
-            first_frag: FragmentHeader { index, len },
-        };
-        Ok((i, header))
+    #[inline]
+    fn view<B: byteorder::ByteOrder>(h: &[u8; HEADER_LEN]) -> PacketHeader {
+        PacketHeader {
+            kind: strip_marker(B::read_u32(&h[0..4])),
+            transmitter: B::read_u32(&h[4..8]),
+            proc_id: B::read_u32(&h[8..12]),
+            memb_id: MembId {
+                proc_id: B::read_i32(&h[12..16]),
+                time: B::read_i32(&h[16..20]),
+            },
+            seq: B::read_i32(&h[20..24]),
+            token_round: B::read_i32(&h[24..28]),
+            conf_hash: B::read_u32(&h[28..32]),
+            data_len: B::read_u16(&h[32..34]),
+            // 34..36: padding, never converted.
+            frag_index: B::read_i16(&h[36..38]),
+            frag_len: B::read_i16(&h[38..40]),
+        }
     }
 
-    /// Encode in `order`, setting that order's marker in the type word.
+    /// Append the encoding in `order` to `out`.
     pub fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.emit(order));
     }
 
-    pub fn emit(&self, order: ByteOrder) -> [u8; PACKET_HEADER_LEN] {
-        let mut a = [0u8; PACKET_HEADER_LEN];
+    /// Encode in `order`, setting that order's marker in the type word.
+    pub fn emit(&self, order: ByteOrder) -> [u8; HEADER_LEN] {
+        let mut a = [0u8; HEADER_LEN];
         with_byteorder!(order, B => {
             Fixed::<B>::new(&mut a)
-                .u32(strip_marker(self.packet_type) | order.marker())
-                .i32(self.transmiter_id)
-                .i32(self.proc_id)
+                .u32(strip_marker(self.kind) | order.marker())
+                .u32(self.transmitter)
+                .u32(self.proc_id)
                 .memb_id(self.memb_id)
                 .i32(self.seq)
                 .i32(self.token_round)
                 .u32(self.conf_hash)
-                .i16(self.data_len)
-                .bytes(&self.padding)
-                .i16(self.first_frag.index)
-                .i16(self.first_frag.len);
+                .u16(self.data_len)
+                .bytes(&[0, 0])
+                .i16(self.frag_index)
+                .i16(self.frag_len);
         });
         a
     }
 
-    pub fn kind(&self) -> PacketKind {
-        PacketKind::of(self.packet_type)
+    /// A header-only datagram (HURRY, REFER) in this machine's order;
+    /// `data_len` is written as 0.
+    pub fn emit_bare(&self) -> Vec<u8> {
+        emit_header_only(self, ByteOrder::NATIVE)
+    }
+
+    /// How a receiver dispatches it.
+    pub fn packet_kind(&self) -> PacketKind {
+        PacketKind::of(self.kind)
     }
 }
 
 /// Split a datagram into header, order and body, checking that `data_len`
 /// matches the bytes after the header exactly (as receivers require).
+#[inline(never)]
 pub fn split_datagram(buf: &[u8]) -> Result<(PacketHeader, ByteOrder, &[u8]), DecodeError> {
     let (header, order) = PacketHeader::parse(buf)?;
-    if header.data_len < 0 {
-        return Err(DecodeError::bad("data_len", 32, "negative"));
-    }
-    let body = &buf[PACKET_HEADER_LEN..];
-    if body.len() != header.data_len as usize {
+    let body = &buf[HEADER_LEN..];
+    if body.len() != usize::from(header.data_len) {
         return Err(DecodeError::mismatch(
             "data_len",
             32,
-            header.data_len as usize,
+            usize::from(header.data_len),
             body.len(),
         ));
     }
@@ -164,26 +160,16 @@ pub fn emit_header_only(header: &PacketHeader, order: ByteOrder) -> Vec<u8> {
     h.emit(order).to_vec()
 }
 
-/// One fragment of a data packet.
+/// One piece of a message inside a data packet.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Fragment {
-    /// 1..n-1 for non-final pieces, -n for the last of n, -1 for a whole message.
+    /// 1..n-1 for inner pieces, -n for the last piece of an n-piece message
+    /// (-1 for a whole message).
     pub index: i16,
-    pub data: Vec<u8>,
-    /// Fill of the alignment padding before this fragment's header (only
-    /// the bytes needed are used; the first fragment has none).
-    pub pad: [u8; 3],
+    pub bytes: Vec<u8>,
 }
 
 impl Fragment {
-    pub fn new(index: i16, data: Vec<u8>) -> Fragment {
-        Fragment {
-            index,
-            data,
-            pad: [0; 3],
-        }
-    }
-
     /// Whether this is the last piece of its message.
     pub fn is_last(&self) -> bool {
         self.index < 0
@@ -195,10 +181,23 @@ pub fn pad_len(len: usize) -> usize {
     (4 - len % 4) % 4
 }
 
+/// Body size `frags` take in one packet: the first fragment at offset 0,
+/// each further one after padding to 4 and its own 4-byte header.
+pub fn packed_len(frags: &[Fragment]) -> usize {
+    let mut n = 0;
+    for (i, f) in frags.iter().enumerate() {
+        if i > 0 {
+            n += pad_len(n) + FRAGMENT_HEADER_LEN;
+        }
+        n += f.bytes.len();
+    }
+    n
+}
+
 /// A data packet: header and fragments.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DataPacket {
-    /// `data_len` and `first_frag` are recomputed by [`DataPacket::emit`].
+    /// `data_len`, `frag_index` and `frag_len` are recomputed on emit.
     pub header: PacketHeader,
     pub fragments: Vec<Fragment>,
 }
@@ -207,74 +206,98 @@ impl DataPacket {
     /// Decode a whole datagram whose type is a data (regular) type.
     pub fn parse(buf: &[u8]) -> Result<(DataPacket, ByteOrder), DecodeError> {
         let (header, order, body) = split_datagram(buf)?;
-        if header.kind() != PacketKind::Data {
+        if header.packet_kind() != PacketKind::Data {
             return Err(DecodeError::bad("type", 0, "not a data packet"));
         }
-        let fragments = parse_fragments(header.first_frag, body, order)?;
+        let fragments = parse_fragments(&header, body, order)?;
         Ok((DataPacket { header, fragments }, order))
     }
 
     /// Bytes of the body as it will be emitted.
     pub fn body_len(&self) -> usize {
-        let mut len = 0;
-        for (i, f) in self.fragments.iter().enumerate() {
-            if i > 0 {
-                len += pad_len(len) + FRAGMENT_HEADER_LEN;
-            }
-            len += f.data.len();
-        }
-        len
+        packed_len(&self.fragments)
     }
 
-    /// Encode in `order`. `data_len` and the first fragment header come from
-    /// the fragments. The caller keeps the body within [`PACKET_BODY_LEN`]
-    /// (use [`PacketBuilder`]); larger lengths do not fit the int16 fields.
+    /// Encode in `order` (see [`emit_data_in`]).
     pub fn emit(&self, order: ByteOrder) -> Vec<u8> {
-        let mut header = self.header;
-        header.data_len = self.body_len() as i16;
-        if let Some(first) = self.fragments.first() {
-            header.first_frag = FragmentHeader {
-                index: first.index,
-                len: first.data.len() as i16,
-            };
-        }
-        let mut out = Vec::with_capacity(PACKET_HEADER_LEN + self.body_len());
-        header.emit_into(order, &mut out);
-        let mut body_len = 0usize;
-        for (i, f) in self.fragments.iter().enumerate() {
-            if i > 0 {
-                let pad = pad_len(body_len);
-                out.extend_from_slice(&f.pad[..pad]);
-                put_i16(order, &mut out, f.index);
-                put_i16(order, &mut out, f.data.len() as i16);
-                body_len += pad + FRAGMENT_HEADER_LEN;
-            }
-            out.extend_from_slice(&f.data);
-            body_len += f.data.len();
-        }
-        out
+        emit_data_in(&self.header, &self.fragments, order)
     }
+}
+
+/// The fragments of a whole data datagram, and whether they were well
+/// formed (a malformed packet still takes its sequence number, like the
+/// original keeps it, but delivers nothing).
+pub fn parse_data(datagram: &[u8]) -> (Vec<Fragment>, bool) {
+    match DataPacket::parse(datagram) {
+        Ok((p, _)) => (p.fragments, true),
+        Err(_) => (Vec::new(), false),
+    }
+}
+
+/// A data packet in this machine's order (see [`emit_data_in`]).
+pub fn emit_data(header: &PacketHeader, frags: &[Fragment]) -> Vec<u8> {
+    emit_data_in(header, frags, ByteOrder::NATIVE)
+}
+
+/// Encode a data packet: `header` with `data_len` and the first fragment's
+/// header taken from `frags`, then the fragments packed with zero padding to
+/// 4 bytes before each packed fragment header. The caller keeps the body
+/// within [`BODY_LEN`] (use [`PacketBuilder`]); larger lengths do not fit
+/// the int16 fields.
+#[inline(always)]
+pub fn emit_data_in(header: &PacketHeader, frags: &[Fragment], order: ByteOrder) -> Vec<u8> {
+    let body_len = packed_len(frags);
+    let (frag_index, frag_len) = frags.first().map_or((header.frag_index, header.frag_len), |f| {
+        (f.index, f.bytes.len() as i16)
+    });
+    let h = PacketHeader {
+        data_len: body_len as u16,
+        frag_index,
+        frag_len,
+        ..*header
+    };
+    let mut out = Vec::with_capacity(HEADER_LEN + body_len);
+    h.emit_into(order, &mut out);
+    let mut used = 0usize;
+    for (i, f) in frags.iter().enumerate() {
+        if i > 0 {
+            let pad = pad_len(used);
+            out.extend_from_slice(&[0u8; 3][..pad]);
+            with_byteorder!(order, B => {
+                codec::put_u16::<B>(&mut out, f.index as u16);
+                codec::put_u16::<B>(&mut out, f.bytes.len() as u16);
+            });
+            used += pad + FRAGMENT_HEADER_LEN;
+        }
+        out.extend_from_slice(&f.bytes);
+        used += f.bytes.len();
+    }
+    out
 }
 
 /// Walk the fragments of a data packet body (which starts at offset 40).
 fn parse_fragments(
-    first: FragmentHeader,
+    header: &PacketHeader,
     body: &[u8],
     order: ByteOrder,
 ) -> Result<Vec<Fragment>, DecodeError> {
-    if first.index == 0 {
+    if header.frag_index == 0 {
         return Err(DecodeError::bad("fragment_index", 36, "zero"));
     }
-    if first.len < 0 {
+    if header.frag_len < 0 {
         return Err(DecodeError::bad("fragment_len", 38, "negative"));
     }
-    if first.len as usize == body.len() {
+    let first_len = header.frag_len as usize;
+    if first_len == body.len() {
         // One fragment fills the body: the common full packet.
-        return Ok(vec![Fragment::new(first.index, body.to_vec())]);
+        return Ok(vec![Fragment {
+            index: header.frag_index,
+            bytes: body.to_vec(),
+        }]);
     }
-    let (_, fragments) = with_byteorder!(order, B => run(body, PACKET_HEADER_LEN, |i| {
-        let (mut i, data) = codec::take(i, first.len as usize, "fragment")?;
-        let mut fragments = vec![Fragment::new(first.index, data.to_vec())];
+    let (_, fragments) = with_byteorder!(order, B => run(body, HEADER_LEN, |i| {
+        let (mut i, bytes) = codec::take(i, first_len, "fragment")?;
+        let mut fragments = vec![Fragment { index: header.frag_index, bytes: bytes.to_vec() }];
         while !i.is_empty() {
             let (rest, fragment) = packed_fragment::<B>(i, body.len() - i.len())?;
             fragments.push(fragment);
@@ -286,13 +309,12 @@ fn parse_fragments(
 }
 
 /// A non-first fragment: padding to a 4-byte boundary (`used` body bytes
-/// so far), its `{index, len}` header, its data.
+/// so far; its fill is the sender's leftover memory and is not kept), its
+/// `{index, len}` header, its data.
 #[inline(always)]
 fn packed_fragment<B: byteorder::ByteOrder>(i: &[u8], used: usize) -> PResult<'_, Fragment> {
     let pad_at = i;
-    let (i, pad_bytes) = codec::take(i, pad_len(used), "fragment padding")?;
-    let mut pad = [0u8; 3];
-    pad[..pad_bytes.len()].copy_from_slice(pad_bytes);
+    let (i, _fill) = codec::take(i, pad_len(used), "fragment padding")?;
     if i.len() < FRAGMENT_HEADER_LEN {
         return codec::bad(pad_at, "fragment_header", "fragments exceed data_len");
     }
@@ -306,14 +328,12 @@ fn packed_fragment<B: byteorder::ByteOrder>(i: &[u8], used: usize) -> PResult<'_
     if len < 0 {
         return codec::bad(&i[2..], "fragment_len", "negative");
     }
-    let i = rest;
-    let (i, data) = codec::take(i, len as usize, "fragment")?;
+    let (i, data) = codec::take(rest, len as usize, "fragment")?;
     Ok((
         i,
         Fragment {
             index,
-            data: data.to_vec(),
-            pad,
+            bytes: data.to_vec(),
         },
     ))
 }
@@ -337,11 +357,11 @@ pub fn piece_index(i: usize, n: usize) -> i16 {
 /// How many pieces a message of `len` bytes (header and names included)
 /// is cut into.
 pub fn piece_count(len: usize) -> usize {
-    len.div_ceil(PACKET_BODY_LEN)
+    len.div_ceil(BODY_LEN)
 }
 
 /// Cut a whole message (48-byte header, names, body) into pieces of at
-/// most [`PACKET_BODY_LEN`] bytes with their fragment indexes. `None` for an
+/// most [`BODY_LEN`] bytes with their fragment indexes. `None` for an
 /// empty message or one of more than [`MAX_MESSAGE_PIECES`] pieces.
 pub fn split_message(message: &[u8]) -> Option<Vec<Piece<'_>>> {
     let n = piece_count(message.len());
@@ -350,7 +370,7 @@ pub fn split_message(message: &[u8]) -> Option<Vec<Piece<'_>>> {
     }
     Some(
         message
-            .chunks(PACKET_BODY_LEN)
+            .chunks(BODY_LEN)
             .enumerate()
             .map(|(i, data)| Piece {
                 index: piece_index(i, n),
@@ -434,12 +454,15 @@ impl PacketBuilder {
     /// Start a packet of `packet_type` with its first piece; `None` if the
     /// piece is larger than a packet body.
     pub fn new(packet_type: u32, first: Piece<'_>) -> Option<PacketBuilder> {
-        if first.data.len() > PACKET_BODY_LEN {
+        if first.data.len() > BODY_LEN {
             return None;
         }
         Some(PacketBuilder {
             packet_type: strip_marker(packet_type),
-            fragments: vec![Fragment::new(first.index, first.data.to_vec())],
+            fragments: vec![Fragment {
+                index: first.index,
+                bytes: first.data.to_vec(),
+            }],
             body_len: first.data.len(),
         })
     }
@@ -454,7 +477,7 @@ impl PacketBuilder {
 
     /// Room left for the data of one more packed fragment.
     pub fn available(&self) -> usize {
-        PACKET_BODY_LEN.saturating_sub(self.body_len + pad_len(self.body_len) + FRAGMENT_HEADER_LEN)
+        BODY_LEN.saturating_sub(self.body_len + pad_len(self.body_len) + FRAGMENT_HEADER_LEN)
     }
 
     /// Whether a whole message of `len` bytes sent as `packet_type` may be
@@ -472,7 +495,10 @@ impl PacketBuilder {
             return false;
         }
         self.body_len += pad_len(self.body_len) + FRAGMENT_HEADER_LEN + message.len();
-        self.fragments.push(Fragment::new(-1, message.to_vec()));
+        self.fragments.push(Fragment {
+            index: -1,
+            bytes: message.to_vec(),
+        });
         true
     }
 
@@ -480,18 +506,19 @@ impl PacketBuilder {
         &self.fragments
     }
 
-    /// The finished packet; `header.packet_type` is set to the first piece's
-    /// type, `data_len` and `first_frag` follow the fragments.
+    /// The finished packet; `header.kind` is set to the first piece's
+    /// type, `data_len` and the first fragment's header follow the fragments.
     pub fn finish(self, header: PacketHeader) -> DataPacket {
-        let first = self.fragments.first().map(|f| FragmentHeader {
-            index: f.index,
-            len: f.data.len() as i16,
-        });
+        let (frag_index, frag_len) = self
+            .fragments
+            .first()
+            .map_or((0, 0), |f| (f.index, f.bytes.len() as i16));
         DataPacket {
             header: PacketHeader {
-                packet_type: self.packet_type,
-                data_len: self.body_len as i16,
-                first_frag: first.unwrap_or_default(),
+                kind: self.packet_type,
+                data_len: self.body_len as u16,
+                frag_index,
+                frag_len,
                 ..header
             },
             fragments: self.fragments,
@@ -501,7 +528,7 @@ impl PacketBuilder {
 
 #[cfg(test)]
 mod tests {
-    use super::super::types::type_bits::*;
+    use super::super::types::bits::{self, AGREED, FIFO, SAFE};
     use super::*;
     use crate::error::ErrorKind;
 
@@ -526,8 +553,8 @@ mod tests {
         let bytes = hex(HURRY);
         let (h, order) = parse_header_only(&bytes).unwrap();
         assert_eq!(order, ByteOrder::Little);
-        assert_eq!(h.kind(), PacketKind::Hurry);
-        assert_eq!(h.packet_type, HURRY_TYPE);
+        assert_eq!(h.packet_kind(), PacketKind::Hurry);
+        assert_eq!(h.kind, bits::HURRY);
         assert_eq!(h.proc_id, 0x0a63_0003);
         assert_eq!(h.conf_hash, 778_066_868);
         assert_eq!(emit_header_only(&h, order), bytes);
@@ -540,12 +567,12 @@ mod tests {
     fn join_mess_packet() {
         let bytes = hex(JOIN_MESS_PACKET);
         let (p, order) = DataPacket::parse(&bytes).unwrap();
-        assert_eq!(p.header.packet_type, AGREED_TYPE);
+        assert_eq!(p.header.kind, AGREED);
         assert_eq!(p.header.seq, 3);
         assert_eq!(p.header.token_round, 25);
         assert_eq!(p.fragments.len(), 1);
         assert_eq!(p.fragments[0].index, -1);
-        assert_eq!(p.fragments[0].data.len(), 80);
+        assert_eq!(p.fragments[0].bytes.len(), 80);
         assert_eq!(p.emit(order), bytes);
     }
 
@@ -625,13 +652,13 @@ mod tests {
     #[test]
     fn packer_follows_compatibility_and_room() {
         let m = vec![1u8; 87];
-        let mut b = PacketBuilder::new(AGREED_TYPE, Piece { index: -1, data: &m }).unwrap();
-        assert!(b.try_append(AGREED_TYPE, &m));
-        assert!(b.try_append(FIFO_TYPE, &[2u8; 92]));
-        assert!(!b.try_append(SAFE_TYPE, &m));
+        let mut b = PacketBuilder::new(AGREED, Piece { index: -1, data: &m }).unwrap();
+        assert!(b.try_append(AGREED, &m));
+        assert!(b.try_append(FIFO, &[2u8; 92]));
+        assert!(!b.try_append(SAFE, &m));
         assert_eq!(b.body_len(), 87 + 1 + 4 + 87 + 1 + 4 + 92);
         let p = b.finish(PacketHeader::default());
-        assert_eq!(p.header.packet_type, AGREED_TYPE);
+        assert_eq!(p.header.kind, AGREED);
         assert_eq!(p.header.data_len, 276);
         let bytes = p.emit(ByteOrder::Big);
         assert_eq!(bytes.len(), 40 + 276);
@@ -640,7 +667,7 @@ mod tests {
         // Room: a body of 1424 leaves 1432 - 1424 - 0 - 4 = 4 bytes.
         let big = vec![0u8; 1424];
         let mut b = PacketBuilder::new(
-            SAFE_TYPE,
+            SAFE,
             Piece {
                 index: -1,
                 data: &big,
@@ -648,21 +675,54 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b.available(), 4);
-        assert!(!b.try_append(SAFE_TYPE, &[0u8; 5]));
-        assert!(b.try_append(SAFE_TYPE, &[0u8; 4]));
+        assert!(!b.try_append(SAFE, &[0u8; 5]));
+        assert!(b.try_append(SAFE, &[0u8; 4]));
         assert_eq!(b.body_len(), 1432);
         assert_eq!(b.available(), 0);
 
         // Never after a piece of an unfinished message.
-        let mut b = PacketBuilder::new(AGREED_TYPE, Piece { index: 1, data: &m }).unwrap();
-        assert!(!b.try_append(AGREED_TYPE, &m));
+        let mut b = PacketBuilder::new(AGREED, Piece { index: 1, data: &m }).unwrap();
+        assert!(!b.try_append(AGREED, &m));
         assert!(PacketBuilder::new(
-            AGREED_TYPE,
+            AGREED,
             Piece {
                 index: 1,
                 data: &[0u8; 1433]
             }
         )
         .is_none());
+    }
+
+    #[test]
+    fn fragments_pack_and_unpack() {
+        let h = PacketHeader {
+            kind: AGREED,
+            seq: 11,
+            ..Default::default()
+        };
+        let frag = |fill: u8, len: usize| Fragment {
+            index: -1,
+            bytes: vec![fill; len],
+        };
+        let frags = vec![frag(1, 87), frag(2, 87), frag(3, 92)];
+        let b = emit_data(&h, &frags);
+        // Observed in d04: 316-byte packet for these sizes.
+        assert_eq!(b.len(), 316);
+        assert_eq!(packed_len(&frags), 276);
+        let (hh, _) = PacketHeader::parse(&b).unwrap();
+        assert_eq!((hh.data_len, hh.frag_index, hh.frag_len), (276, -1, 87));
+        let (got, whole) = parse_data(&b);
+        assert!(whole);
+        assert_eq!(got, frags);
+        assert_eq!(emit_data_in(&h, &frags, ByteOrder::Big).len(), 316);
+    }
+
+    #[test]
+    fn truncated_and_malformed_data_are_rejected() {
+        assert!(PacketHeader::parse(&[0x80, 0, 0]).is_err());
+        let (frags, whole) = parse_data(&[0x88, 0, 0, 0x80, 1, 2, 3]);
+        assert!(frags.is_empty() && !whole);
+        let (frags, whole) = parse_data(&hex(HURRY));
+        assert!(frags.is_empty() && !whole, "a HURRY is no data packet");
     }
 }

@@ -18,24 +18,27 @@
 //! seg_index, int16 num_seq, then num_seq int32 sequence numbers.
 
 use super::types::{
-    arq, retrans, strip_marker, with_arq, with_retrans, TokenKind, RING_RTR_LEN, TOKEN_HEADER_LEN,
+    arq, retrans, strip_marker, with_arq, with_retrans, DaemonId, TokenKind, HEADER_LEN, RING_RTR_LEN,
 };
 use super::{put_i16, put_memb_id, DecodeError};
 use crate::client::MembId;
-use crate::codec::{self, run, typed, with_byteorder, Fixed, PResult};
+use crate::codec::{self, with_byteorder, Fixed, PResult};
 use crate::endian::ByteOrder;
 
 /// The 40-byte token header, integers in host values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TokenHeader {
     /// Type bits with the ARQ and RETRANS counters, endian marker removed.
-    pub token_type: u32,
-    pub transmiter_id: i32,
-    pub proc_id: i32,
+    pub kind: u32,
+    /// Sender of this hop (`transmiter_id`).
+    pub transmitter: DaemonId,
+    /// Daemon that last processed it.
+    pub proc_id: DaemonId,
     pub memb_id: MembId,
     pub seq: i32,
     pub aru: i32,
-    pub aru_last_id: i32,
+    /// Daemon that last set `aru` (all ones on a new ring's first token).
+    pub aru_last_id: DaemonId,
     pub flow_control: i16,
     /// Body bytes, read as unsigned (a FORM token may exceed 32767 bytes);
     /// emitters of whole tokens compute it.
@@ -44,60 +47,52 @@ pub struct TokenHeader {
 }
 
 impl TokenHeader {
-    pub const LEN: usize = TOKEN_HEADER_LEN;
+    pub const LEN: usize = HEADER_LEN;
 
     /// Decode the first 40 bytes; also returns the writer's order.
     pub fn parse(buf: &[u8]) -> Result<(TokenHeader, ByteOrder), DecodeError> {
-        // One length check for the whole header, then fields by name.
-        let head = buf
-            .get(..Self::LEN)
-            .ok_or(DecodeError::truncated("token_header", 0, Self::LEN))?;
+        // A checked view: one length check for the whole fixed layout, then
+        // fields by position (no field can fail on its own).
+        let head = codec::fixed::<HEADER_LEN>(buf, "token_header")?;
         let order = ByteOrder::of_type_word([head[0], head[1], head[2], head[3]]);
-        let (_, header) = with_byteorder!(order, B => run(head, 0, Self::fields::<B>))?;
-        Ok((header, order))
+        Ok((with_byteorder!(order, B => Self::view::<B>(head)), order))
     }
 
-    fn fields<B: byteorder::ByteOrder>(i: &[u8]) -> PResult<'_, TokenHeader> {
-        let (i, token_type) = typed::u32::<B>(i, "type")?;
-        let (i, transmiter_id) = typed::i32::<B>(i, "transmiter_id")?;
-        let (i, proc_id) = typed::i32::<B>(i, "proc_id")?;
-        let (i, memb_id) = typed::memb_id::<B>(i, "memb_id")?;
-        let (i, seq) = typed::i32::<B>(i, "seq")?;
-        let (i, aru) = typed::i32::<B>(i, "aru")?;
-        let (i, aru_last_id) = typed::i32::<B>(i, "aru_last_id")?;
-        let (i, flow_control) = typed::i16::<B>(i, "flow_control")?;
-        let (i, rtr_len) = typed::u16::<B>(i, "rtr_len")?;
-        let (i, conf_hash) = typed::u32::<B>(i, "conf_hash")?;
-        let header = TokenHeader {
-            token_type: strip_marker(token_type),
-            transmiter_id,
-            proc_id,
-            memb_id,
-            seq,
-            aru,
-            aru_last_id,
-            flow_control,
-            rtr_len,
-            conf_hash,
-        };
-        Ok((i, header))
+    #[inline(always)]
+    fn view<B: byteorder::ByteOrder>(h: &[u8; HEADER_LEN]) -> TokenHeader {
+        TokenHeader {
+            kind: strip_marker(B::read_u32(&h[0..4])),
+            transmitter: B::read_u32(&h[4..8]),
+            proc_id: B::read_u32(&h[8..12]),
+            memb_id: MembId {
+                proc_id: B::read_i32(&h[12..16]),
+                time: B::read_i32(&h[16..20]),
+            },
+            seq: B::read_i32(&h[20..24]),
+            aru: B::read_i32(&h[24..28]),
+            aru_last_id: B::read_u32(&h[28..32]),
+            flow_control: B::read_i16(&h[32..34]),
+            rtr_len: B::read_u16(&h[34..36]),
+            conf_hash: B::read_u32(&h[36..40]),
+        }
     }
 
+    /// Append the encoding in `order` to `out`.
     pub fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.emit(order));
     }
 
-    pub fn emit(&self, order: ByteOrder) -> [u8; TOKEN_HEADER_LEN] {
-        let mut a = [0u8; TOKEN_HEADER_LEN];
+    pub fn emit(&self, order: ByteOrder) -> [u8; HEADER_LEN] {
+        let mut a = [0u8; HEADER_LEN];
         with_byteorder!(order, B => {
             Fixed::<B>::new(&mut a)
-                .u32(strip_marker(self.token_type) | order.marker())
-                .i32(self.transmiter_id)
-                .i32(self.proc_id)
+                .u32(strip_marker(self.kind) | order.marker())
+                .u32(self.transmitter)
+                .u32(self.proc_id)
                 .memb_id(self.memb_id)
                 .i32(self.seq)
                 .i32(self.aru)
-                .i32(self.aru_last_id)
+                .u32(self.aru_last_id)
                 .i16(self.flow_control)
                 .u16(self.rtr_len)
                 .u32(self.conf_hash);
@@ -105,24 +100,25 @@ impl TokenHeader {
         a
     }
 
-    pub fn kind(&self) -> TokenKind {
-        TokenKind::of(self.token_type)
+    /// How a receiver dispatches it.
+    pub fn token_kind(&self) -> TokenKind {
+        TokenKind::of(self.kind)
     }
 
     pub fn arq(&self) -> u8 {
-        arq(self.token_type)
+        arq(self.kind)
     }
 
     pub fn set_arq(&mut self, v: u8) {
-        self.token_type = with_arq(self.token_type, v);
+        self.kind = with_arq(self.kind, v);
     }
 
     pub fn retrans(&self) -> u8 {
-        retrans(self.token_type)
+        retrans(self.kind)
     }
 
     pub fn set_retrans(&mut self, v: u8) {
-        self.token_type = with_retrans(self.token_type, v);
+        self.kind = with_retrans(self.kind, v);
     }
 }
 
@@ -130,7 +126,7 @@ impl TokenHeader {
 /// `rtr_len` matches the bytes after the header.
 pub fn split_token(buf: &[u8]) -> Result<(TokenHeader, ByteOrder, &[u8]), DecodeError> {
     let (header, order) = TokenHeader::parse(buf)?;
-    let body = &buf[TOKEN_HEADER_LEN..];
+    let body = &buf[HEADER_LEN..];
     if body.len() != header.rtr_len as usize {
         return Err(DecodeError::mismatch(
             "rtr_len",
@@ -196,7 +192,7 @@ impl Token {
     /// Decode a regular token datagram.
     pub fn parse(buf: &[u8]) -> Result<(Token, ByteOrder), DecodeError> {
         let (header, order, body) = split_token(buf)?;
-        if header.kind() != TokenKind::Regular {
+        if header.token_kind() != TokenKind::Regular {
             return Err(DecodeError::bad("type", 0, "not a regular token"));
         }
         if body.is_empty() {
@@ -209,7 +205,7 @@ impl Token {
                 order,
             ));
         }
-        let rtr = codec::run_all(body, TOKEN_HEADER_LEN, "ring_rtr", |mut i| {
+        let rtr = codec::run_all(body, HEADER_LEN, "ring_rtr", |mut i| {
             let mut rtr = Vec::new();
             while !i.is_empty() {
                 let (rest, r) = RingRtr::parse(i, order)?;
@@ -225,21 +221,42 @@ impl Token {
         self.rtr.iter().map(RingRtr::encoded_len).sum()
     }
 
-    /// Encode in `order`; `rtr_len` follows the requests. The caller keeps
-    /// the body within [`MAX_TOKEN_BODY`](super::types::MAX_TOKEN_BODY).
+    /// Encode in `order` (see [`emit_token_in`]).
     pub fn emit(&self, order: ByteOrder) -> Vec<u8> {
-        let body_len = self.body_len();
-        let header = TokenHeader {
-            rtr_len: body_len as u16,
-            ..self.header
-        };
-        let mut out = Vec::with_capacity(TOKEN_HEADER_LEN + body_len);
-        header.emit_into(order, &mut out);
-        for r in &self.rtr {
-            r.emit_into(order, &mut out);
-        }
-        out
+        emit_token_in(&self.header, &self.rtr, order)
     }
+}
+
+/// Bytes one ring's requests take in a token.
+pub fn rtr_len(r: &RingRtr) -> usize {
+    r.encoded_len()
+}
+
+/// The retransmission requests of a whole regular token datagram.
+pub fn parse_rtr(datagram: &[u8]) -> Result<Vec<RingRtr>, DecodeError> {
+    Ok(Token::parse(datagram)?.0.rtr)
+}
+
+/// A regular token in this machine's order (see [`emit_token_in`]).
+pub fn emit_token(header: &TokenHeader, rtr: &[RingRtr]) -> Vec<u8> {
+    emit_token_in(header, rtr, ByteOrder::NATIVE)
+}
+
+/// Encode a regular token in `order`; `rtr_len` follows the requests. The
+/// caller keeps the body within [`MAX_TOKEN_BODY`](super::types::MAX_TOKEN_BODY).
+#[inline(always)]
+pub fn emit_token_in(header: &TokenHeader, rtr: &[RingRtr], order: ByteOrder) -> Vec<u8> {
+    let body_len: usize = rtr.iter().map(RingRtr::encoded_len).sum();
+    let header = TokenHeader {
+        rtr_len: body_len as u16,
+        ..*header
+    };
+    let mut out = Vec::with_capacity(HEADER_LEN + body_len);
+    header.emit_into(order, &mut out);
+    for r in rtr {
+        r.emit_into(order, &mut out);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -266,9 +283,9 @@ mod tests {
         let bytes = hex(FIRST_TOKEN);
         let (t, order) = Token::parse(&bytes).unwrap();
         assert_eq!(order, ByteOrder::Little);
-        assert_eq!(t.header.token_type, 0);
+        assert_eq!(t.header.kind, 0);
         assert_eq!(t.header.aru, i32::MAX);
-        assert_eq!(t.header.aru_last_id, -1);
+        assert_eq!(t.header.aru_last_id, u32::MAX);
         assert_eq!(t.header.memb_id.proc_id, 0x0a63_0001);
         assert!(t.rtr.is_empty());
         assert_eq!(t.emit(order), bytes);
@@ -289,7 +306,7 @@ mod tests {
     fn rtr_round_trip_and_checks() {
         let t = Token {
             header: TokenHeader {
-                token_type: 0x0003_0000,
+                kind: 0x0003_0000,
                 seq: 20,
                 ..Default::default()
             },
@@ -324,5 +341,15 @@ mod tests {
                 })
             ));
         }
+    }
+
+    #[test]
+    fn truncated_tokens_are_rejected() {
+        assert!(TokenHeader::parse(&[0x80, 0, 0]).is_err());
+        assert!(parse_rtr(&[0x80, 0, 0, 0x80, 1, 2, 3]).is_err());
+        let bytes = hex(FIRST_TOKEN);
+        assert_eq!(parse_rtr(&bytes), Ok(Vec::new()));
+        let (h, _) = TokenHeader::parse(&bytes).unwrap();
+        assert_eq!(emit_token(&h, &[]), bytes);
     }
 }

@@ -2,28 +2,37 @@
 
 use crate::endian::ENDIAN_MARKER;
 
-/// Bits of a packet or token type word (`net_types.h` facts).
+/// A daemon's id: its IPv4 address in host order.
+///
+/// The original sends it as a signed 32-bit int; the sign is representation
+/// only (the bytes on the wire are the same), so ids are `u32` here: the
+/// engines compare, sort and print them as addresses in many places, and a
+/// sign would make 128.0.0.0 and up sort before 10.0.0.0.
+pub type DaemonId = u32;
+
+/// Bits of a packet or token type word (`net_types.h` facts, without their
+/// `_TYPE` suffix).
 ///
 /// Stored and compared without the endian marker ([`ENDIAN_MARKER`]).
-pub mod type_bits {
-    pub const UNRELIABLE_TYPE: u32 = 0x0000_0001;
-    pub const RELIABLE_TYPE: u32 = 0x0000_0002;
-    pub const FIFO_TYPE: u32 = 0x0000_0004;
-    pub const AGREED_TYPE: u32 = 0x0000_0008;
-    pub const SAFE_TYPE: u32 = 0x0000_0010;
+pub mod bits {
+    pub const UNRELIABLE: u32 = 0x0000_0001;
+    pub const RELIABLE: u32 = 0x0000_0002;
+    pub const FIFO: u32 = 0x0000_0004;
+    pub const AGREED: u32 = 0x0000_0008;
+    pub const SAFE: u32 = 0x0000_0010;
     /// Any of the five service levels of a data packet.
-    pub const REGULAR_TYPE: u32 = 0x0000_001f;
+    pub const REGULAR: u32 = 0x0000_001f;
     /// Forwarded to another segment (multi-segment only).
-    pub const ROUTED_TYPE: u32 = 0x0000_0020;
+    pub const ROUTED: u32 = 0x0000_0020;
     /// Asks the leader to release a held token.
-    pub const HURRY_TYPE: u32 = 0x0000_0040;
-    pub const ALIVE_TYPE: u32 = 0x0000_0100;
-    pub const JOIN_TYPE: u32 = 0x0000_0200;
-    pub const REFER_TYPE: u32 = 0x0000_0400;
-    pub const MEMBERSHIP_TYPE: u32 = 0x0000_0700;
-    pub const FORM1_TYPE: u32 = 0x0000_1000;
-    pub const FORM2_TYPE: u32 = 0x0000_2000;
-    pub const FORM_TYPE: u32 = 0x0000_3000;
+    pub const HURRY: u32 = 0x0000_0040;
+    pub const ALIVE: u32 = 0x0000_0100;
+    pub const JOIN: u32 = 0x0000_0200;
+    pub const REFER: u32 = 0x0000_0400;
+    pub const MEMBERSHIP: u32 = 0x0000_0700;
+    pub const FORM1: u32 = 0x0000_1000;
+    pub const FORM2: u32 = 0x0000_2000;
+    pub const FORM: u32 = 0x0000_3000;
     /// 4-bit counter the leader advances on every token pass.
     pub const ARQ_MASK: u32 = 0x000f_0000;
     pub const ARQ_SHIFT: u32 = 16;
@@ -31,29 +40,28 @@ pub mod type_bits {
     pub const RETRANS_MASK: u32 = 0x00f0_0000;
     pub const RETRANS_SHIFT: u32 = 20;
     /// Monitor status request/reply.
-    pub const STATUS_TYPE: u32 = 0x0100_0000;
+    pub const STATUS: u32 = 0x0100_0000;
     /// Monitor-imposed partition.
-    pub const PARTITION_TYPE: u32 = 0x0200_0000;
+    pub const PARTITION: u32 = 0x0200_0000;
     /// Monitor flow-control parameters.
-    pub const FC_TYPE: u32 = 0x0400_0000;
+    pub const FC: u32 = 0x0400_0000;
     /// Configuration reload.
-    pub const RELOAD_TYPE: u32 = 0x0800_0000;
-    pub const CONTROL_TYPE: u32 = 0x0f00_0000;
+    pub const RELOAD: u32 = 0x0800_0000;
+    pub const CONTROL: u32 = 0x0f00_0000;
 }
 
-use type_bits::*;
+use bits::*;
 
 /// Largest datagram (`MAX_PACKET_SIZE`).
 pub const MAX_PACKET_SIZE: usize = 1472;
 /// Packet and token headers are both 40 bytes.
-pub const PACKET_HEADER_LEN: usize = 40;
-pub const TOKEN_HEADER_LEN: usize = 40;
+pub const HEADER_LEN: usize = 40;
 /// Bytes of fragments a data packet can carry (`packet_body`).
-pub const PACKET_BODY_LEN: usize = MAX_PACKET_SIZE - PACKET_HEADER_LEN;
+pub const BODY_LEN: usize = MAX_PACKET_SIZE - HEADER_LEN;
 /// Header of a packed (non-first) fragment: index and length, 2 bytes each.
 pub const FRAGMENT_HEADER_LEN: usize = 4;
 /// Largest token body: an IP datagram less the IP, UDP and token headers.
-pub const MAX_TOKEN_BODY: usize = 65535 - 20 - 8 - TOKEN_HEADER_LEN;
+pub const MAX_TOKEN_BODY: usize = 65535 - 20 - 8 - HEADER_LEN;
 /// Most pieces one message may be cut into (`MAX_SCATTER_ELEMENTS`).
 pub const MAX_MESSAGE_PIECES: usize = 100;
 /// Daemons in one ring (`MAX_PROCS_RING`): slots of a full `members_info`.
@@ -77,11 +85,12 @@ pub const MONITOR_HASH: u32 = 1100;
 /// Memb id the monitor puts in its partition packets.
 pub const MONITOR_MEMB_PROC_ID: i32 = 15_051_963;
 
-/// Representative types of a `rep_info` (and the time field of a REFER).
-pub mod rep_type {
-    pub const POTENTIAL_REP: i16 = 0;
-    pub const SEG_REP: i16 = 1;
-    pub const RING_REP: i16 = 2;
+/// Representative types of a `rep_info` (`POTENTIAL_REP`, `SEG_REP`,
+/// `RING_REP`; also the time field of a REFER).
+pub mod rep_kind {
+    pub const POTENTIAL: i16 = 0;
+    pub const SEG: i16 = 1;
+    pub const RING: i16 = 2;
 }
 
 /// Strip the endian marker from a host-order type word.
@@ -129,23 +138,23 @@ pub enum PacketKind {
 impl PacketKind {
     pub fn of(type_word: u32) -> PacketKind {
         let t = strip_marker(type_word);
-        if t & PARTITION_TYPE != 0 {
+        if t & PARTITION != 0 {
             PacketKind::Partition
-        } else if t & STATUS_TYPE != 0 {
+        } else if t & STATUS != 0 {
             PacketKind::Status
-        } else if t & FC_TYPE != 0 {
+        } else if t & FC != 0 {
             PacketKind::FlowControl
-        } else if t & RELOAD_TYPE != 0 {
+        } else if t & RELOAD != 0 {
             PacketKind::Reload
-        } else if t & ALIVE_TYPE != 0 {
+        } else if t & ALIVE != 0 {
             PacketKind::Alive
-        } else if t & JOIN_TYPE != 0 {
+        } else if t & JOIN != 0 {
             PacketKind::Join
-        } else if t & REFER_TYPE != 0 {
+        } else if t & REFER != 0 {
             PacketKind::Refer
-        } else if t & HURRY_TYPE != 0 {
+        } else if t & HURRY != 0 {
             PacketKind::Hurry
-        } else if t & REGULAR_TYPE != 0 {
+        } else if t & REGULAR != 0 {
             PacketKind::Data
         } else {
             PacketKind::Unknown
@@ -164,9 +173,9 @@ pub enum TokenKind {
 impl TokenKind {
     pub fn of(type_word: u32) -> TokenKind {
         let t = strip_marker(type_word);
-        if t & FORM1_TYPE != 0 {
+        if t & FORM1 != 0 {
             TokenKind::Form1
-        } else if t & FORM2_TYPE != 0 {
+        } else if t & FORM2 != 0 {
             TokenKind::Form2
         } else {
             TokenKind::Regular
@@ -177,7 +186,7 @@ impl TokenKind {
 /// Whether a message of packet type `next` may be packed into a packet of
 /// type `current`: same type, or both FIFO/AGREED.
 pub fn packable_together(current: u32, next: u32) -> bool {
-    let fifo_or_agreed = |t: u32| t & (FIFO_TYPE | AGREED_TYPE) != 0;
+    let fifo_or_agreed = |t: u32| t & (FIFO | AGREED) != 0;
     strip_marker(current) == strip_marker(next) || (fifo_or_agreed(current) && fifo_or_agreed(next))
 }
 
@@ -188,15 +197,15 @@ pub fn packet_type_for_service(service_type: u32) -> Option<u32> {
     use crate::client::service::*;
     let t = service_type;
     if t & (UNRELIABLE_MESS | RELIABLE_MESS) != 0 {
-        Some(RELIABLE_TYPE)
+        Some(RELIABLE)
     } else if t & FIFO_MESS != 0 {
-        Some(FIFO_TYPE)
+        Some(FIFO)
     } else if t & (CAUSAL_MESS | AGREED_MESS) != 0 {
-        Some(AGREED_TYPE)
+        Some(AGREED)
     } else if t & SAFE_MESS != 0 {
-        Some(SAFE_TYPE)
+        Some(SAFE)
     } else if t & CONTROL_MESS != 0 {
-        Some(AGREED_TYPE)
+        Some(AGREED)
     } else {
         None
     }
@@ -221,8 +230,8 @@ mod tests {
         assert_eq!(PacketKind::of(0x8000_00c0), PacketKind::Hurry);
         assert_eq!(PacketKind::of(0x8000_0088), PacketKind::Data);
         assert_eq!(PacketKind::of(0x8000_0180), PacketKind::Alive);
-        assert_eq!(PacketKind::of(ALIVE_TYPE | HURRY_TYPE), PacketKind::Alive);
-        assert_eq!(PacketKind::of(STATUS_TYPE | AGREED_TYPE), PacketKind::Status);
+        assert_eq!(PacketKind::of(ALIVE | HURRY), PacketKind::Alive);
+        assert_eq!(PacketKind::of(STATUS | AGREED), PacketKind::Status);
         assert_eq!(PacketKind::of(0x8000_0080), PacketKind::Unknown);
         assert_eq!(TokenKind::of(0x8000_1080), TokenKind::Form1);
         assert_eq!(TokenKind::of(0x8000_2080), TokenKind::Form2);
@@ -231,28 +240,25 @@ mod tests {
 
     #[test]
     fn packing_compatibility() {
-        assert!(packable_together(AGREED_TYPE, FIFO_TYPE));
-        assert!(packable_together(FIFO_TYPE, AGREED_TYPE));
-        assert!(packable_together(SAFE_TYPE, SAFE_TYPE));
-        assert!(!packable_together(AGREED_TYPE, SAFE_TYPE));
-        assert!(!packable_together(RELIABLE_TYPE, FIFO_TYPE));
+        assert!(packable_together(AGREED, FIFO));
+        assert!(packable_together(FIFO, AGREED));
+        assert!(packable_together(SAFE, SAFE));
+        assert!(!packable_together(AGREED, SAFE));
+        assert!(!packable_together(RELIABLE, FIFO));
     }
 
     #[test]
     fn service_to_packet_type() {
         use crate::client::service::*;
-        assert_eq!(packet_type_for_service(UNRELIABLE_MESS), Some(RELIABLE_TYPE));
-        assert_eq!(packet_type_for_service(CAUSAL_MESS), Some(AGREED_TYPE));
-        assert_eq!(packet_type_for_service(SAFE_MESS | SELF_DISCARD), Some(SAFE_TYPE));
-        assert_eq!(packet_type_for_service(JOIN_MESS), Some(AGREED_TYPE));
+        assert_eq!(packet_type_for_service(UNRELIABLE_MESS), Some(RELIABLE));
+        assert_eq!(packet_type_for_service(CAUSAL_MESS), Some(AGREED));
+        assert_eq!(packet_type_for_service(SAFE_MESS | SELF_DISCARD), Some(SAFE));
+        assert_eq!(packet_type_for_service(JOIN_MESS), Some(AGREED));
         assert_eq!(
             packet_type_for_service(GROUPS_MESS | RELIABLE_MESS),
-            Some(RELIABLE_TYPE)
+            Some(RELIABLE)
         );
-        assert_eq!(
-            packet_type_for_service(GROUPS_MESS | AGREED_MESS),
-            Some(AGREED_TYPE)
-        );
+        assert_eq!(packet_type_for_service(GROUPS_MESS | AGREED_MESS), Some(AGREED));
         assert_eq!(packet_type_for_service(REG_MEMB_MESS), None);
     }
 }

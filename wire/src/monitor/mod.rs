@@ -30,8 +30,10 @@
 
 use crate::client::MembId;
 use crate::codec::{self, PResult};
-use crate::daemon::type_bits::{FC_TYPE, PARTITION_TYPE, RELOAD_TYPE, STATUS_TYPE};
-use crate::daemon::{put_i16, DecodeError, PacketHeader, PACKET_HEADER_LEN};
+use crate::daemon::bits::{
+    FC as FC_TYPE, PARTITION as PARTITION_TYPE, RELOAD as RELOAD_TYPE, STATUS as STATUS_TYPE,
+};
+use crate::daemon::{put_i16, DaemonId, DecodeError, PacketHeader, HEADER_LEN};
 use crate::endian::ByteOrder;
 
 /// `memb_id.proc_id` of every monitor command.
@@ -141,15 +143,15 @@ pub struct CommandPacket {
 impl CommandPacket {
     /// A command as the original spmonitor builds it: zeroed header with the
     /// magic, `monitor_id`, the reply port and the monitor hash.
-    pub fn new(monitor_id: i32, reply_port: u16, command: Command) -> CommandPacket {
+    pub fn new(monitor_id: DaemonId, reply_port: u16, command: Command) -> CommandPacket {
         let data_len = match &command {
             Command::Status { body } | Command::Reload { body } => body.len(),
             Command::Partition(_) => PARTITION_BODY_LEN,
             Command::FlowControl(_) => FC_BODY_LEN,
-        } as i16;
+        } as u16;
         CommandPacket {
             header: PacketHeader {
-                packet_type: command.type_bit(),
+                kind: command.type_bit(),
                 proc_id: monitor_id,
                 memb_id: MembId {
                     proc_id: MONITOR_MAGIC,
@@ -170,7 +172,7 @@ impl CommandPacket {
     }
 
     /// The identity of the monitor (replies go to this host).
-    pub fn monitor_id(&self) -> i32 {
+    pub fn monitor_id(&self) -> DaemonId {
         self.header.proc_id
     }
 
@@ -191,7 +193,7 @@ impl CommandPacket {
     /// original's dispatch.
     pub fn parse(buf: &[u8]) -> Result<(CommandPacket, ByteOrder), DecodeError> {
         let (header, order, body) = crate::daemon::split_datagram(buf)?;
-        let t = header.packet_type;
+        let t = header.kind;
         let command = if t & STATUS_TYPE != 0 {
             Command::Status { body: body.to_vec() }
         } else if t & PARTITION_TYPE != 0 {
@@ -225,19 +227,19 @@ impl CommandPacket {
             }
         }
         let header = PacketHeader {
-            packet_type: (self.header.packet_type & !COMMAND_TYPES) | self.command.type_bit(),
-            data_len: body.len() as i16,
+            kind: (self.header.kind & !COMMAND_TYPES) | self.command.type_bit(),
+            data_len: body.len() as u16,
             ..self.header
         };
-        let mut out = Vec::with_capacity(PACKET_HEADER_LEN + body.len());
-        header.emit_into(order, &mut out);
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        out.extend_from_slice(&header.emit(order));
         out.extend_from_slice(&body);
         out
     }
 }
 
 fn parse_partition(body: &[u8], order: ByteOrder) -> Result<PartitionTable, DecodeError> {
-    codec::run_all(body, PACKET_HEADER_LEN, "partition_table", |mut i| {
+    codec::run_all(body, HEADER_LEN, "partition_table", |mut i| {
         let mut t = [0i16; MAX_PROCS_RING];
         for slot in t.iter_mut() {
             (i, *slot) = codec::i16(i, order, "partition_entry")?;
@@ -247,7 +249,7 @@ fn parse_partition(body: &[u8], order: ByteOrder) -> Result<PartitionTable, Deco
 }
 
 fn parse_fc(body: &[u8], order: ByteOrder) -> Result<FcTable, DecodeError> {
-    codec::run_all(body, PACKET_HEADER_LEN, "fc_table", |mut i| {
+    codec::run_all(body, HEADER_LEN, "fc_table", |mut i| {
         let mut t = [[0i16; 2]; MAX_PROCS_RING];
         for row in t.iter_mut() {
             (i, row[0]) = codec::i16(i, order, "fc_personal_window")?;
@@ -412,17 +414,17 @@ pub struct StatusReply {
 impl StatusReply {
     /// A reply as the original daemon builds it: only type, proc_id and
     /// data_len set in the header.
-    pub fn new(daemon_id: i32, status: StatusRecord, extension: Option<StatusExtension>) -> StatusReply {
+    pub fn new(daemon_id: DaemonId, status: StatusRecord, extension: Option<StatusExtension>) -> StatusReply {
         let mut reply = StatusReply {
             header: PacketHeader {
-                packet_type: STATUS_TYPE,
+                kind: STATUS_TYPE,
                 proc_id: daemon_id,
                 ..PacketHeader::default()
             },
             status,
             extension,
         };
-        reply.header.data_len = (reply.emit(ByteOrder::NATIVE).len() - PACKET_HEADER_LEN) as i16;
+        reply.header.data_len = (reply.emit(ByteOrder::NATIVE).len() - HEADER_LEN) as u16;
         reply
     }
 
@@ -431,14 +433,14 @@ impl StatusReply {
     /// carry its tag (and must then be well formed). `data_len` must match.
     pub fn parse(buf: &[u8]) -> Result<(StatusReply, ByteOrder), DecodeError> {
         let (header, order, body) = crate::daemon::split_datagram(buf)?;
-        if header.packet_type & STATUS_TYPE == 0 {
+        if header.kind & STATUS_TYPE == 0 {
             return Err(DecodeError::bad("type", 0, "not a STATUS reply"));
         }
-        let (rest, status) = codec::run(body, PACKET_HEADER_LEN, |i| StatusRecord::parse(i, order))?;
+        let (rest, status) = codec::run(body, HEADER_LEN, |i| StatusRecord::parse(i, order))?;
         let extension = if rest.is_empty() {
             None
         } else {
-            let at = PACKET_HEADER_LEN + body.len() - rest.len();
+            let at = HEADER_LEN + body.len() - rest.len();
             Some(codec::run_all(rest, at, "status_extension", |i| {
                 StatusExtension::parse(i, order)
             })?)
@@ -460,11 +462,11 @@ impl StatusReply {
             ext.write(order, &mut body);
         }
         let header = PacketHeader {
-            data_len: body.len() as i16,
+            data_len: body.len() as u16,
             ..self.header
         };
-        let mut out = Vec::with_capacity(PACKET_HEADER_LEN + body.len());
-        header.emit_into(order, &mut out);
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        out.extend_from_slice(&header.emit(order));
         out.extend_from_slice(&body);
         out
     }
