@@ -789,7 +789,7 @@ pub extern "C" fn SP_error(error: c_int) {
 }
 
 fn write_memb_info(info: &membership::MembInfo, out: &mut membership_info) {
-    out.gid = group_id { id: info.gid };
+    out.gid = group_id { id: info.gid.words() };
     if let Some(name) = info.changed_member {
         for (d, s) in out.changed_member.iter_mut().zip(name) {
             *d = s as c_char;

@@ -17,7 +17,7 @@
 //! after the vulnerable trailer if there is one.
 
 use crate::client::limits::MAX_GROUP_NAME;
-use crate::client::GroupName;
+use crate::client::{GroupId, GroupName};
 use crate::endian::ByteOrder;
 
 /// The writer's order: ours, or the other one when `swapped`.
@@ -41,53 +41,43 @@ pub const VULNERABLE_MESS: i16 = -32766;
 pub const FL_MIN_LEGAL_MESS_TYPE: i16 = -32765;
 
 /// Size of a group id on the wire.
-pub const GID_LEN: usize = 12;
+pub const GID_LEN: usize = GroupId::LEN;
 
-/// A group (view) id: the three words of `group_id`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Gid(pub [i32; 3]);
+/// The group id (12 bytes) as a message from a host of the same
+/// (`swapped == false`) or the other byte order wrote it.
+pub fn gid_from_bytes(b: [u8; GID_LEN], swapped: bool) -> GroupId {
+    GroupId::from_bytes(b, writer_order(swapped))
+}
 
-impl Gid {
-    /// Encode in `order`.
-    pub fn emit(self, order: ByteOrder) -> [u8; GID_LEN] {
-        let mut out = [0u8; GID_LEN];
-        for (chunk, w) in out.chunks_exact_mut(4).zip(self.0) {
-            chunk.copy_from_slice(&order.u32_bytes(w as u32));
-        }
-        out
+/// Where a flush view's set count starts (`FL_get_num_vs_offset_memb_mess`).
+pub const VIEW_NUM_VS_OFFSET: usize = GID_LEN;
+/// Where its set's names start (`FL_get_vs_set_offset_memb_mess`).
+pub const VIEW_VS_SET_OFFSET: usize = GID_LEN + 4;
+
+/// The body of a membership message the flush layer delivers to its program
+/// when it installs a view: the view's group id, then one set of members (an
+/// int32 count and the names), in this host's order. Unlike the daemon's
+/// regular membership body there is one set and no set index.
+pub fn view_body(gid: GroupId, vs_set: &[GroupName]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(VIEW_VS_SET_OFFSET + vs_set.len() * MAX_GROUP_NAME);
+    body.extend_from_slice(&gid.to_native());
+    ByteOrder::NATIVE.put_u32(&mut body, vs_set.len() as u32);
+    for n in vs_set {
+        body.extend_from_slice(n.raw());
     }
-
-    /// The id in this host's byte order, as the original library sends it.
-    pub fn to_native(self) -> [u8; GID_LEN] {
-        self.emit(ByteOrder::NATIVE)
-    }
-
-    /// Decode an id written in `order`.
-    pub fn parse(b: [u8; GID_LEN], order: ByteOrder) -> Gid {
-        let mut w = [0i32; 3];
-        for (i, chunk) in b.chunks_exact(4).enumerate() {
-            w[i] = order.read_u32([chunk[0], chunk[1], chunk[2], chunk[3]]) as i32;
-        }
-        Gid(w)
-    }
-
-    /// Read an id written by a host of the same (`swapped == false`) or the
-    /// other byte order.
-    pub fn from_bytes(b: [u8; GID_LEN], swapped: bool) -> Gid {
-        Gid::parse(b, writer_order(swapped))
-    }
+    body
 }
 
 /// What a received regular message is, once the flush layer looked at it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decoded {
-    FlushOk(Gid),
-    FlushRecv(Gid),
+    FlushOk(GroupId),
+    FlushRecv(GroupId),
     /// A program's message; `vulnerable` names the view it was sent in when
     /// it was sent as a vulnerable message.
     Data {
         mess_type: i16,
-        vulnerable: Option<Gid>,
+        vulnerable: Option<GroupId>,
     },
 }
 
@@ -168,7 +158,7 @@ pub fn decode(
         end -= GID_LEN;
         let mut raw = [0u8; GID_LEN];
         raw.copy_from_slice(&body[end..end + GID_LEN]);
-        let gid = Gid::from_bytes(raw, swapped);
+        let gid = gid_from_bytes(raw, swapped);
         match mess_type {
             FLUSH_OK_MESS => Decoded::FlushOk(gid),
             FLUSH_RECV_MESS => Decoded::FlushRecv(gid),
@@ -199,7 +189,7 @@ pub fn decode(
 /// mess_type it travels with.
 pub fn data_trailer(
     mess_type: i16,
-    vulnerable: Option<Gid>,
+    vulnerable: Option<GroupId>,
     subgroup_of: Option<&GroupName>,
 ) -> (i16, Vec<u8>) {
     let mut t = Vec::with_capacity(2 + GID_LEN + MAX_GROUP_NAME);
@@ -233,7 +223,7 @@ mod tests {
 
     #[test]
     fn flush_ok_body_is_the_gid_in_host_order() {
-        let gid = Gid([0x7f00_0001, 0x5f00_0000, 3]);
+        let gid = GroupId::from_words([0x7f00_0001, 0x5f00_0000, 3]);
         let body = gid.to_native();
         // Little-endian hosts write the first word as 01 00 00 7f.
         if cfg!(target_endian = "little") {
@@ -250,9 +240,9 @@ mod tests {
 
     #[test]
     fn foreign_order_gid_is_swapped() {
-        let gid = Gid([1, 2, -3]);
+        let gid = GroupId::from_words([1, 2, -3]);
         let mut foreign = [0u8; GID_LEN];
-        for (c, w) in foreign.chunks_exact_mut(4).zip(gid.0) {
+        for (c, w) in foreign.chunks_exact_mut(4).zip(gid.words()) {
             c.copy_from_slice(&w.swap_bytes().to_ne_bytes());
         }
         let d = decode(0x4, FLUSH_OK_MESS, true, &[name("g")], &foreign).unwrap();
@@ -261,7 +251,7 @@ mod tests {
 
     #[test]
     fn vulnerable_subgroupcast_round_trip() {
-        let gid = Gid([9, 8, 7]);
+        let gid = GroupId::from_words([9, 8, 7]);
         let g = name("grp");
         let (t, trailer) = data_trailer(42, Some(gid), Some(&g));
         assert_eq!(t, VULNERABLE_MESS);
@@ -288,16 +278,16 @@ mod tests {
 
     #[test]
     fn both_orders_and_a_foreign_vulnerable_type() {
-        let gid = Gid([0x0102_0304, -2, 5]);
+        let gid = GroupId::from_words([0x0102_0304, -2, 5]);
         for order in [ByteOrder::Little, ByteOrder::Big] {
-            assert_eq!(Gid::parse(gid.emit(order), order), gid);
+            assert_eq!(GroupId::from_bytes(gid.to_bytes(order), order), gid);
         }
-        assert_eq!(&gid.emit(ByteOrder::Big)[..4], &[1, 2, 3, 4]);
+        assert_eq!(&gid.to_bytes(ByteOrder::Big)[..4], &[1, 2, 3, 4]);
         // A vulnerable message from a host of the other order.
         let foreign = writer_order(true);
         let mut body = b"x".to_vec();
         body.extend_from_slice(&foreign.u16_bytes(7));
-        body.extend_from_slice(&gid.emit(foreign));
+        body.extend_from_slice(&gid.to_bytes(foreign));
         let d = decode(0x4, VULNERABLE_MESS, true, &[name("g")], &body).unwrap();
         assert_eq!(
             d.kind,
@@ -307,6 +297,18 @@ mod tests {
             }
         );
         assert_eq!(d.body_len, 1);
+    }
+
+    #[test]
+    fn view_body_layout() {
+        let gid = GroupId::from_words([0x0a63_0001, 77, 4]);
+        let body = view_body(gid, &[name("#a#h"), name("#b#h")]);
+        assert_eq!(body.len(), VIEW_VS_SET_OFFSET + 2 * 32);
+        assert_eq!(&body[..GID_LEN], &gid.to_native());
+        assert_eq!(&body[VIEW_NUM_VS_OFFSET..VIEW_VS_SET_OFFSET], &2u32.to_ne_bytes());
+        assert_eq!(&body[VIEW_VS_SET_OFFSET..VIEW_VS_SET_OFFSET + 4], b"#a#h");
+        assert_eq!(&body[VIEW_VS_SET_OFFSET + 32..VIEW_VS_SET_OFFSET + 36], b"#b#h");
+        assert_eq!(view_body(gid, &[]).len(), 16);
     }
 
     #[test]

@@ -7,6 +7,9 @@ use spread_wire::client::service::{
     CAUSED_BY_DISCONNECT, CAUSED_BY_JOIN, CAUSED_BY_LEAVE, CAUSED_BY_NETWORK, MEMBERSHIP_MESS, REG_MEMB_MESS,
 };
 
+use spread_wire::client::GroupId;
+use spread_wire::endian::ByteOrder;
+
 use crate::error::SpError;
 
 // The layout's offsets are the codec's own.
@@ -53,7 +56,7 @@ impl BodyBytes for Pieces<'_> {
 /// `membership_info` in Rust terms.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MembInfo {
-    pub gid: [i32; 3],
+    pub gid: GroupId,
     /// `None`: leave the program's field as it was.
     pub changed_member: Option<[u8; MAX_GROUP_NAME]>,
     pub num_vs_sets: u32,
@@ -78,11 +81,9 @@ pub fn memb_info(body: &dyn BodyBytes, service_type: u32) -> Result<MembInfo, Sp
     if !is_membership(service_type) {
         return Err(SpError::IllegalMessage);
     }
-    let gid = [
-        body.word(GID_OFFSET) as i32,
-        body.word(GID_OFFSET + 4) as i32,
-        body.word(GID_OFFSET + 8) as i32,
-    ];
+    let mut raw = [0u8; GroupId::LEN];
+    body.read(GID_OFFSET, &mut raw);
+    let gid = GroupId::from_bytes(raw, ByteOrder::NATIVE);
     if service_type & REG_MEMB_MESS == 0 {
         // Transitional: only the group id.
         return Ok(MembInfo {
@@ -212,7 +213,6 @@ impl PiecesMut<'_, '_> {
 mod tests {
     use super::*;
     use spread_wire::client::{GroupName, MembershipBody};
-    use spread_wire::endian::ByteOrder;
 
     fn body(order: ByteOrder) -> Vec<u8> {
         let a = GroupName::new(b"#alice#d1").unwrap();
@@ -240,7 +240,7 @@ mod tests {
         let pieces = [x, y, z];
         let b = Pieces(&pieces);
         let info = memb_info(&b, REG_MEMB_MESS | CAUSED_BY_NETWORK).unwrap();
-        assert_eq!(info.gid, [0x7f00_0001, 1234, 7]);
+        assert_eq!(info.gid.words(), [0x7f00_0001, 1234, 7]);
         assert_eq!(info.num_vs_sets, 2);
         assert_eq!(info.changed_member, Some([0; 32]));
         assert_eq!(

@@ -21,9 +21,7 @@ use spread_wire::client::service::{
 use spread_wire::client::GroupName;
 
 use super::view::{code, Action, Control, DaemonMembership, Group, Message};
-use super::wire::{
-    self, Decoded, Gid, DONT_BLOCK, FLUSH_OK_MESS, FLUSH_RECV_MESS, FLUSH_REQ_MESS, SUBGROUP_CAST,
-};
+use super::wire::{self, Decoded, DONT_BLOCK, FLUSH_OK_MESS, FLUSH_RECV_MESS, FLUSH_REQ_MESS, SUBGROUP_CAST};
 use crate::client::membership::{self, BodyBytes, Pieces};
 use crate::client::session::{self, Mailbox, NameSlot, Session, MAX_GROUPS_PER_MESSAGE};
 
@@ -92,7 +90,7 @@ fn daemon_membership(r: &Received) -> Option<DaemonMembership> {
     let mut gid = [0u8; 12];
     body.read(membership::GID_OFFSET, &mut gid);
     Some(DaemonMembership {
-        gid: Gid::from_bytes(gid, false),
+        gid: wire::gid_from_bytes(gid, false),
         service_type: r.service_type,
         members: r.groups.clone(),
         my_index: r.mess_type,
@@ -676,16 +674,14 @@ impl<'a> UserBuffers<'a> {
 mod tests {
     use super::*;
     use spread_wire::client::service::{AGREED_MESS, CAUSED_BY_JOIN};
+    use spread_wire::client::GroupId;
 
     fn n(s: &str) -> GroupName {
         GroupName::new(s.as_bytes()).unwrap()
     }
 
     fn reg_memb(gid: [i32; 3], members: &[&str], me: usize, changed: &str) -> Received {
-        let mut body = Vec::new();
-        for w in gid {
-            body.extend_from_slice(&w.to_ne_bytes());
-        }
+        let mut body = GroupId::from_words(gid).to_native().to_vec();
         body.extend_from_slice(&1u32.to_ne_bytes());
         body.extend_from_slice(&0u32.to_ne_bytes());
         body.extend_from_slice(&1u32.to_ne_bytes());
@@ -707,7 +703,7 @@ mod tests {
             groups: vec![n("g")],
             mess_type: FLUSH_OK_MESS,
             endian_mismatch: 0,
-            body: Gid(gid).to_native().to_vec(),
+            body: GroupId::from_words(gid).to_native().to_vec(),
         }
     }
 
@@ -715,7 +711,13 @@ mod tests {
     fn join_agree_install_through_messages() {
         let mut c = ConnState::new(n("#b#h"));
         let e = c.on_message(reg_memb([1, 2, 3], &["#a#h", "#b#h"], 1, "#b#h"));
-        assert_eq!(e, vec![Effect::Send(n("g"), Control::FlushOk(Gid([1, 2, 3])))]);
+        assert_eq!(
+            e,
+            vec![Effect::Send(
+                n("g"),
+                Control::FlushOk(GroupId::from_words([1, 2, 3]))
+            )]
+        );
         assert!(c.on_message(flok("#a#h", [1, 2, 3])).is_empty());
         // Data from a before b's view is installed: not shown.
         let data = Received {
@@ -729,7 +731,13 @@ mod tests {
         c.on_message(data.clone());
         assert_eq!(c.queued(), 0);
         let e = c.on_message(flok("#b#h", [1, 2, 3]));
-        assert_eq!(e, vec![Effect::Send(n("g"), Control::FlushRecv(Gid([1, 2, 3])))]);
+        assert_eq!(
+            e,
+            vec![Effect::Send(
+                n("g"),
+                Control::FlushRecv(GroupId::from_words([1, 2, 3]))
+            )]
+        );
         assert_eq!(c.queued(), 1);
         assert_eq!(c.bytes_queued(), 88 + 64 + 48);
         c.on_message(data);

@@ -27,14 +27,14 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use spread_wire::client::limits::MAX_GROUP_NAME;
 use spread_wire::client::service::{
     CAUSED_BY_JOIN, CAUSED_BY_NETWORK, FIFO_MESS, REG_MEMB_MESS, RELIABLE_MESS, TRANSITION_MESS,
     UNRELIABLE_MESS,
 };
 use spread_wire::client::GroupName;
 
-use super::wire::{Gid, FLUSH_REQ_MESS};
+use super::wire::{self, FLUSH_REQ_MESS};
+use spread_wire::client::GroupId;
 
 /// Error codes of `fl.h`.
 pub mod code {
@@ -101,8 +101,8 @@ impl Message {
 /// A control message for the group (sent FIFO to the group's name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {
-    FlushOk(Gid),
-    FlushRecv(Gid),
+    FlushOk(GroupId),
+    FlushRecv(GroupId),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,7 +116,7 @@ pub enum Action {
 /// A regular membership of the group as the daemon delivered it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DaemonMembership {
-    pub gid: Gid,
+    pub gid: GroupId,
     pub service_type: u32,
     /// All members, in the daemon's order.
     pub members: Vec<GroupName>,
@@ -129,7 +129,7 @@ pub struct DaemonMembership {
 
 #[derive(Clone, Debug)]
 struct View {
-    gid: Gid,
+    gid: GroupId,
     memb_type: u32,
     /// A transitional signal was already shown (or must not be) in this view.
     in_trans: bool,
@@ -140,7 +140,7 @@ struct View {
 }
 
 impl View {
-    fn empty(gid: Gid) -> View {
+    fn empty(gid: GroupId) -> View {
         View {
             gid,
             memb_type: 0,
@@ -174,7 +174,7 @@ struct Change {
 }
 
 impl Change {
-    fn new(gid: Gid) -> Change {
+    fn new(gid: GroupId) -> Change {
         Change {
             view: View::empty(gid),
             memb_recvd: false,
@@ -193,7 +193,7 @@ impl Change {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DaemonView {
     Installed,
-    Queued(Gid),
+    Queued(GroupId),
 }
 
 /// One group of one connection.
@@ -202,19 +202,19 @@ pub struct Group {
     name: GroupName,
     pub join: JoinState,
     pub state: ViewState,
-    curr_change: Option<Gid>,
+    curr_change: Option<GroupId>,
     daemon_view: DaemonView,
     view: View,
     flush_recvs: usize,
     held_back: Vec<Message>,
-    queue: VecDeque<Gid>,
-    pending: HashMap<Gid, Change>,
+    queue: VecDeque<GroupId>,
+    pending: HashMap<GroupId, Change>,
 }
 
 impl Group {
     /// A group the connection `me` joined and has not been shown a view of.
     pub fn new(name: GroupName, me: GroupName) -> Group {
-        let mut view = View::empty(Gid::default());
+        let mut view = View::empty(GroupId::default());
         view.fill(0, vec![me.clean()], 0);
         // No transitional signal before the first view.
         view.in_trans = true;
@@ -238,7 +238,7 @@ impl Group {
     }
 
     /// Id of the installed view.
-    pub fn view_id(&self) -> Gid {
+    pub fn view_id(&self) -> GroupId {
         self.view.gid
     }
 
@@ -365,7 +365,7 @@ impl Group {
     }
 
     /// A flush ok from `sender` for the change `gid`.
-    pub fn on_flush_ok(&mut self, sender: GroupName, gid: Gid) -> Vec<Action> {
+    pub fn on_flush_ok(&mut self, sender: GroupName, gid: GroupId) -> Vec<Action> {
         let mut out = Vec::new();
         let change = self.pending.entry(gid).or_insert_with(|| Change::new(gid));
         change.floks.insert(sender.clean());
@@ -377,7 +377,7 @@ impl Group {
     }
 
     /// A flush received for view `gid`.
-    pub fn on_flush_recv(&mut self, gid: Gid) {
+    pub fn on_flush_recv(&mut self, gid: GroupId) {
         match self.state {
             ViewState::Verify if gid == self.view.gid => {
                 self.flush_recvs += 1;
@@ -391,7 +391,7 @@ impl Group {
     }
 
     /// A program's message for the group.
-    pub fn on_data(&mut self, msg: Message, vulnerable: Option<Gid>) -> Vec<Action> {
+    pub fn on_data(&mut self, msg: Message, vulnerable: Option<GroupId>) -> Vec<Action> {
         let sender = msg.sender.clean();
         if self.state == ViewState::Agree && vulnerable.is_some() && vulnerable == self.curr_change {
             let next = vulnerable.and_then(|g| self.pending.get(&g));
@@ -438,7 +438,7 @@ impl Group {
         }
     }
 
-    fn install(&mut self, gid: Gid, out: &mut Vec<Action>) {
+    fn install(&mut self, gid: GroupId, out: &mut Vec<Action>) {
         let Some(change) = self.pending.remove(&gid) else {
             return;
         };
@@ -455,12 +455,7 @@ impl Group {
                 .copied()
                 .collect()
         };
-        let mut body = Vec::with_capacity(16 + vs.len() * MAX_GROUP_NAME);
-        body.extend_from_slice(&new.gid.to_native());
-        body.extend_from_slice(&(vs.len() as i32).to_ne_bytes());
-        for n in &vs {
-            body.extend_from_slice(n.raw());
-        }
+        let body = wire::view_body(new.gid, &vs);
         out.push(Action::Deliver(Message {
             service_type: new.memb_type,
             sender: self.name,
@@ -498,7 +493,7 @@ impl Group {
     /// Forget a change known only from flush oks once it is clearly one this
     /// member will never be part of.
     fn age_pending(&mut self) {
-        let mut oldest: Option<(u32, Gid)> = None;
+        let mut oldest: Option<(u32, GroupId)> = None;
         for (gid, c) in self.pending.iter_mut() {
             if !c.memb_recvd {
                 c.age += 1;
@@ -515,7 +510,7 @@ impl Group {
     /// Drop queued changes that can no longer complete (a member left before
     /// its flush ok); the change after them (or `newest`) is then shown as
     /// caused by the network. Returns the change to work on.
-    fn fold_changes(&mut self, leavers: &[GroupName], newest: Gid) -> Gid {
+    fn fold_changes(&mut self, leavers: &[GroupName], newest: GroupId) -> GroupId {
         if !self.queue.is_empty() && !leavers.is_empty() {
             let mut folding = false;
             let mut kept = VecDeque::with_capacity(self.queue.len());
@@ -564,7 +559,7 @@ mod tests {
         let members: Vec<GroupName> = members.iter().map(|s| n(s)).collect();
         let my_index = members.iter().position(|m| *m == n(me)).unwrap() as i16;
         DaemonMembership {
-            gid: Gid([1, 100, idx]),
+            gid: GroupId::from_words([1, 100, idx]),
             service_type: REG_MEMB_MESS | cause,
             members: members.clone(),
             my_index,
@@ -601,16 +596,19 @@ mod tests {
     fn steady(me: &str) -> Group {
         let mut g = Group::new(n("g"), n(me));
         let a = g.on_membership(memb(2, CAUSED_BY_JOIN, &["#a#h", "#b#h"], me, "#b#h"));
-        assert_eq!(sent(&a), vec![Control::FlushOk(Gid([1, 100, 2]))]);
+        assert_eq!(sent(&a), vec![Control::FlushOk(GroupId::from_words([1, 100, 2]))]);
         assert!(delivered(&a).is_empty());
-        g.on_flush_ok(n("#a#h"), Gid([1, 100, 2]));
-        let a = g.on_flush_ok(n("#b#h"), Gid([1, 100, 2]));
+        g.on_flush_ok(n("#a#h"), GroupId::from_words([1, 100, 2]));
+        let a = g.on_flush_ok(n("#b#h"), GroupId::from_words([1, 100, 2]));
         assert_eq!(delivered(&a), vec![REG_MEMB_MESS | CAUSED_BY_JOIN]);
-        assert_eq!(sent(&a), vec![Control::FlushRecv(Gid([1, 100, 2]))]);
+        assert_eq!(
+            sent(&a),
+            vec![Control::FlushRecv(GroupId::from_words([1, 100, 2]))]
+        );
         assert_eq!(g.join, JoinState::Joined);
         assert_eq!(g.state, ViewState::Verify);
-        g.on_flush_recv(Gid([1, 100, 2]));
-        g.on_flush_recv(Gid([1, 100, 2]));
+        g.on_flush_recv(GroupId::from_words([1, 100, 2]));
+        g.on_flush_recv(GroupId::from_words([1, 100, 2]));
         assert_eq!(g.state, ViewState::Steady);
         g
     }
@@ -619,15 +617,15 @@ mod tests {
     fn joiner_agrees_by_itself_and_installs_when_all_agreed() {
         let g = steady("#b#h");
         assert_eq!(g.view_members(), &[n("#a#h"), n("#b#h")]);
-        assert_eq!(g.view_id(), Gid([1, 100, 2]));
+        assert_eq!(g.view_id(), GroupId::from_words([1, 100, 2]));
     }
 
     #[test]
     fn installed_view_body_names_the_joiner() {
         let mut g = Group::new(n("g"), n("#b#h"));
         g.on_membership(memb(2, CAUSED_BY_JOIN, &["#a#h", "#b#h"], "#b#h", "#b#h"));
-        g.on_flush_ok(n("#a#h"), Gid([1, 100, 2]));
-        let a = g.on_flush_ok(n("#b#h"), Gid([1, 100, 2]));
+        g.on_flush_ok(n("#a#h"), GroupId::from_words([1, 100, 2]));
+        let a = g.on_flush_ok(n("#b#h"), GroupId::from_words([1, 100, 2]));
         let Action::Deliver(m) = &a[0] else {
             panic!("{a:?}")
         };
@@ -635,7 +633,7 @@ mod tests {
         assert_eq!(m.mess_type, 1);
         assert_eq!(m.groups, vec![n("#a#h"), n("#b#h")]);
         assert_eq!(m.body.len(), 12 + 4 + 32);
-        assert_eq!(&m.body[..12], &Gid([1, 100, 2]).to_native());
+        assert_eq!(&m.body[..12], &GroupId::from_words([1, 100, 2]).to_native());
         assert_eq!(&m.body[12..16], &1i32.to_ne_bytes());
         assert_eq!(&m.body[16..20], b"#b#h");
     }
@@ -649,12 +647,12 @@ mod tests {
         assert_eq!(g.state, ViewState::Authorize);
         assert!(g.is_vulnerable(FIFO_MESS));
         assert!(!g.is_vulnerable(0x10));
-        assert_eq!(g.flush(), Ok(Control::FlushOk(Gid([1, 100, 3]))));
+        assert_eq!(g.flush(), Ok(Control::FlushOk(GroupId::from_words([1, 100, 3]))));
         assert_eq!(g.flush(), Err(code::ILLEGAL_STATE));
         for m in ["#a#h", "#b#h"] {
-            assert!(g.on_flush_ok(n(m), Gid([1, 100, 3])).is_empty());
+            assert!(g.on_flush_ok(n(m), GroupId::from_words([1, 100, 3])).is_empty());
         }
-        let a = g.on_flush_ok(n("#c#h"), Gid([1, 100, 3]));
+        let a = g.on_flush_ok(n("#c#h"), GroupId::from_words([1, 100, 3]));
         assert_eq!(delivered(&a), vec![REG_MEMB_MESS | CAUSED_BY_JOIN]);
         assert_eq!(g.view_members().len(), 3);
     }
@@ -675,12 +673,18 @@ mod tests {
         g.on_membership(memb(3, CAUSED_BY_JOIN, &["#a#h", "#b#h", "#c#h"], "#a#h", "#c#h"));
         g.flush().unwrap();
         // b already installed view 3 and sent FIFO in it: held back.
-        assert!(g.on_data(msg("#b#h"), Some(Gid([1, 100, 3]))).is_empty());
+        assert!(g
+            .on_data(msg("#b#h"), Some(GroupId::from_words([1, 100, 3])))
+            .is_empty());
         // A vulnerable message of the old view is shown now.
-        assert_eq!(g.on_data(msg("#b#h"), Some(Gid([1, 100, 2]))).len(), 1);
-        g.on_flush_ok(n("#a#h"), Gid([1, 100, 3]));
-        g.on_flush_ok(n("#b#h"), Gid([1, 100, 3]));
-        let a = g.on_flush_ok(n("#c#h"), Gid([1, 100, 3]));
+        assert_eq!(
+            g.on_data(msg("#b#h"), Some(GroupId::from_words([1, 100, 2])))
+                .len(),
+            1
+        );
+        g.on_flush_ok(n("#a#h"), GroupId::from_words([1, 100, 3]));
+        g.on_flush_ok(n("#b#h"), GroupId::from_words([1, 100, 3]));
+        let a = g.on_flush_ok(n("#c#h"), GroupId::from_words([1, 100, 3]));
         assert_eq!(delivered(&a), vec![REG_MEMB_MESS | CAUSED_BY_JOIN, FIFO_MESS]);
     }
 
@@ -690,7 +694,7 @@ mod tests {
         let a = g.on_membership(memb(3, CAUSED_BY_DISCONNECT, &["#a#h"], "#a#h", "#b#h"));
         assert_eq!(delivered(&a), vec![FLUSH_REQ_MESS, TRANSITION_MESS]);
         g.flush().unwrap();
-        let a = g.on_flush_ok(n("#a#h"), Gid([1, 100, 3]));
+        let a = g.on_flush_ok(n("#a#h"), GroupId::from_words([1, 100, 3]));
         let Action::Deliver(m) = &a[0] else { panic!() };
         assert_eq!(m.service_type, REG_MEMB_MESS | CAUSED_BY_DISCONNECT);
         assert_eq!(&m.body[16..20], b"#b#h");
@@ -702,7 +706,7 @@ mod tests {
         let mut g = Group::new(n("g"), n("#a#h"));
         g.on_membership(memb(3, CAUSED_BY_JOIN, &["#a#h", "#b#h", "#c#h"], "#a#h", "#a#h"));
         for m in ["#a#h", "#b#h", "#c#h"] {
-            g.on_flush_ok(n(m), Gid([1, 100, 3]));
+            g.on_flush_ok(n(m), GroupId::from_words([1, 100, 3]));
         }
         assert_eq!(g.join, JoinState::Joined);
         g.on_membership(memb(
@@ -713,9 +717,9 @@ mod tests {
             "#d#h",
         ));
         g.flush().unwrap();
-        g.on_flush_ok(n("#a#h"), Gid([1, 100, 4]));
-        g.on_flush_ok(n("#c#h"), Gid([1, 100, 4]));
-        g.on_flush_ok(n("#d#h"), Gid([1, 100, 4]));
+        g.on_flush_ok(n("#a#h"), GroupId::from_words([1, 100, 4]));
+        g.on_flush_ok(n("#c#h"), GroupId::from_words([1, 100, 4]));
+        g.on_flush_ok(n("#d#h"), GroupId::from_words([1, 100, 4]));
         // b leaves without having agreed to 4: 4 can never complete.
         let a = g.on_membership(memb(
             5,
@@ -725,12 +729,12 @@ mod tests {
             "#b#h",
         ));
         // Already agreed: agrees to 5 at once; the view shrank: transitional.
-        assert_eq!(sent(&a), vec![Control::FlushOk(Gid([1, 100, 5]))]);
+        assert_eq!(sent(&a), vec![Control::FlushOk(GroupId::from_words([1, 100, 5]))]);
         assert_eq!(delivered(&a), vec![TRANSITION_MESS]);
         for m in ["#a#h", "#c#h"] {
-            assert!(g.on_flush_ok(n(m), Gid([1, 100, 5])).is_empty());
+            assert!(g.on_flush_ok(n(m), GroupId::from_words([1, 100, 5])).is_empty());
         }
-        let a = g.on_flush_ok(n("#d#h"), Gid([1, 100, 5]));
+        let a = g.on_flush_ok(n("#d#h"), GroupId::from_words([1, 100, 5]));
         let Action::Deliver(m) = &a[0] else { panic!() };
         assert_eq!(m.service_type, REG_MEMB_MESS | CAUSED_BY_NETWORK);
         // The vs set: members of the old view that are still there.
@@ -744,11 +748,11 @@ mod tests {
         let mut g = steady("#a#h");
         g.on_membership(memb(3, CAUSED_BY_JOIN, &["#a#h", "#b#h", "#c#h"], "#a#h", "#c#h"));
         g.flush().unwrap();
-        g.on_flush_ok(n("#b#h"), Gid([1, 100, 3]));
-        g.on_flush_ok(n("#a#h"), Gid([1, 100, 3]));
+        g.on_flush_ok(n("#b#h"), GroupId::from_words([1, 100, 3]));
+        g.on_flush_ok(n("#a#h"), GroupId::from_words([1, 100, 3]));
         let a = g.on_membership(memb(4, CAUSED_BY_DISCONNECT, &["#a#h", "#c#h"], "#a#h", "#b#h"));
         assert_eq!(delivered(&a), vec![TRANSITION_MESS]);
-        let a = g.on_flush_ok(n("#c#h"), Gid([1, 100, 3]));
+        let a = g.on_flush_ok(n("#c#h"), GroupId::from_words([1, 100, 3]));
         // View 3 installed (with b, already gone): the program is asked
         // about the next change and told the view shrank.
         assert_eq!(
@@ -757,9 +761,9 @@ mod tests {
         );
         assert!(sent(&a).is_empty());
         assert_eq!(g.state, ViewState::Authorize);
-        assert_eq!(g.flush(), Ok(Control::FlushOk(Gid([1, 100, 4]))));
-        g.on_flush_ok(n("#a#h"), Gid([1, 100, 4]));
-        let a = g.on_flush_ok(n("#c#h"), Gid([1, 100, 4]));
+        assert_eq!(g.flush(), Ok(Control::FlushOk(GroupId::from_words([1, 100, 4]))));
+        g.on_flush_ok(n("#a#h"), GroupId::from_words([1, 100, 4]));
+        let a = g.on_flush_ok(n("#c#h"), GroupId::from_words([1, 100, 4]));
         assert_eq!(delivered(&a), vec![REG_MEMB_MESS | CAUSED_BY_DISCONNECT]);
     }
 

@@ -242,7 +242,7 @@ impl User {
                 out.extend_from_slice(c_str(g));
                 out.push(b'\n');
             }
-            let [a, b, c] = info.gid;
+            let [a, b, c] = info.gid.words();
             let _ = writeln!(out, "grp id is {a} {b} {c}");
             let changed = info.changed_member.unwrap_or([0; MAX_GROUP_NAME]);
             let cause = if st & CAUSED_BY_JOIN != 0 {

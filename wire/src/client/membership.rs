@@ -36,6 +36,10 @@ pub struct MembId {
 }
 
 /// A group's view id: the ring id it was created in and a change counter.
+///
+/// The one group-id type of the project: the daemon's group table and
+/// notices, the client library's membership info and the flush layer's view
+/// ids all use it. C's `group_id` is its three words, see [`GroupId::words`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GroupId {
     pub memb_id: MembId,
@@ -45,10 +49,45 @@ pub struct GroupId {
 impl GroupId {
     pub const LEN: usize = 12;
 
+    /// The id from C's `group_id.id[3]`: `memb_id.proc_id`, `memb_id.time`,
+    /// `index`.
+    pub const fn from_words(w: [i32; 3]) -> GroupId {
+        GroupId {
+            memb_id: MembId {
+                proc_id: w[0],
+                time: w[1],
+            },
+            index: w[2],
+        }
+    }
+
+    /// The three words of C's `group_id`.
+    pub const fn words(self) -> [i32; 3] {
+        [self.memb_id.proc_id, self.memb_id.time, self.index]
+    }
+
     pub fn emit_into(&self, order: ByteOrder, out: &mut Vec<u8>) {
-        order.put_i32(out, self.memb_id.proc_id);
-        order.put_i32(out, self.memb_id.time);
-        order.put_i32(out, self.index);
+        out.extend_from_slice(&self.to_bytes(order));
+    }
+
+    /// The 12 bytes in `order`.
+    pub fn to_bytes(self, order: ByteOrder) -> [u8; GroupId::LEN] {
+        let mut out = [0u8; GroupId::LEN];
+        for (chunk, w) in out.chunks_exact_mut(4).zip(self.words()) {
+            chunk.copy_from_slice(&order.u32_bytes(w as u32));
+        }
+        out
+    }
+
+    /// The 12 bytes in this machine's order, as the libraries send them.
+    pub fn to_native(self) -> [u8; GroupId::LEN] {
+        self.to_bytes(ByteOrder::NATIVE)
+    }
+
+    /// Decode 12 bytes written in `order` (cannot fail).
+    pub fn from_bytes(b: [u8; GroupId::LEN], order: ByteOrder) -> GroupId {
+        let w = |i: usize| order.read_u32([b[i], b[i + 1], b[i + 2], b[i + 3]]) as i32;
+        GroupId::from_words([w(0), w(4), w(8)])
     }
 
     pub fn parse(buf: &[u8], order: ByteOrder) -> Result<GroupId, DecodeError> {
