@@ -69,7 +69,7 @@ pub fn init(config: &Configuration) -> Result<(), String> {
         (Some(_), false) => builder.format_timestamp_secs(),
         (Some(_), true) => builder.format_timestamp_micros(),
     };
-    if let Some(path) = config.event_log_path(&crate::shell::host_name()) {
+    if let Some(path) = config.event_log_path(&crate::os::host_name()) {
         let file = OpenOptions::new()
             .create(true)
             .append(true)

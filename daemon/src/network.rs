@@ -7,10 +7,49 @@
 //! * one unbound send socket (ephemeral source port, broadcast allowed):
 //!   receivers identify senders by packet fields, not by source port.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
+use crate::ring_conf::{Channel, Destination};
+
 use mio::net::UdpSocket;
+
+/// Where the ring's datagrams go: each segment's broadcast address and
+/// port, and each daemon's segment port.
+#[derive(Clone, Debug, Default)]
+pub struct RingAddresses {
+    pub segments: Vec<(Ipv4Addr, u16)>,
+    pub daemon_ports: HashMap<u32, u16>,
+}
+
+impl RingAddresses {
+    /// Every segment's broadcast address and every daemon's port.
+    pub fn from_configuration(config: &crate::configuration::Configuration) -> RingAddresses {
+        RingAddresses {
+            segments: config.segments.iter().map(|s| (s.address, s.port)).collect(),
+            daemon_ports: config
+                .segments
+                .iter()
+                .flat_map(|s| s.daemons.iter().map(|d| (u32::from(d.ip), s.port)))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn resolve(&self, to: Destination) -> Option<std::net::SocketAddrV4> {
+        match to {
+            Destination::Segment(i) => self
+                .segments
+                .get(i)
+                .map(|&(ip, port)| std::net::SocketAddrV4::new(ip, port)),
+            Destination::Daemon { id, channel } => {
+                let port = *self.daemon_ports.get(&id)?;
+                let port = if channel == Channel::Token { port + 1 } else { port };
+                Some(std::net::SocketAddrV4::new(Ipv4Addr::from(id), port))
+            }
+        }
+    }
+}
 
 /// Which channel a datagram arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

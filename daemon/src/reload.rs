@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use crate::configuration::{Configuration, DaemonEntry, DaemonRef};
 use crate::engine::EngineConfig;
 use crate::monitor::MonitorConfig;
+use crate::network::RingAddresses;
 use crate::ring::RingParams;
-use crate::shell::RingAddresses;
 
 /// What a reload gives the engines and the shell.
 pub struct Reloaded {

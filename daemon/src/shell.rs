@@ -4,7 +4,7 @@
 //! Listeners: TCP on the daemon's port for each client interface, and the
 //! Unix stream socket `/tmp/<port>` (mode 0666, like the original).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -19,10 +19,11 @@ use crate::clock::Clock;
 use crate::engine::{Engine, Output};
 use crate::fasthash::FastMap;
 use crate::monitor::{is_monitor_datagram, MonitorAction, MonitorEngine};
+pub use crate::network::RingAddresses;
 use crate::network::{ChannelKind, UdpChannels};
 use crate::os;
 pub use crate::os::{drop_privileges, host_ipv4_addrs, host_name, raise_open_files_limit, read_clock};
-use crate::ring::{Channel, Destination};
+use crate::ring::Channel;
 use crate::session::{ConnId, Peer};
 
 const SIGNAL: Token = Token(0);
@@ -41,42 +42,6 @@ pub struct Listen {
     pub tcp: Vec<SocketAddr>,
     /// The Unix socket path, e.g. `/tmp/4803`; `None` to skip it.
     pub unix: Option<PathBuf>,
-}
-
-/// Where the ring's datagrams go: each segment's broadcast address and
-/// port, and each daemon's segment port.
-#[derive(Clone, Debug, Default)]
-pub struct RingAddresses {
-    pub segments: Vec<(Ipv4Addr, u16)>,
-    pub daemon_ports: HashMap<u32, u16>,
-}
-
-impl RingAddresses {
-    /// Every segment's broadcast address and every daemon's port.
-    pub fn from_configuration(config: &crate::configuration::Configuration) -> RingAddresses {
-        RingAddresses {
-            segments: config.segments.iter().map(|s| (s.address, s.port)).collect(),
-            daemon_ports: config
-                .segments
-                .iter()
-                .flat_map(|s| s.daemons.iter().map(|d| (u32::from(d.ip), s.port)))
-                .collect(),
-        }
-    }
-
-    fn resolve(&self, to: Destination) -> Option<std::net::SocketAddrV4> {
-        match to {
-            Destination::Segment(i) => self
-                .segments
-                .get(i)
-                .map(|&(ip, port)| std::net::SocketAddrV4::new(ip, port)),
-            Destination::Daemon { id, channel } => {
-                let port = *self.daemon_ports.get(&id)?;
-                let port = if channel == Channel::Token { port + 1 } else { port };
-                Some(std::net::SocketAddrV4::new(Ipv4Addr::from(id), port))
-            }
-        }
-    }
 }
 
 #[derive(Debug)]

@@ -154,7 +154,7 @@ pub(crate) fn potential_from_reps(conf: &Conf, my_seg: usize, reps: &[Rep]) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ring::SegmentConf;
+    use crate::ring_conf::SegmentConf;
 
     /// Segment 0: d1..d3 (ids 1..3); segment 1: ids 11 and 12.
     fn conf() -> Conf {
