@@ -281,8 +281,12 @@ impl Engine {
         self.dropped_ring_messages
     }
 
+    /// Sessions past the handshake: what the original's STATUS counts (it
+    /// counts a session once its connect is accepted), so a connection
+    /// that is still connecting, or one that only probed the port and has
+    /// not been seen to close yet, is not a session.
     pub fn session_count(&self) -> usize {
-        self.sessions.len()
+        self.sessions.values().filter(|s| s.is_operational()).count()
     }
 
     // ----- events from the shell -----

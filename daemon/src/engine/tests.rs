@@ -491,3 +491,28 @@ fn the_queue_toward_the_ring_pauses_the_senders_at_its_water_mark() {
     assert_eq!(pair.engines[0].messages_toward_ring(), 0);
     assert!(!pair.engines[0].reading_paused(pair.clock()));
 }
+
+/// STATUS counts sessions as the original does: from the accept on, not
+/// while connecting.
+#[test]
+fn only_accepted_sessions_are_counted() {
+    let base = Clock::new(Instant::now(), 1_700_000_000);
+    let cfg = EngineConfig::new("d1", Ipv4Addr::from(IDS[0]));
+    let mut pair = Pair {
+        engines: vec![Engine::new(cfg, base)],
+        base,
+        now: Duration::ZERO,
+        wire: VecDeque::new(),
+    };
+    let now = pair.clock();
+    pair.engines[0].handle_accept(7, Peer::Unix, 7, now);
+    assert_eq!(
+        pair.engines[0].session_count(),
+        0,
+        "a connection in its handshake"
+    );
+    pair.connect(0, 1, "alice");
+    assert_eq!(pair.engines[0].session_count(), 1);
+    pair.engines[0].handle_client_closed(7, now);
+    assert_eq!(pair.engines[0].session_count(), 1);
+}
