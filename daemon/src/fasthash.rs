@@ -3,9 +3,11 @@
 //!
 //! The standard SipHash cost about a quarter of the daemon's instructions
 //! per message. This one folds 8 bytes at a time through one 64x64->128
-//! multiply (the scheme foldhash and aHash fall back to), keyed with a
-//! random seed per process, so keys a client chooses (private names)
-//! cannot be aimed at one bucket by a client that does not know the seed.
+//! multiply (the scheme foldhash and aHash fall back to). Both the start
+//! state and the multiplier are random per process, so keys a client
+//! chooses (private names) cannot be aimed at one bucket by a client that
+//! does not know them: with a public multiplier, inputs whose product folds
+//! to the same value would collide under every seed.
 //! Connection ids are chosen by the shell.
 
 use std::collections::HashMap;
@@ -15,7 +17,6 @@ use std::sync::OnceLock;
 /// A `HashMap` with the fast keyed hash.
 pub type FastMap<K, V> = HashMap<K, V, FastState>;
 
-const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
 const FINAL: u64 = 0xbf58_476d_1ce4_e5b9;
 
 fn fold(a: u64, b: u64) -> u64 {
@@ -23,21 +24,31 @@ fn fold(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
-/// The process's seed, drawn once from the standard library's random keys.
-fn process_seed() -> u64 {
-    static SEED: OnceLock<u64> = OnceLock::new();
-    *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) | 1)
+/// The process's seed and multiplier, drawn once from the standard
+/// library's random keys (the multiplier odd, so it is never a zero
+/// divisor of the fold).
+fn process_keys() -> (u64, u64) {
+    static KEYS: OnceLock<(u64, u64)> = OnceLock::new();
+    *KEYS.get_or_init(|| {
+        let random = std::collections::hash_map::RandomState::new();
+        (
+            random.hash_one(0x5eed_u64) | 1,
+            random.hash_one(0x6d75_6c74_u64) | 1,
+        )
+    })
 }
 
-/// Builds [`FastHasher`]s with the process's seed.
+/// Builds [`FastHasher`]s with the process's keys.
 #[derive(Clone, Copy, Debug)]
 pub struct FastState {
     seed: u64,
+    multiplier: u64,
 }
 
 impl Default for FastState {
     fn default() -> Self {
-        FastState { seed: process_seed() }
+        let (seed, multiplier) = process_keys();
+        FastState { seed, multiplier }
     }
 }
 
@@ -47,6 +58,7 @@ impl BuildHasher for FastState {
         FastHasher {
             state: self.seed,
             seed: self.seed,
+            multiplier: self.multiplier,
         }
     }
 }
@@ -54,11 +66,12 @@ impl BuildHasher for FastState {
 pub struct FastHasher {
     state: u64,
     seed: u64,
+    multiplier: u64,
 }
 
 impl FastHasher {
     fn mix(&mut self, word: u64) {
-        self.state = fold(self.state ^ word, MULTIPLIER);
+        self.state = fold(self.state ^ word, self.multiplier);
     }
 }
 
@@ -133,11 +146,24 @@ mod tests {
         );
     }
 
-    /// A different seed gives different hashes (the seed keys the hash).
+    /// A different seed or multiplier gives different hashes (both key it).
     #[test]
-    fn the_seed_keys_the_hash() {
-        let a = FastState { seed: 1 };
-        let b = FastState { seed: 3 };
+    fn the_seed_and_the_multiplier_key_the_hash() {
+        let m = 0x9e37_79b9_7f4a_7c15;
+        let a = FastState {
+            seed: 1,
+            multiplier: m,
+        };
+        let b = FastState {
+            seed: 3,
+            multiplier: m,
+        };
+        let c = FastState {
+            seed: 1,
+            multiplier: m ^ 0x10,
+        };
         assert_ne!(hash(&a, b"#alice#d1"), hash(&b, b"#alice#d1"));
+        assert_ne!(hash(&a, b"#alice#d1"), hash(&c, b"#alice#d1"));
+        assert_ne!(FastState::default().multiplier, m, "drawn per process");
     }
 }
