@@ -504,6 +504,8 @@ impl RingEngine {
     }
 
     /// Hands a packet's messages up, completing multi-packet messages.
+    /// The stored fragments stay for retransmission: each message is copied
+    /// once, into its event (a whole one straight from its fragment).
     fn deliver_packet(&mut self, seq: i32) {
         let Some(Slot::Packet(p)) = self.store.packets.get_mut(&seq) else {
             return;
@@ -511,39 +513,50 @@ impl RingEngine {
         p.delivered = true;
         self.stats.packets_delivered += 1;
         let h = p.header;
-        let frags = p.frags.clone();
         let Some(packet_type) = PacketType::of_bits(h.kind) else {
             return;
         };
-        let Some((first, rest)) = frags.split_first() else {
+        let Some(Slot::Packet(p)) = self.store.packets.get(&seq) else {
+            return;
+        };
+        let Some((first, rest)) = p.frags.split_first() else {
             return;
         };
         let key = if h.kind & bits::RELIABLE != 0 && first.index == -1 {
             RELIABLE_KEY
         } else {
-            self.site()
+            self.memb
+                .site
                 .conf
                 .pos(h.proc_id)
                 .map(|p| p.rank)
                 .unwrap_or(RELIABLE_KEY - 1)
         };
-        let parts = self.up.entry(key).or_default();
         let index = usize::from(first.index.unsigned_abs());
-        if parts.len() + 1 != index {
+        let pending = self.up.get(&key).map_or(0, Vec::len);
+        let whole = if pending + 1 != index {
             log::error!(
                 "ring: packet {} from {} carries piece {} but {} pieces are pending; dropping the message",
                 seq,
                 ip(h.proc_id),
                 first.index,
-                parts.len()
+                pending
             );
-            parts.clear();
+            self.up.remove(&key);
+            None
+        } else if first.index == -1 {
+            // A message in one piece (the common case): no reassembly.
+            Some(first.bytes.clone())
         } else {
+            let parts = self.up.entry(key).or_default();
             parts.push(first.bytes.clone());
-        }
-        if first.index < 0 && !parts.is_empty() {
-            let parts = self.up.remove(&key).unwrap_or_default();
-            let bytes = parts.concat();
+            if first.index < 0 {
+                self.up.remove(&key).map(|parts| parts.concat())
+            } else {
+                None
+            }
+        };
+        if let Some(bytes) = whole {
             self.stats.messages_delivered += u64::from(monitor::is_client_data_message(&bytes));
             self.events.push_back(RingEvent::Deliver {
                 packet_type,
