@@ -418,7 +418,7 @@ impl RingEngine {
             };
             let kind = first.packet_type;
             let mut frags: Vec<Fragment> = Vec::new();
-            while let Some(msg) = q.messages.front() {
+            while let Some(msg) = q.messages.front_mut() {
                 if !frags.is_empty() {
                     let next_len = msg.pieces.get(q.cur_piece).map(Vec::len).unwrap_or(0);
                     let used = (wire::packed_len(&frags) + 3) & !3;
@@ -431,7 +431,15 @@ impl RingEngine {
                     }
                 }
                 let n = msg.pieces.len();
-                let piece = msg.pieces.get(q.cur_piece).cloned().unwrap_or_default();
+                // A message in one piece leaves the queue now: move it. The
+                // pieces of a longer one stay (a new ring resends it from
+                // its first piece).
+                let piece = if n == 1 {
+                    msg.pieces.get_mut(0).map(std::mem::take)
+                } else {
+                    msg.pieces.get(q.cur_piece).cloned()
+                }
+                .unwrap_or_default();
                 q.cur_piece += 1;
                 let index = if q.cur_piece < n {
                     q.cur_piece as i16
@@ -499,8 +507,12 @@ impl RingEngine {
             return;
         };
         p.header.token_round = rounds;
-        let (h, frags) = (p.header, p.frags.clone());
+        // Lent to the send and put back (it stays for retransmission).
+        let (h, frags) = (p.header, std::mem::take(&mut p.frags));
         self.net_bcast(&h, &frags);
+        if let Some(Slot::Packet(p)) = self.store.packets.get_mut(&seq) {
+            p.frags = frags;
+        }
     }
 
     /// Hands a packet's messages up, completing multi-packet messages.

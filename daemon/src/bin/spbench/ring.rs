@@ -832,6 +832,15 @@ pub fn run(opts: &Options) -> ExitCode {
             eprintln!("spbench: {name}'s daemon {} does not exist", binary.display());
             return ExitCode::from(2);
         }
+        // Each daemon's private /tmp covers the host's.
+        let real = binary.canonicalize().unwrap_or_else(|_| binary.clone());
+        if real.starts_with("/tmp") {
+            eprintln!(
+                "spbench: {name}'s daemon {} is under /tmp, which each ring daemon's own /tmp hides: copy it elsewhere",
+                binary.display()
+            );
+            return ExitCode::from(2);
+        }
     }
     let _guard = Guard;
     if let Err(e) = release_on_signals() {
