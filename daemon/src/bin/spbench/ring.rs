@@ -357,7 +357,18 @@ impl Ring {
         }
     }
 
+    /// SIGTERM to every daemon, up to 2 s to exit (a daemon under a
+    /// profiler writes its figures then), SIGKILL for the rest.
     fn stop_all(&mut self) {
+        for id in self.ids.iter().flatten() {
+            if let Some(pid) = pid_of(*id) {
+                quiet(&["kill", "-TERM", &pid.to_string()]);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline && self.dead().len() < self.ids.iter().flatten().count() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         for i in 0..self.ids.len() {
             self.kill(i);
         }
