@@ -18,6 +18,7 @@ use crate::client::address::DaemonAddress;
 use crate::client::connect::{connect, Authenticator, ConnectOptions};
 use crate::client::membership::{self, BodyBytes, Pieces};
 use crate::client::session::{self, NameSlot, MAX_GROUPS_PER_MESSAGE};
+use crate::client::small::SmallList;
 use crate::error::SpError;
 use crate::ffi_events::sp_time;
 
@@ -135,31 +136,53 @@ pub(crate) unsafe fn bytes_mut<'a>(p: *mut c_char, n: usize) -> &'a mut [u8] {
 /// # Safety
 /// `s` is NULL or a valid scatter whose used elements point at readable memory.
 pub(crate) unsafe fn scatter_pieces<'a>(s: *const scatter, max: usize) -> Option<Vec<&'a [u8]>> {
-    // SAFETY: NULL or a valid scatter, as promised.
-    let s = unsafe { s.as_ref() }?;
-    if s.num_elements > max {
-        return None;
-    }
-    s.elements[..s.num_elements]
-        .iter()
-        // SAFETY: each used element describes `len` readable bytes.
-        .map(|e| Some(unsafe { bytes(e.buf, e.len) }))
-        .collect()
+    // SAFETY: forwarded promise.
+    unsafe { collect_scatter(s, max) }
 }
 
 /// # Safety
 /// As `scatter_pieces`, with writable elements not aliasing each other.
 pub(crate) unsafe fn scatter_pieces_mut<'a>(s: *mut scatter) -> Option<Vec<&'a mut [u8]>> {
+    // SAFETY: forwarded promise.
+    unsafe { collect_scatter_mut(s) }
+}
+
+/// `scatter_pieces` into any collection (a `SmallList` on the hot paths).
+///
+/// # Safety
+/// As `scatter_pieces`.
+unsafe fn collect_scatter<'a, C: FromIterator<&'a [u8]>>(s: *const scatter, max: usize) -> Option<C> {
+    // SAFETY: NULL or a valid scatter, as promised.
+    let s = unsafe { s.as_ref() }?;
+    if s.num_elements > max {
+        return None;
+    }
+    Some(
+        s.elements[..s.num_elements]
+            .iter()
+            // SAFETY: each used element describes `len` readable bytes.
+            .map(|e| unsafe { bytes(e.buf, e.len) })
+            .collect(),
+    )
+}
+
+/// `scatter_pieces_mut` into any collection.
+///
+/// # Safety
+/// As `scatter_pieces_mut`.
+unsafe fn collect_scatter_mut<'a, C: FromIterator<&'a mut [u8]>>(s: *mut scatter) -> Option<C> {
     // SAFETY: NULL or a valid scatter, as promised.
     let s = unsafe { s.as_mut() }?;
     if s.num_elements > MAX_CLIENT_SCATTER_ELEMENTS {
         return None;
     }
-    s.elements[..s.num_elements]
-        .iter()
-        // SAFETY: each used element describes `len` writable bytes of its own.
-        .map(|e| Some(unsafe { bytes_mut(e.buf, e.len) }))
-        .collect()
+    Some(
+        s.elements[..s.num_elements]
+            .iter()
+            // SAFETY: each used element describes `len` writable bytes of its own.
+            .map(|e| unsafe { bytes_mut(e.buf, e.len) })
+            .collect(),
+    )
 }
 
 /// A 32-byte slot holding `name` as `strncpy` would leave it (31 bytes max).
@@ -570,7 +593,7 @@ pub unsafe extern "C" fn SP_scat_multicast(
     let (dest, pieces) = unsafe {
         (
             one_group(group),
-            scatter_pieces(scat_mess, MAX_CLIENT_SCATTER_ELEMENTS),
+            collect_scatter::<SmallList<_>>(scat_mess, MAX_CLIENT_SCATTER_ELEMENTS),
         )
     };
     multicast(
@@ -630,7 +653,7 @@ pub unsafe extern "C" fn SP_multigroup_scat_multicast(
     let (names, pieces) = unsafe {
         (
             name_slots(groups, n),
-            scatter_pieces(scat_mess, MAX_CLIENT_SCATTER_ELEMENTS),
+            collect_scatter::<SmallList<_>>(scat_mess, MAX_CLIENT_SCATTER_ELEMENTS),
         )
     };
     multicast(
@@ -665,6 +688,7 @@ pub unsafe extern "C" fn SP_receive(
         // SAFETY: `max_mess_len` writable bytes, as promised.
         unsafe { bytes_mut(mess, max_mess_len.max(0) as usize) }
     };
+    let mut body = [body];
     // SAFETY: forwarded promises.
     unsafe {
         receive(
@@ -676,7 +700,7 @@ pub unsafe extern "C" fn SP_receive(
             groups,
             mess_type,
             endian_mismatch,
-            Some(vec![body]),
+            Some(&mut body),
         )
     }
 }
@@ -701,7 +725,7 @@ pub unsafe extern "C" fn SP_scat_receive(
 ) -> c_int {
     // SAFETY: forwarded promises.
     unsafe {
-        let pieces = scatter_pieces_mut(scat_mess);
+        let mut pieces = collect_scatter_mut::<SmallList<_>>(scat_mess);
         receive(
             mbox,
             service_type,
@@ -711,7 +735,7 @@ pub unsafe extern "C" fn SP_scat_receive(
             groups,
             mess_type,
             endian_mismatch,
-            pieces,
+            pieces.as_deref_mut(),
         )
     }
 }
@@ -728,13 +752,13 @@ unsafe fn receive(
     groups: *mut [c_char; MAX_GROUP_NAME],
     mess_type: *mut i16,
     endian_mismatch: *mut c_int,
-    pieces: Option<Vec<&mut [u8]>>,
+    pieces: Option<&mut [&mut [u8]]>,
 ) -> c_int {
     let s = match session::lookup(mbox) {
         Ok(s) => s,
         Err(e) => return e.code(),
     };
-    let Some(mut pieces) = pieces else {
+    let Some(pieces) = pieces else {
         return SpError::IllegalMessage.code();
     };
     // SAFETY: NULL or valid for reading, as promised.
@@ -746,7 +770,7 @@ unsafe fn receive(
     };
     // SAFETY: room for `max_groups` names.
     let slots = unsafe { name_slots_mut(groups, max_groups.max(0) as usize) };
-    let (code, delivery) = s.receive(flags & DROP_RECV != 0, max_groups, slots, &mut pieces);
+    let (code, delivery) = s.receive(flags & DROP_RECV != 0, max_groups, slots, pieces);
     if let Some(d) = delivery {
         // SAFETY: each pointer is NULL or valid for its write; `sender` has 32 bytes.
         unsafe {

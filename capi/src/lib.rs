@@ -9,7 +9,8 @@
 //!   receiving straight into the caller's buffers, membership bodies).
 //! * [`ffi_sp`]: the `SP_*` functions; [`ffi_events`]: the `E_*` event loop.
 //!   All `unsafe` code of the client and event loop is in these two modules,
-//!   but for the one `FIONREAD` ioctl of [`client::stream`].
+//!   but for the socket calls of [`client::stream`] (`read`, `readv`,
+//!   `writev` and the `FIONREAD` ioctl).
 //! * [`flush`]: the `FL_*` flush library (its own FFI module).
 
 #![deny(unsafe_op_in_unsafe_fn)]

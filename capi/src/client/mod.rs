@@ -6,4 +6,5 @@ pub mod address;
 pub mod connect;
 pub mod membership;
 pub mod session;
+pub mod small;
 pub mod stream;

@@ -4,9 +4,9 @@
 //! in a receive while others send on the same mailbox. The table lock is
 //! held only to look sessions up, never across I/O.
 
-use std::collections::HashMap;
+use std::io::{IoSlice, IoSliceMut};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use spread_wire::client::limits::{MAX_GROUP_NAME, MESSAGE_HEADER_LEN};
 use spread_wire::client::names::is_legal_group_name;
@@ -18,7 +18,7 @@ use spread_wire::endian::ByteOrder;
 
 use super::connect::Accepted;
 use super::membership::flip_membership_body;
-use super::stream::Stream;
+use super::stream::{Stream, INLINE_SLICES};
 use crate::error::SpError;
 
 /// A mailbox: the session's socket descriptor.
@@ -43,9 +43,13 @@ struct PendingHeader {
 
 pub struct Session {
     stream: Stream,
+    /// Clean padding (built by `GroupName::truncated`): sent as is.
     private_group: GroupName,
     /// Set when the socket failed: further calls get `NET_ERROR_ON_SESSION`.
     broken: AtomicBool,
+    /// True while the table holds this session under its mailbox; cleared
+    /// (under the table's write lock) when it is killed or replaced.
+    registered: AtomicBool,
     recv: Mutex<Option<PendingHeader>>,
     send: Mutex<()>,
 }
@@ -68,9 +72,37 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn table() -> &'static Mutex<HashMap<Mailbox, Arc<Session>>> {
-    static TABLE: OnceLock<Mutex<HashMap<Mailbox, Arc<Session>>>> = OnceLock::new();
-    TABLE.get_or_init(|| Mutex::new(HashMap::new()))
+/// The open sessions, indexed by mailbox (descriptors are small numbers,
+/// handed out lowest first): a lookup is an index under a read lock, no hash.
+struct Table {
+    slots: Vec<Option<Arc<Session>>>,
+    count: usize,
+}
+
+static TABLE: RwLock<Table> = RwLock::new(Table {
+    slots: Vec::new(),
+    count: 0,
+});
+
+fn read_table() -> RwLockReadGuard<'static, Table> {
+    TABLE.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write_table() -> RwLockWriteGuard<'static, Table> {
+    TABLE.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn slot_index(mbox: Mailbox) -> Option<usize> {
+    usize::try_from(mbox).ok()
+}
+
+impl Table {
+    fn remove(&mut self, mbox: Mailbox) -> Option<Arc<Session>> {
+        let removed = self.slots.get_mut(slot_index(mbox)?)?.take()?;
+        removed.registered.store(false, Ordering::Release);
+        self.count -= 1;
+        Some(removed)
+    }
 }
 
 /// Register an accepted session; returns its mailbox.
@@ -81,15 +113,19 @@ pub fn register(accepted: Accepted) -> Result<Mailbox, SpError> {
         stream: accepted.stream,
         private_group,
         broken: AtomicBool::new(false),
+        registered: AtomicBool::new(true),
         recv: Mutex::new(None),
         send: Mutex::new(()),
     });
-    let mut t = lock(table());
-    if t.len() >= MAX_SESSIONS {
+    let Some(index) = slot_index(mbox) else {
+        return Err(SpError::CouldNotConnect);
+    };
+    let mut t = write_table();
+    if t.count >= MAX_SESSIONS {
         // Dropping the session closes its socket.
         return Err(SpError::RejectQuota);
     }
-    if let Some(stale) = t.insert(mbox, session) {
+    if let Some(stale) = t.remove(mbox) {
         // The program closed a mailbox itself and the descriptor number came
         // back for this session: the stale entry must not close it again.
         log::warn!("mailbox {mbox} replaced a session closed behind the library's back");
@@ -98,22 +134,28 @@ pub fn register(accepted: Accepted) -> Result<Mailbox, SpError> {
             Err(shared) => std::mem::forget(shared),
         }
     }
+    if t.slots.len() <= index {
+        t.slots.resize(index + 1, None);
+    }
+    t.slots[index] = Some(session);
+    t.count += 1;
     Ok(mbox)
 }
 
 /// Look a mailbox up.
 pub fn lookup(mbox: Mailbox) -> Result<Arc<Session>, SpError> {
-    lock(table()).get(&mbox).cloned().ok_or(SpError::IllegalSession)
-}
-
-fn still_registered(mbox: Mailbox, s: &Arc<Session>) -> bool {
-    lock(table()).get(&mbox).is_some_and(|cur| Arc::ptr_eq(cur, s))
+    let t = read_table();
+    slot_index(mbox)
+        .and_then(|i| t.slots.get(i))
+        .and_then(Option::as_ref)
+        .cloned()
+        .ok_or(SpError::IllegalSession)
 }
 
 /// Forget a session and close its connection. A thread still blocked on it
 /// wakes up; the descriptor is released when the last user lets go of it.
 pub fn kill(mbox: Mailbox) -> bool {
-    let removed = lock(table()).remove(&mbox);
+    let removed = write_table().remove(mbox);
     match removed {
         Some(s) => {
             s.stream.shutdown();
@@ -125,7 +167,7 @@ pub fn kill(mbox: Mailbox) -> bool {
 
 /// Number of open sessions.
 pub fn count() -> usize {
-    lock(table()).len()
+    read_table().count
 }
 
 impl Session {
@@ -145,8 +187,13 @@ impl Session {
         }
     }
 
-    fn fail(&self, mbox: Mailbox, me: &Arc<Session>) -> SpError {
-        if still_registered(mbox, me) {
+    /// Whether the table still holds this session (not killed meanwhile).
+    fn still_registered(&self) -> bool {
+        self.registered.load(Ordering::Acquire)
+    }
+
+    fn fail(&self) -> SpError {
+        if self.still_registered() {
             self.broken.store(true, Ordering::Release);
         }
         SpError::ConnectionClosed
@@ -168,24 +215,32 @@ impl Session {
         }
         let header = MessageHeader {
             service_type,
-            sender: self.private_group.clean(),
+            sender: self.private_group,
             num_groups: groups.len() as i32,
             hint: hint_for(mess_type, ByteOrder::NATIVE),
             data_len: mess_len as i32,
         };
-        let mut head = Vec::with_capacity(MESSAGE_HEADER_LEN + groups.len() * MAX_GROUP_NAME);
-        header.emit_into(ByteOrder::NATIVE, &mut head);
-        for g in groups {
-            head.extend_from_slice(g);
-        }
-        let mut pieces: Vec<&[u8]> = Vec::with_capacity(1 + body.len());
-        pieces.push(&head);
-        pieces.extend_from_slice(body);
+        let head = header.emit(ByteOrder::NATIVE);
+        let total = MESSAGE_HEADER_LEN + groups.len() * MAX_GROUP_NAME + mess_len;
+        // Header, names (one contiguous array), then the body's pieces: on
+        // the stack unless the body comes in many pieces.
+        let pieces = [&head[..], groups.as_flattened()]
+            .into_iter()
+            .chain(body.iter().copied());
         let _guard = lock(&self.send);
-        let mbox = self.mailbox();
-        match self.stream.write_all_vectored(&pieces) {
+        let written = if body.len() + 2 <= INLINE_SLICES {
+            let mut slices = [IoSlice::new(&[]); INLINE_SLICES];
+            for (slot, piece) in slices.iter_mut().zip(pieces) {
+                *slot = IoSlice::new(piece);
+            }
+            self.stream.write_all_slices(&mut slices[..body.len() + 2], total)
+        } else {
+            let mut slices: Vec<IoSlice<'_>> = pieces.map(IoSlice::new).collect();
+            self.stream.write_all_slices(&mut slices, total)
+        };
+        match written {
             Ok(()) => Ok(mess_len as i32),
-            Err(_) => Err(self.fail(mbox, self)),
+            Err(_) => Err(self.fail()),
         }
     }
 
@@ -208,7 +263,7 @@ impl Session {
 
     /// The control message `SP_disconnect` sends before closing.
     pub fn send_kill(self: &Arc<Self>) {
-        let own = *self.private_group.clean().raw();
+        let own = *self.private_group.raw();
         let _ = self.send(KILL_MESS, &[own], 0, &[]);
     }
 
@@ -224,12 +279,11 @@ impl Session {
         groups: &mut [NameSlot],
         body: &mut [&mut [u8]],
     ) -> ReceiveOutcome {
-        let mbox = self.mailbox();
         if let Err(e) = self.check_usable() {
             return (e.code(), None);
         }
         let mut pending = lock(&self.recv);
-        if !still_registered(mbox, self) {
+        if !self.still_registered() {
             return (SpError::IllegalSession.code(), None);
         }
         if let Err(e) = self.check_usable() {
@@ -240,7 +294,7 @@ impl Session {
             None => {
                 let mut raw = [0u8; MESSAGE_HEADER_LEN];
                 if self.stream.read_exact(&mut raw).is_err() {
-                    return (self.fail(mbox, self).code(), None);
+                    return (self.fail().code(), None);
                 }
                 match MessageHeader::parse(&raw) {
                     Ok((header, order)) => PendingHeader { header, order },
@@ -301,7 +355,7 @@ impl Session {
         if header.service_type & REJECT_MESS != 0 {
             let mut old = [0u8; 4];
             if self.stream.read_exact(&mut old).is_err() {
-                return (self.fail(mbox, self).code(), None);
+                return (self.fail().code(), None);
             }
             service_type = (order.read_u32(old) & !spread_wire::endian::ENDIAN_MARKER) | REJECT_MESS;
         }
@@ -324,17 +378,17 @@ impl Session {
                         .discard((header.num_groups as usize - want_groups) * MAX_GROUP_NAME)
                         .is_err()
                 {
-                    return (self.fail(mbox, self).code(), None);
+                    return (self.fail().code(), None);
                 }
                 if read_body(&self.stream, body, want_body, None).is_err() {
-                    return (self.fail(mbox, self).code(), None);
+                    return (self.fail().code(), None);
                 }
             } else if read_body(&self.stream, body, want_body, Some(names)).is_err() {
-                return (self.fail(mbox, self).code(), None);
+                return (self.fail().code(), None);
             }
         }
         if short_body && self.stream.discard(header.data_len as usize - want_body).is_err() {
-            return (self.fail(mbox, self).code(), None);
+            return (self.fail().code(), None);
         }
 
         let num_groups = if short_groups {
@@ -369,24 +423,31 @@ impl Session {
 }
 
 /// Read `len` body bytes into the program's pieces, in order, preceded by
-/// `names` if given.
+/// `names` if given: one `readv` in the usual case.
 fn read_body(
     stream: &Stream,
     body: &mut [&mut [u8]],
-    mut len: usize,
+    len: usize,
     names: Option<&mut [u8]>,
 ) -> Result<(), super::stream::Closed> {
-    let mut parts: Vec<&mut [u8]> = Vec::with_capacity(1 + body.len());
-    if let Some(n) = names {
-        parts.push(n);
-    }
-    for piece in body.iter_mut() {
-        if len == 0 {
-            break;
+    let inline = body.len() < INLINE_SLICES;
+    let total = len + names.as_ref().map_or(0, |n| n.len());
+    let pieces = names.into_iter().chain(body.iter_mut().scan(len, |left, piece| {
+        if *left == 0 {
+            return None;
         }
-        let take = piece.len().min(len);
-        len -= take;
-        parts.push(&mut piece[..take]);
+        let take = piece.len().min(*left);
+        *left -= take;
+        Some(&mut piece[..take])
+    }));
+    if inline {
+        let mut slices: [IoSliceMut<'_>; INLINE_SLICES] = std::array::from_fn(|_| IoSliceMut::new(&mut []));
+        for (slot, piece) in slices.iter_mut().zip(pieces) {
+            *slot = IoSliceMut::new(piece);
+        }
+        stream.read_exact_slices(&mut slices[..], total)
+    } else {
+        let mut slices: Vec<IoSliceMut<'_>> = pieces.map(IoSliceMut::new).collect();
+        stream.read_exact_slices(&mut slices, total)
     }
-    stream.read_exact_vectored(&mut parts)
 }
