@@ -228,7 +228,15 @@ impl Session {
             .into_iter()
             .chain(body.iter().copied());
         let _guard = lock(&self.send);
-        let written = if body.len() + 2 <= INLINE_SLICES {
+        let written = if let [one] = body {
+            // The common case (SP_multicast): three slices, no loop.
+            let mut slices = [
+                IoSlice::new(&head),
+                IoSlice::new(groups.as_flattened()),
+                IoSlice::new(one),
+            ];
+            self.stream.write_all_slices(&mut slices, total)
+        } else if body.len() + 2 <= INLINE_SLICES {
             let mut slices = [IoSlice::new(&[]); INLINE_SLICES];
             for (slot, piece) in slices.iter_mut().zip(pieces) {
                 *slot = IoSlice::new(piece);
@@ -423,23 +431,34 @@ impl Session {
 }
 
 /// Read `len` body bytes into the program's pieces, in order, preceded by
-/// `names` if given: one `readv` in the usual case.
+/// `names` if given: one `readv` in the usual case. `len` is at most the
+/// pieces' total length.
 fn read_body(
     stream: &Stream,
     body: &mut [&mut [u8]],
     len: usize,
     names: Option<&mut [u8]>,
 ) -> Result<(), super::stream::Closed> {
+    let names = names.unwrap_or_default();
+    if let [one] = body {
+        // The common case (SP_receive): two slices, no loop.
+        let take = one.len().min(len);
+        let total = names.len() + take;
+        let mut slices = [IoSliceMut::new(names), IoSliceMut::new(&mut one[..take])];
+        return stream.read_exact_slices(&mut slices, total);
+    }
     let inline = body.len() < INLINE_SLICES;
-    let total = len + names.as_ref().map_or(0, |n| n.len());
-    let pieces = names.into_iter().chain(body.iter_mut().scan(len, |left, piece| {
-        if *left == 0 {
-            return None;
-        }
-        let take = piece.len().min(*left);
-        *left -= take;
-        Some(&mut piece[..take])
-    }));
+    let mut total = 0;
+    let pieces = std::iter::once(names)
+        .chain(body.iter_mut().scan(len, |left, piece| {
+            if *left == 0 {
+                return None;
+            }
+            let take = piece.len().min(*left);
+            *left -= take;
+            Some(&mut piece[..take])
+        }))
+        .inspect(|piece| total += piece.len());
     if inline {
         let mut slices: [IoSliceMut<'_>; INLINE_SLICES] = std::array::from_fn(|_| IoSliceMut::new(&mut []));
         for (slot, piece) in slices.iter_mut().zip(pieces) {

@@ -41,6 +41,7 @@ fn transient(e: &io::Error) -> bool {
 }
 
 impl Stream {
+    #[inline]
     pub fn raw_fd(&self) -> RawFd {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
@@ -51,6 +52,7 @@ impl Stream {
     // The three calls of every message go straight to the system: the
     // standard library's wrappers cost as much as the rest of a receive.
 
+    #[inline]
     fn read_once(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: `buf` is writable for `buf.len()` bytes; the descriptor is
         // this stream's open socket.
@@ -58,6 +60,7 @@ impl Stream {
         syscall_result(n)
     }
 
+    #[inline]
     fn read_vectored_once(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let count = bufs.len().min(MAX_IOVECS) as libc::c_int;
         // SAFETY: `IoSliceMut` is ABI-compatible with `iovec` on Unix (as
@@ -66,6 +69,7 @@ impl Stream {
         syscall_result(n)
     }
 
+    #[inline]
     fn write_vectored_once(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let count = bufs.len().min(MAX_IOVECS) as libc::c_int;
         // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix (as
@@ -127,12 +131,39 @@ impl Stream {
     }
 
     /// Fill `buf` completely.
+    #[inline]
     pub fn read_exact(&self, buf: &mut [u8]) -> Result<(), Closed> {
-        let mut done = 0;
-        while done < buf.len() {
-            done += self.read_retrying(&mut buf[done..])?;
+        if buf.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        // One read is the usual case.
+        match self.read_once(buf) {
+            Ok(n) if n == buf.len() => Ok(()),
+            first => self.finish_read(buf, first),
+        }
+    }
+
+    /// The rest of `read_exact` after a first call that did not fill `buf`.
+    #[inline(never)]
+    fn finish_read(&self, buf: &mut [u8], mut result: io::Result<usize>) -> Result<(), Closed> {
+        let mut done = 0;
+        loop {
+            match result {
+                Ok(0) => return Err(Closed),
+                Ok(n) => {
+                    done += n;
+                    if done >= buf.len() {
+                        return Ok(());
+                    }
+                }
+                Err(e) if transient(&e) => std::thread::yield_now(),
+                Err(e) => {
+                    log::debug!("read failed on mailbox {}: {e}", self.raw_fd());
+                    return Err(Closed);
+                }
+            }
+            result = self.read_once(&mut buf[done..]);
+        }
     }
 
     /// Fill every slice completely, in order, with as few calls as possible.
@@ -154,14 +185,29 @@ impl Stream {
     /// Fill every slice completely, in order: one `readv` in the usual case,
     /// more after a short read. Empty slices are allowed; `total` is the
     /// sum of their lengths.
-    pub fn read_exact_slices(
+    #[inline]
+    pub fn read_exact_slices(&self, slices: &mut [IoSliceMut<'_>], total: usize) -> Result<(), Closed> {
+        debug_assert_eq!(total, slices.iter().map(|s| s.len()).sum::<usize>());
+        if total == 0 {
+            return Ok(());
+        }
+        match self.read_vectored_once(slices) {
+            Ok(n) if n == total => Ok(()),
+            first => self.finish_read_slices(slices, total, first),
+        }
+    }
+
+    /// The rest of `read_exact_slices` after a first call that did not
+    /// move everything.
+    #[inline(never)]
+    fn finish_read_slices(
         &self,
         mut slices: &mut [IoSliceMut<'_>],
         mut total: usize,
+        mut result: io::Result<usize>,
     ) -> Result<(), Closed> {
-        debug_assert_eq!(total, slices.iter().map(|s| s.len()).sum::<usize>());
-        while total > 0 {
-            match self.read_vectored_once(slices) {
+        loop {
+            match result {
                 // Some slice is not full yet, so 0 means EOF.
                 Ok(0) => return Err(Closed),
                 Ok(n) if n >= total => return Ok(()),
@@ -175,8 +221,8 @@ impl Stream {
                     return Err(Closed);
                 }
             }
+            result = self.read_vectored_once(slices);
         }
-        Ok(())
     }
 
     /// Read and drop `n` bytes.
@@ -207,10 +253,29 @@ impl Stream {
     /// Write every slice completely, in order: one `writev` in the usual
     /// case, more after a short write. Empty slices are allowed; `total` is
     /// the sum of their lengths.
-    pub fn write_all_slices(&self, mut slices: &mut [IoSlice<'_>], mut total: usize) -> Result<(), Closed> {
+    #[inline]
+    pub fn write_all_slices(&self, slices: &mut [IoSlice<'_>], total: usize) -> Result<(), Closed> {
         debug_assert_eq!(total, slices.iter().map(|s| s.len()).sum::<usize>());
-        while total > 0 {
-            match self.write_vectored_once(slices) {
+        if total == 0 {
+            return Ok(());
+        }
+        match self.write_vectored_once(slices) {
+            Ok(n) if n == total => Ok(()),
+            first => self.finish_write_slices(slices, total, first),
+        }
+    }
+
+    /// The rest of `write_all_slices` after a first call that did not move
+    /// everything.
+    #[inline(never)]
+    fn finish_write_slices(
+        &self,
+        mut slices: &mut [IoSlice<'_>],
+        mut total: usize,
+        mut result: io::Result<usize>,
+    ) -> Result<(), Closed> {
+        loop {
+            match result {
                 Ok(0) => return Err(Closed),
                 Ok(n) if n >= total => return Ok(()),
                 Ok(n) => {
@@ -223,8 +288,8 @@ impl Stream {
                     return Err(Closed);
                 }
             }
+            result = self.write_vectored_once(slices);
         }
-        Ok(())
     }
 
     /// Read exactly `buf.len()` bytes before `deadline` (`None`: no limit).
@@ -289,6 +354,30 @@ mod tests {
         assert_eq!(a, [0, 1, 2, 3, 4, 5, 6]);
         assert_eq!(c.to_vec(), (7u8..30).collect::<Vec<_>>());
         assert_eq!(ours.pending_bytes().expect("FIONREAD"), 1, "byte 30 stays unread");
+    }
+
+    /// A header arriving a byte or two at a time is read whole, and only it.
+    #[test]
+    fn read_exact_completes_short_reads_and_reads_no_further() {
+        let (ours, mut peer) = pair();
+        let writer = thread::spawn(move || {
+            for chunk in (0u8..50).collect::<Vec<_>>().chunks(3) {
+                peer.write_all(chunk).expect("write");
+                thread::sleep(Duration::from_millis(1));
+            }
+            peer
+        });
+        let mut head = [0u8; 48];
+        ours.read_exact(&mut head).expect("read");
+        let _peer = writer.join().expect("writer");
+        assert_eq!(head.to_vec(), (0u8..48).collect::<Vec<_>>());
+        assert_eq!(
+            ours.pending_bytes().expect("FIONREAD"),
+            2,
+            "bytes 48 and 49 stay unread"
+        );
+        ours.read_exact(&mut []).expect("nothing to read");
+        assert_eq!(ours.pending_bytes().expect("FIONREAD"), 2);
     }
 
     /// More pieces than fit on the stack take the heap path, same result.
