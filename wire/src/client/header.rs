@@ -33,6 +33,7 @@ impl MessageHeader {
     pub const LEN: usize = MESSAGE_HEADER_LEN;
 
     /// Decode and convert to host values; also returns the writer's order.
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<(MessageHeader, ByteOrder), DecodeError> {
         // One length check for the whole header, then fields by name.
         let head = buf.get(..MESSAGE_HEADER_LEN).ok_or(DecodeError::truncated(
@@ -67,6 +68,7 @@ impl MessageHeader {
         out.extend_from_slice(&self.emit(order));
     }
 
+    #[inline]
     pub fn emit(&self, order: ByteOrder) -> [u8; MESSAGE_HEADER_LEN] {
         let mut a = [0u8; MESSAGE_HEADER_LEN];
         with_byteorder!(order, B => {

@@ -50,12 +50,14 @@ impl GroupName {
     }
 
     /// The name: bytes up to the first NUL.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.raw[..self.name_len()]
     }
 
     /// Bytes before the first NUL, found 8 at a time (names are hashed and
     /// compared for every message a daemon routes).
+    #[inline]
     fn name_len(&self) -> usize {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGHS: u64 = 0x8080_8080_8080_8080;
