@@ -534,38 +534,43 @@ impl RingEngine {
         let Some((first, rest)) = p.frags.split_first() else {
             return;
         };
-        let key = if h.kind & bits::RELIABLE != 0 && first.index == -1 {
-            RELIABLE_KEY
-        } else {
-            self.memb
-                .site
-                .conf
-                .pos(h.proc_id)
-                .map(|p| p.rank)
-                .unwrap_or(RELIABLE_KEY - 1)
-        };
-        let index = usize::from(first.index.unsigned_abs());
-        let pending = self.up.get(&key).map_or(0, Vec::len);
-        let whole = if pending + 1 != index {
-            log::error!(
-                "ring: packet {} from {} carries piece {} but {} pieces are pending; dropping the message",
-                seq,
-                ip(h.proc_id),
-                first.index,
-                pending
-            );
-            self.up.remove(&key);
-            None
-        } else if first.index == -1 {
-            // A message in one piece (the common case): no reassembly.
+        let whole = if first.index == -1 && self.up.is_empty() {
+            // A message in one piece and nothing being reassembled (the
+            // common case): no lookups.
             Some(first.bytes.clone())
         } else {
-            let parts = self.up.entry(key).or_default();
-            parts.push(first.bytes.clone());
-            if first.index < 0 {
-                self.up.remove(&key).map(|parts| parts.concat())
+            let key = if h.kind & bits::RELIABLE != 0 && first.index == -1 {
+                RELIABLE_KEY
             } else {
+                self.memb
+                    .site
+                    .conf
+                    .pos(h.proc_id)
+                    .map(|p| p.rank)
+                    .unwrap_or(RELIABLE_KEY - 1)
+            };
+            let index = usize::from(first.index.unsigned_abs());
+            let pending = self.up.get(&key).map_or(0, Vec::len);
+            if pending + 1 != index {
+                log::error!(
+                    "ring: packet {} from {} carries piece {} but {} pieces are pending; dropping the message",
+                    seq,
+                    ip(h.proc_id),
+                    first.index,
+                    pending
+                );
+                self.up.remove(&key);
                 None
+            } else if first.index == -1 {
+                Some(first.bytes.clone())
+            } else {
+                let parts = self.up.entry(key).or_default();
+                parts.push(first.bytes.clone());
+                if first.index < 0 {
+                    self.up.remove(&key).map(|parts| parts.concat())
+                } else {
+                    None
+                }
             }
         };
         if let Some(bytes) = whole {
