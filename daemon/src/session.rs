@@ -19,6 +19,49 @@ use spread_wire::endian::ByteOrder;
 /// Bytes shared by every receiver of a message (built once, never copied).
 pub type Bytes = Arc<Vec<u8>>;
 
+/// Message buffers whose receivers have all written them, kept for the
+/// next messages: a client message then costs no allocation (an `Arc` and
+/// its vector would be two, and a 1 KB message misses malloc's fast path).
+/// One read can bring hundreds of messages, so the pool is bounded by the
+/// room it keeps (256 KiB) rather than by a small count; buffers above
+/// 4 KiB are not kept.
+#[derive(Default)]
+pub struct BufferPool {
+    spare: Vec<Bytes>,
+    /// Capacity of the buffers in `spare`.
+    kept: usize,
+}
+
+impl BufferPool {
+    const MAX_KEPT: usize = 256 * 1024;
+    const MAX_CAPACITY: usize = 4096;
+
+    /// An empty buffer with room for `len` bytes, owned by the caller alone.
+    pub fn take(&mut self, len: usize) -> Bytes {
+        match self.spare.pop() {
+            Some(mut bytes) => {
+                let v = Arc::get_mut(&mut bytes).expect("pooled buffers are unshared");
+                self.kept -= v.capacity();
+                v.clear();
+                v.reserve_exact(len);
+                bytes
+            }
+            None => Arc::new(Vec::with_capacity(len)),
+        }
+    }
+
+    /// Keep `bytes` if this was its last holder, it is small and there is room.
+    pub fn recycle(&mut self, mut bytes: Bytes) {
+        if let Some(v) = Arc::get_mut(&mut bytes) {
+            let capacity = v.capacity();
+            if capacity <= Self::MAX_CAPACITY && self.kept + capacity <= Self::MAX_KEPT {
+                self.kept += capacity;
+                self.spare.push(bytes);
+            }
+        }
+    }
+}
+
 /// Identifies a client connection; chosen by the I/O shell.
 pub type ConnId = usize;
 
@@ -355,6 +398,7 @@ impl Session {
         &mut self,
         daemon_name: &[u8],
         max_body: usize,
+        pool: &mut BufferPool,
     ) -> Result<Option<ClientMessage>, HeaderError> {
         if self.reading.is_none() {
             if self.input.len() < MESSAGE_HEADER_LEN {
@@ -378,18 +422,12 @@ impl Session {
             return Ok(None);
         }
         self.reading = None;
-        let mut bytes = Vec::with_capacity(total);
-        header.emit_into(ByteOrder::NATIVE, &mut bytes);
-        bytes.extend_from_slice(&self.input.bytes()[MESSAGE_HEADER_LEN..total]);
+        let mut bytes = pool.take(total);
+        let buffer = Arc::get_mut(&mut bytes).expect("a taken buffer is unshared");
+        header.emit_into(ByteOrder::NATIVE, buffer);
+        buffer.extend_from_slice(&self.input.bytes()[MESSAGE_HEADER_LEN..total]);
         self.input.consume(total);
-        let header = MessageHeader {
-            service_type: header.service_type,
-            ..header
-        };
-        Ok(Some(ClientMessage {
-            header,
-            bytes: Arc::new(bytes),
-        }))
+        Ok(Some(ClientMessage { header, bytes }))
     }
 
     /// Queue bytes for the client.
@@ -411,15 +449,18 @@ impl Session {
         self.out.iter().map(|p| &p.bytes[p.written..])
     }
 
-    /// `n` bytes were written to the socket.
-    pub fn consume_output(&mut self, mut n: usize) {
+    /// `n` bytes were written to the socket; buffers written in full go
+    /// back to `pool`.
+    pub fn consume_output(&mut self, mut n: usize, pool: &mut BufferPool) {
         self.progressed |= n > 0;
         while n > 0 {
             let Some(front) = self.out.front_mut() else { return };
             let left = front.bytes.len() - front.written;
             if n >= left {
                 n -= left;
-                self.out.pop_front();
+                if let Some(done) = self.out.pop_front() {
+                    pool.recycle(done.bytes);
+                }
             } else {
                 front.written += n;
                 n = 0;
@@ -506,6 +547,7 @@ mod tests {
         let now = Instant::now();
         let mut s = Session::new(1, Peer::Unix, 7, now);
         s.name = b"a".to_vec();
+        let mut pool = BufferPool::default();
         let msg = spread_wire::client::Message {
             header: header(FIFO_MESS, "#a#d", 1, 3),
             groups: vec![GroupName::new(b"g").unwrap()],
@@ -513,9 +555,9 @@ mod tests {
         }
         .emit(ByteOrder::Big);
         s.receive(&msg[..50]);
-        assert!(s.next_message(b"d", MAX).unwrap().is_none());
+        assert!(s.next_message(b"d", MAX, &mut pool).unwrap().is_none());
         s.receive(&msg[50..]);
-        let m = s.next_message(b"d", MAX).unwrap().unwrap();
+        let m = s.next_message(b"d", MAX, &mut pool).unwrap().unwrap();
         assert_eq!(m.header.service_type, FIFO_MESS);
         assert_eq!(
             &m.bytes[..4],
@@ -532,6 +574,7 @@ mod tests {
     fn an_accepted_sender_does_not_admit_another() {
         let mut s = Session::new(1, Peer::Unix, 7, Instant::now());
         s.name = b"a".to_vec();
+        let mut pool = BufferPool::default();
         let msg = |sender: &str| {
             spread_wire::client::Message {
                 header: header(AGREED_MESS, sender, 1, 1),
@@ -542,11 +585,11 @@ mod tests {
         };
         for _ in 0..2 {
             s.receive(&msg("#a#d"));
-            assert!(s.next_message(b"d", MAX).unwrap().is_some());
+            assert!(s.next_message(b"d", MAX, &mut pool).unwrap().is_some());
         }
         s.receive(&msg("#b#d"));
         assert_eq!(
-            s.next_message(b"d", MAX).unwrap_err(),
+            s.next_message(b"d", MAX, &mut pool).unwrap_err(),
             HeaderError::NotThisSession(GroupName::new(b"#b#d").unwrap())
         );
     }
@@ -556,11 +599,48 @@ mod tests {
         let mut s = Session::new(1, Peer::Unix, 7, Instant::now());
         s.queue(Arc::new(b"abc".to_vec()));
         s.queue(Arc::new(b"de".to_vec()));
-        s.consume_output(2);
+        let mut pool = BufferPool::default();
+        s.consume_output(2, &mut pool);
         assert_eq!(s.output_chunks().collect::<Vec<_>>(), vec![&b"c"[..], &b"de"[..]]);
-        s.consume_output(2);
+        s.consume_output(2, &mut pool);
         assert_eq!(s.queued_messages(), 1);
-        s.consume_output(1);
+        s.consume_output(1, &mut pool);
         assert!(!s.has_output());
+    }
+
+    /// A written buffer is reused for the next message, which then holds
+    /// exactly its own bytes; a buffer still shared is not taken back.
+    #[test]
+    fn written_buffers_are_reused() {
+        let mut s = Session::new(1, Peer::Unix, 7, Instant::now());
+        s.name = b"a".to_vec();
+        let mut pool = BufferPool::default();
+        let msg = |body: &[u8]| {
+            spread_wire::client::Message {
+                header: header(AGREED_MESS, "#a#d", 1, body.len() as i32),
+                groups: vec![GroupName::new(b"g").unwrap()],
+                body: body.to_vec(),
+            }
+            .emit(ByteOrder::Little)
+        };
+        s.receive(&msg(b"a long first body"));
+        let first = s.next_message(b"d", MAX, &mut pool).unwrap().unwrap();
+        let held = first.bytes.clone();
+        s.queue(first.bytes);
+        s.consume_output(held.len(), &mut pool);
+        assert!(pool.spare.is_empty(), "still held elsewhere");
+        drop(held);
+        s.receive(&msg(b"a long first body"));
+        let again = s.next_message(b"d", MAX, &mut pool).unwrap().unwrap();
+        s.queue(again.bytes);
+        s.consume_output(MESSAGE_HEADER_LEN + 32 + 17, &mut pool);
+        assert_eq!(pool.spare.len(), 1);
+        let reused = Arc::as_ptr(&pool.spare[0]);
+        s.receive(&msg(b"xy"));
+        let m = s.next_message(b"d", MAX, &mut pool).unwrap().unwrap();
+        assert_eq!(Arc::as_ptr(&m.bytes), reused);
+        assert_eq!(m.bytes.len(), MESSAGE_HEADER_LEN + 32 + 2);
+        assert_eq!(&m.bytes[m.bytes.len() - 2..], b"xy");
+        assert_eq!(m.first_group(), GroupName::new(b"g"));
     }
 }

@@ -14,6 +14,7 @@ use spread_wire::endian::ByteOrder;
 use crate::groups::{Cause, Change, Member, Notice};
 use crate::session::{validate_ring_header, Bytes, ClientMessage, ConnId};
 
+use super::sessions::queue_on;
 use super::Engine;
 
 impl Engine {
@@ -44,6 +45,9 @@ impl Engine {
 
     pub(super) fn deliver(&mut self, msg: ClientMessage) {
         let t = msg.header.service_type;
+        if t & (JOIN_MESS | LEAVE_MESS | KILL_MESS) == 0 {
+            return self.deliver_data(msg);
+        }
         let sender = msg.header.sender.clean();
         if t & (JOIN_MESS | LEAVE_MESS) != 0 {
             // Both ways in (a local client, the ring) refuse a join or leave
@@ -62,11 +66,9 @@ impl Engine {
                 self.groups.leave(&group, &sender)
             };
             self.render(notices);
-        } else if t & KILL_MESS != 0 {
+        } else {
             let notices = self.groups.disconnect(&sender);
             self.render(notices);
-        } else {
-            self.deliver_data(msg);
         }
     }
 
@@ -164,26 +166,35 @@ impl Engine {
         let mut receivers = std::mem::take(&mut self.receivers);
         receivers.clear();
         let rank = self.cfg.daemon_rank;
+        // Connections by name only: whether each session is operational is
+        // checked once below, where it is looked up to queue the bytes.
         for dest in msg.groups() {
             if dest.is_private() {
-                if let Some(conn) = self.session_of(&dest) {
-                    receivers.push(conn);
-                }
+                receivers.extend(self.by_private.get(&dest).copied());
             } else if let Some(group) = self.groups.get(&dest) {
-                receivers.extend(group.members_on(rank).filter_map(|m| self.session_of(&m.name)));
+                receivers.extend(
+                    group
+                        .members_on(rank)
+                        .filter_map(|m| self.by_private.get(&m.name).copied()),
+                );
             }
         }
+        let limits = self.queue_limits();
         for &conn in &receivers {
             let Some(session) = self.sessions.get_mut(&conn) else {
                 continue;
             };
-            if session.last_delivery == stamp || discard == Some(session.private_group) {
+            if !session.is_operational()
+                || session.last_delivery == stamp
+                || discard == Some(session.private_group)
+            {
                 continue;
             }
             session.last_delivery = stamp;
-            self.queue_to(conn, msg.bytes.clone());
+            queue_on(session, msg.bytes.clone(), limits, &mut self.outputs);
         }
         self.receivers = receivers;
+        self.pool.recycle(msg.bytes);
     }
 
     /// Membership notices of one group change to its local members.

@@ -33,7 +33,7 @@ use crate::clock::Clock;
 use crate::fasthash::FastMap;
 use crate::groups::Groups;
 use crate::ring::{Channel, RingEngine, RingParams, Transmit};
-use crate::session::{ClientMessage, ConnId, Peer, Phase, Session};
+use crate::session::{BufferPool, ClientMessage, ConnId, Peer, Phase, Session};
 
 mod alone;
 mod config;
@@ -126,6 +126,8 @@ pub struct Engine {
     alone: alone::AloneCounters,
     /// Receivers far behind, which may pause reading from local senders.
     intake: intake::Intake,
+    /// Written message buffers, reused for the next client messages.
+    pool: BufferPool,
 }
 
 impl Engine {
@@ -152,6 +154,7 @@ impl Engine {
             dropped_ring_messages: 0,
             alone: Default::default(),
             intake: Default::default(),
+            pool: BufferPool::default(),
         }
     }
 
@@ -384,7 +387,7 @@ impl Engine {
     /// `n` bytes of the session's output were written.
     pub fn consume_output(&mut self, conn: ConnId, n: usize) {
         if let Some(s) = self.sessions.get_mut(&conn) {
-            s.consume_output(n);
+            s.consume_output(n, &mut self.pool);
         }
     }
 

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use log::info;
 
@@ -27,7 +28,8 @@ impl Engine {
                 now,
                 Outgoing {
                     packet_type: PacketType::for_service(msg.header.service_type),
-                    bytes: msg.bytes.as_ref().clone(),
+                    // Unshared until delivery: moved, not copied.
+                    bytes: Arc::try_unwrap(msg.bytes).unwrap_or_else(|shared| shared.as_ref().clone()),
                 },
             ),
         }

@@ -1,6 +1,7 @@
 //! Operational sessions: client messages in (checked, refused, or on to
 //! the sequencer), disconnects, and the bytes queued to each client.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use log::{debug, warn};
@@ -11,7 +12,7 @@ use spread_wire::endian::ByteOrder;
 
 use crate::clock::Clock;
 use crate::groups::MAX_LOCAL_GROUP_MEMBERS;
-use crate::session::{Bytes, ClientMessage, ConnId, Phase};
+use crate::session::{Bytes, ClientMessage, ConnId, Phase, Session};
 
 use super::{Engine, Output};
 
@@ -19,7 +20,7 @@ impl Engine {
     pub(super) fn process_messages(&mut self, conn: ConnId, now: Clock) {
         loop {
             let session = self.sessions.get_mut(&conn).expect("present");
-            match session.next_message(&self.cfg.daemon_name, self.cfg.max_message_body) {
+            match session.next_message(&self.cfg.daemon_name, self.cfg.max_message_body, &mut self.pool) {
                 Ok(Some(msg)) => self.handle_client_message(conn, msg, now),
                 Ok(None) => return,
                 Err(e) => {
@@ -143,18 +144,43 @@ impl Engine {
     /// shell has written what the socket takes ([`Engine::check_backlog`]),
     /// so a burst delivered in one go does not count against a reader.
     pub(super) fn queue_to(&mut self, conn: ConnId, bytes: Bytes) {
-        let Some(session) = self.sessions.get_mut(&conn) else {
-            return;
-        };
-        let was_idle = !session.has_output();
-        session.queue(bytes);
-        // Wake the shell when output starts, when the backlog reaches the
-        // high-water mark (a receiver far behind may pause the senders),
-        // and when it passes the bound, so a client that stopped reading
-        // is judged: its full socket raises no event of its own.
-        let n = session.queued_messages();
-        if was_idle || n == self.intake_high_water() || n == self.cfg.max_session_messages + 1 {
-            self.wake(conn);
+        let limits = self.queue_limits();
+        if let Some(session) = self.sessions.get_mut(&conn) {
+            queue_on(session, bytes, limits, &mut self.outputs);
         }
+    }
+
+    /// The backlogs at which [`queue_on`] wakes the shell.
+    pub(super) fn queue_limits(&self) -> QueueLimits {
+        QueueLimits {
+            high_water: self.intake_high_water(),
+            bound: self.cfg.max_session_messages,
+        }
+    }
+}
+
+/// See [`Engine::queue_limits`].
+#[derive(Clone, Copy)]
+pub(super) struct QueueLimits {
+    high_water: usize,
+    bound: usize,
+}
+
+/// Queue bytes to a session already looked up (see [`Engine::queue_to`]).
+pub(super) fn queue_on(
+    session: &mut Session,
+    bytes: Bytes,
+    limits: QueueLimits,
+    outputs: &mut VecDeque<Output>,
+) {
+    let was_idle = !session.has_output();
+    session.queue(bytes);
+    // Wake the shell when output starts, when the backlog reaches the
+    // high-water mark (a receiver far behind may pause the senders),
+    // and when it passes the bound, so a client that stopped reading
+    // is judged: its full socket raises no event of its own.
+    let n = session.queued_messages();
+    if was_idle || n == limits.high_water || n == limits.bound + 1 {
+        outputs.push_back(Output::Wake(session.conn));
     }
 }
