@@ -300,6 +300,56 @@ impl InputBuffer {
     }
 }
 
+/// Cuts client messages out of the bytes a session received.
+#[derive(Default)]
+struct Framer {
+    /// The header of a message whose names and body are still arriving.
+    reading: Option<(MessageHeader, usize)>,
+    /// The last sender field that passed the sender check (the same
+    /// field passes again: the check reads only it and the names).
+    accepted_sender: Option<[u8; MAX_GROUP_NAME]>,
+}
+
+impl Framer {
+    /// The message at the start of `input` and its length in `input`.
+    fn next(
+        &mut self,
+        input: &[u8],
+        session_name: &[u8],
+        daemon_name: &[u8],
+        max_body: usize,
+        pool: &mut BufferPool,
+    ) -> Result<Option<(ClientMessage, usize)>, HeaderError> {
+        if self.reading.is_none() {
+            if input.len() < MESSAGE_HEADER_LEN {
+                return Ok(None);
+            }
+            let (header, _order) = MessageHeader::parse(input).expect("48 bytes are present");
+            // The sender check depends only on the field, this session's
+            // name and the daemon's: a field already accepted passes again.
+            check_service(header.service_type, false)?;
+            if self.accepted_sender != Some(*header.sender.raw()) {
+                check_sender(&header, daemon_name, Some(session_name))?;
+                self.accepted_sender = Some(*header.sender.raw());
+            }
+            check_lengths(&header, max_body)?;
+            let rest = header.num_groups as usize * MAX_GROUP_NAME + header.data_len as usize;
+            self.reading = Some((header, rest));
+        }
+        let (header, rest) = self.reading.expect("set above");
+        let total = MESSAGE_HEADER_LEN + rest;
+        if input.len() < total {
+            return Ok(None);
+        }
+        self.reading = None;
+        let mut bytes = pool.take(total);
+        let buffer = Arc::get_mut(&mut bytes).expect("a taken buffer is unshared");
+        header.emit_into(ByteOrder::NATIVE, buffer);
+        buffer.extend_from_slice(&input[MESSAGE_HEADER_LEN..total]);
+        Ok(Some((ClientMessage { header, bytes }, total)))
+    }
+}
+
 /// Bytes queued for the client, shared between all receivers of a message.
 struct Pending {
     bytes: Bytes,
@@ -321,11 +371,7 @@ pub struct Session {
     pub private_group: GroupName,
     /// Bytes received and not yet consumed.
     input: InputBuffer,
-    /// The header of a message whose names and body are still arriving.
-    reading: Option<(MessageHeader, usize)>,
-    /// The last sender field that passed the sender check (the same
-    /// field passes again: the check reads only it and the names).
-    accepted_sender: Option<[u8; MAX_GROUP_NAME]>,
+    framer: Framer,
     out: VecDeque<Pending>,
     /// Output was consumed since the last [`Session::take_progress`].
     progressed: bool,
@@ -349,8 +395,7 @@ impl Session {
             name: Vec::new(),
             private_group: GroupName::EMPTY,
             input: InputBuffer::default(),
-            reading: None,
-            accepted_sender: None,
+            framer: Framer::default(),
             out: VecDeque::new(),
             progressed: false,
             last_delivery: 0,
@@ -400,34 +445,32 @@ impl Session {
         max_body: usize,
         pool: &mut BufferPool,
     ) -> Result<Option<ClientMessage>, HeaderError> {
-        if self.reading.is_none() {
-            if self.input.len() < MESSAGE_HEADER_LEN {
-                return Ok(None);
-            }
-            let (header, _order) = MessageHeader::parse(self.input.bytes()).expect("48 bytes are present");
-            // The sender check depends only on the field, this session's
-            // name and the daemon's: a field already accepted passes again.
-            check_service(header.service_type, false)?;
-            if self.accepted_sender != Some(*header.sender.raw()) {
-                check_sender(&header, daemon_name, Some(&self.name))?;
-                self.accepted_sender = Some(*header.sender.raw());
-            }
-            check_lengths(&header, max_body)?;
-            let rest = header.num_groups as usize * MAX_GROUP_NAME + header.data_len as usize;
-            self.reading = Some((header, rest));
-        }
-        let (header, rest) = self.reading.expect("set above");
-        let total = MESSAGE_HEADER_LEN + rest;
-        if self.input.len() < total {
-            return Ok(None);
-        }
-        self.reading = None;
-        let mut bytes = pool.take(total);
-        let buffer = Arc::get_mut(&mut bytes).expect("a taken buffer is unshared");
-        header.emit_into(ByteOrder::NATIVE, buffer);
-        buffer.extend_from_slice(&self.input.bytes()[MESSAGE_HEADER_LEN..total]);
-        self.input.consume(total);
-        Ok(Some(ClientMessage { header, bytes }))
+        let framed = self
+            .framer
+            .next(self.input.bytes(), &self.name, daemon_name, max_body, pool)?;
+        Ok(framed.map(|(msg, used)| {
+            self.input.consume(used);
+            msg
+        }))
+    }
+
+    /// [`Session::next_message`] from bytes just read, when nothing is
+    /// buffered: messages are framed straight out of the shell's read
+    /// buffer, and `fresh` is advanced past each. What is left once this
+    /// returns `Ok(None)` must be kept with [`Session::receive`].
+    pub fn next_message_in(
+        &mut self,
+        fresh: &mut &[u8],
+        daemon_name: &[u8],
+        max_body: usize,
+        pool: &mut BufferPool,
+    ) -> Result<Option<ClientMessage>, HeaderError> {
+        debug_assert_eq!(self.input.len(), 0, "buffered bytes come first");
+        let framed = self.framer.next(fresh, &self.name, daemon_name, max_body, pool)?;
+        Ok(framed.map(|(msg, used)| {
+            *fresh = &fresh[used..];
+            msg
+        }))
     }
 
     /// Queue bytes for the client.
@@ -642,5 +685,39 @@ mod tests {
         assert_eq!(m.bytes.len(), MESSAGE_HEADER_LEN + 32 + 2);
         assert_eq!(&m.bytes[m.bytes.len() - 2..], b"xy");
         assert_eq!(m.first_group(), GroupName::new(b"g"));
+    }
+
+    /// Messages framed straight from a read: whole ones come out, the
+    /// incomplete rest is kept and completed by the next read.
+    #[test]
+    fn messages_are_framed_from_fresh_bytes() {
+        let mut s = Session::new(1, Peer::Unix, 7, Instant::now());
+        s.name = b"a".to_vec();
+        let mut pool = BufferPool::default();
+        let one = spread_wire::client::Message {
+            header: header(AGREED_MESS, "#a#d", 1, 3),
+            groups: vec![GroupName::new(b"g").unwrap()],
+            body: b"xyz".to_vec(),
+        }
+        .emit(ByteOrder::Big);
+        let mut read = one.clone();
+        read.extend_from_slice(&one[..60]);
+        let mut fresh = &read[..];
+        let m = s
+            .next_message_in(&mut fresh, b"d", MAX, &mut pool)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&m.bytes[m.bytes.len() - 3..], b"xyz");
+        assert_eq!(m.bytes.len(), one.len());
+        assert!(s
+            .next_message_in(&mut fresh, b"d", MAX, &mut pool)
+            .unwrap()
+            .is_none());
+        assert_eq!(fresh.len(), 60);
+        s.receive(fresh);
+        s.receive(&one[60..]);
+        let m = s.next_message(b"d", MAX, &mut pool).unwrap().unwrap();
+        assert_eq!(&m.bytes[m.bytes.len() - 3..], b"xyz");
+        assert_eq!(s.input_len(), 0);
     }
 }

@@ -313,8 +313,13 @@ impl Engine {
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
-        session.receive(bytes);
-        self.process_input(conn, now);
+        if session.is_operational() && session.input_len() == 0 {
+            // Nothing buffered: frame the messages where they were read.
+            self.process_messages_in(conn, bytes, now);
+        } else {
+            session.receive(bytes);
+            self.process_input(conn, now);
+        }
         self.run_sequencer(now);
     }
 

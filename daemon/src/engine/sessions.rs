@@ -35,6 +35,35 @@ impl Engine {
         }
     }
 
+    /// [`Engine::process_messages`] straight from bytes just read (the
+    /// session has nothing buffered); an incomplete message at the end is
+    /// kept for the next read.
+    pub(super) fn process_messages_in(&mut self, conn: ConnId, mut fresh: &[u8], now: Clock) {
+        loop {
+            let session = self.sessions.get_mut(&conn).expect("present");
+            match session.next_message_in(
+                &mut fresh,
+                &self.cfg.daemon_name,
+                self.cfg.max_message_body,
+                &mut self.pool,
+            ) {
+                Ok(Some(msg)) => self.handle_client_message(conn, msg, now),
+                Ok(None) => {
+                    session.receive(fresh);
+                    return;
+                }
+                Err(e) => {
+                    let name = session.private_group;
+                    self.kill_session(conn, &format!("invalid message header from {name}: {e}"), now);
+                    return;
+                }
+            }
+            if !self.sessions.get(&conn).is_some_and(|s| s.is_operational()) {
+                return;
+            }
+        }
+    }
+
     pub(super) fn handle_client_message(&mut self, conn: ConnId, msg: ClientMessage, now: Clock) {
         let t = msg.header.service_type;
         if t & KILL_MESS != 0 {
