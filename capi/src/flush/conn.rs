@@ -21,9 +21,11 @@ use spread_wire::client::service::{
 use spread_wire::client::GroupName;
 
 use super::view::{code, Action, Control, DaemonMembership, Group, Message};
-use super::wire::{self, Decoded, DONT_BLOCK, FLUSH_OK_MESS, FLUSH_RECV_MESS, FLUSH_REQ_MESS, SUBGROUP_CAST};
 use crate::client::membership::{self, BodyBytes, Pieces};
 use crate::client::session::{self, Mailbox, NameSlot, Session, MAX_GROUPS_PER_MESSAGE};
+use spread_wire::flush::{
+    self as wire, Decoded, DONT_BLOCK, FLUSH_OK_MESS, FLUSH_RECV_MESS, FLUSH_REQ_MESS, SUBGROUP_CAST,
+};
 
 /// Scatter elements a flush program may use (one is kept for the trailer).
 pub const FL_MAX_SCATTER_ELEMENTS: usize = crate::ffi_sp::MAX_CLIENT_SCATTER_ELEMENTS - 1;

@@ -540,11 +540,11 @@ pub extern "C" fn FL_get_gid_offset_memb_mess() -> c_int {
 /// Offset of the member count of the body's set.
 #[no_mangle]
 pub extern "C" fn FL_get_num_vs_offset_memb_mess() -> c_int {
-    super::wire::VIEW_NUM_VS_OFFSET as c_int
+    spread_wire::flush::VIEW_NUM_VS_OFFSET as c_int
 }
 
 /// Offset of the member names of the body's set.
 #[no_mangle]
 pub extern "C" fn FL_get_vs_set_offset_memb_mess() -> c_int {
-    super::wire::VIEW_VS_SET_OFFSET as c_int
+    spread_wire::flush::VIEW_VS_SET_OFFSET as c_int
 }

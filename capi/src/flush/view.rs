@@ -33,8 +33,8 @@ use spread_wire::client::service::{
 };
 use spread_wire::client::GroupName;
 
-use super::wire::{self, FLUSH_REQ_MESS};
 use spread_wire::client::GroupId;
+use spread_wire::flush::{self as wire, FLUSH_REQ_MESS};
 
 /// Error codes of `fl.h`.
 pub mod code {
