@@ -126,18 +126,6 @@ fn named<'a, O>(
     })
 }
 
-/// The first `N` bytes of `buf` as a fixed-size view (for layouts read by
-/// position after this one length check), or a truncation of `field` at 0.
-#[inline]
-pub(crate) fn fixed<'a, const N: usize>(
-    buf: &'a [u8],
-    field: &'static str,
-) -> Result<&'a [u8; N], DecodeError> {
-    buf.get(..N)
-        .and_then(|h| h.try_into().ok())
-        .ok_or(DecodeError::truncated(field, 0, N))
-}
-
 /// `n` bytes, borrowed.
 #[inline]
 pub(crate) fn take<'a>(i: &'a [u8], n: usize, field: &'static str) -> PResult<'a, &'a [u8]> {

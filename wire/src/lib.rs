@@ -16,8 +16,9 @@
 //!   mismatch, bad value, trailing bytes). Counts are checked against the
 //!   bytes present before anything is allocated; parsers never panic.
 //! * **Checked views where they read better**: a fixed layout whose length
-//!   was checked once (the 48-byte message header's hint, group names) is
-//!   read by position, as smoltcp's `Packet::new_checked` does.
+//!   was checked once (the 48-byte message header, the 40-byte packet
+//!   header, group names) is read by position, as smoltcp's
+//!   `Packet::new_checked` does: no field of it can fail on its own.
 //! * **Writers use byteorder** and always take the order to write in; length
 //!   and count fields are computed from the parts, never trusted from the
 //!   caller. Fixed headers are written into arrays without allocating.

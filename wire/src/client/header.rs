@@ -11,7 +11,7 @@
 use super::limits::{MAX_GROUP_NAME, MESSAGE_HEADER_LEN};
 use super::names::GroupName;
 use super::DecodeError;
-use crate::codec::{self, run, typed, with_byteorder, Fixed, PResult};
+use crate::codec::{self, run, with_byteorder, Fixed};
 use crate::endian::{ByteOrder, ENDIAN_MARKER};
 
 /// Bits a raw hint may carry: the marker and the 16-bit mess_type.
@@ -19,6 +19,10 @@ pub const HINT_ALLOWED_BITS: u32 = 0x80ff_ff80;
 
 /// A message header, with integer fields in host values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+// Fields in wire order and laid out as declared: the compiler then moves
+// neighbouring fields as one word when it reads or writes the header
+// (callgrind, codec_bench: fewer instructions for every header case).
+#[repr(C)]
 pub struct MessageHeader {
     /// Service and control bits, endian marker removed.
     pub service_type: u32,
@@ -35,32 +39,29 @@ impl MessageHeader {
     /// Decode and convert to host values; also returns the writer's order.
     #[inline]
     pub fn parse(buf: &[u8]) -> Result<(MessageHeader, ByteOrder), DecodeError> {
-        // One length check for the whole header, then fields by name.
-        let head = buf.get(..MESSAGE_HEADER_LEN).ok_or(DecodeError::truncated(
-            "message_header",
-            0,
-            MESSAGE_HEADER_LEN,
-        ))?;
+        // A checked view: one length check for the whole fixed layout, then
+        // fields by position (no field can fail on its own).
+        let Some(head) = buf.first_chunk::<MESSAGE_HEADER_LEN>() else {
+            return Err(DecodeError::truncated("message_header", 0, MESSAGE_HEADER_LEN));
+        };
         let order = ByteOrder::of_type_word([head[0], head[1], head[2], head[3]]);
-        let (_, header) = with_byteorder!(order, B => run(head, 0, Self::fields::<B>))?;
-        Ok((header, order))
+        Ok((with_byteorder!(order, B => Self::view::<B>(head)), order))
     }
 
-    fn fields<B: byteorder::ByteOrder>(i: &[u8]) -> PResult<'_, MessageHeader> {
-        let (i, service_type) = typed::u32::<B>(i, "type")?;
-        let (i, sender) = codec::array(i, "sender")?;
-        let (i, num_groups) = typed::i32::<B>(i, "num_groups")?;
+    #[inline(always)]
+    fn view<B: byteorder::ByteOrder>(h: &[u8; MESSAGE_HEADER_LEN]) -> MessageHeader {
+        let mut sender = [0u8; MAX_GROUP_NAME];
+        sender.copy_from_slice(&h[4..36]);
+        let mut hint = [0u8; 4];
         // Raw: the hint carries its own writer's marker and is never swapped.
-        let (i, hint) = codec::array(i, "hint")?;
-        let (i, data_len) = typed::i32::<B>(i, "data_len")?;
-        let header = MessageHeader {
-            service_type: service_type & !ENDIAN_MARKER,
+        hint.copy_from_slice(&h[40..44]);
+        MessageHeader {
+            service_type: B::read_u32(&h[0..4]) & !ENDIAN_MARKER,
             sender: GroupName::from_raw(sender),
-            num_groups,
+            num_groups: B::read_i32(&h[36..40]),
             hint,
-            data_len,
-        };
-        Ok((i, header))
+            data_len: B::read_i32(&h[44..48]),
+        }
     }
 
     /// Encode in `order`, setting that order's marker in the type word.

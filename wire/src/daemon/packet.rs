@@ -35,6 +35,10 @@ use crate::endian::ByteOrder;
 /// host values. The two padding bytes are written as zero (the original
 /// never converts them; every capture has them zero).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+// Fields in wire order and laid out as declared: the compiler then moves
+// neighbouring fields as one word when it reads or writes the header
+// (callgrind, codec_bench: fewer instructions for every header case).
+#[repr(C)]
 pub struct PacketHeader {
     /// Type bits, endian marker removed.
     pub kind: u32,
@@ -63,7 +67,9 @@ impl PacketHeader {
     pub fn parse(buf: &[u8]) -> Result<(PacketHeader, ByteOrder), DecodeError> {
         // A checked view: one length check for the whole fixed layout, then
         // fields by position (no field can fail on its own).
-        let head = codec::fixed::<HEADER_LEN>(buf, "packet_header")?;
+        let Some(head) = buf.first_chunk::<HEADER_LEN>() else {
+            return Err(DecodeError::truncated("packet_header", 0, HEADER_LEN));
+        };
         let order = ByteOrder::of_type_word([head[0], head[1], head[2], head[3]]);
         Ok((with_byteorder!(order, B => Self::view::<B>(head)), order))
     }
@@ -105,12 +111,21 @@ impl PacketHeader {
                 .i32(self.seq)
                 .i32(self.token_round)
                 .u32(self.conf_hash)
-                .u16(self.data_len)
-                .bytes(&[0, 0])
-                .i16(self.frag_index)
-                .i16(self.frag_len);
+                .bytes(&Self::tail::<B>(self.data_len, self.frag_index, self.frag_len));
         });
         a
+    }
+
+    /// The last 8 bytes: data_len, 2 bytes of zero padding (never converted),
+    /// the first fragment's index and length; built apart, they go out as
+    /// one word.
+    #[inline(always)]
+    fn tail<B: byteorder::ByteOrder>(data_len: u16, index: i16, len: i16) -> [u8; 8] {
+        let mut t = [0u8; 8];
+        B::write_u16(&mut t[0..2], data_len);
+        B::write_i16(&mut t[4..6], index);
+        B::write_i16(&mut t[6..8], len);
+        t
     }
 
     /// A header-only datagram (HURRY, REFER) in this machine's order;

@@ -27,6 +27,10 @@ use crate::endian::ByteOrder;
 
 /// The 40-byte token header, integers in host values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+// Fields in wire order and laid out as declared: the compiler then moves
+// neighbouring fields as one word when it reads or writes the header
+// (callgrind, codec_bench: fewer instructions for every header case).
+#[repr(C)]
 pub struct TokenHeader {
     /// Type bits with the ARQ and RETRANS counters, endian marker removed.
     pub kind: u32,
@@ -51,30 +55,43 @@ impl TokenHeader {
 
     /// Decode the first 40 bytes; also returns the writer's order.
     pub fn parse(buf: &[u8]) -> Result<(TokenHeader, ByteOrder), DecodeError> {
-        // A checked view: one length check for the whole fixed layout, then
-        // fields by position (no field can fail on its own).
-        let head = codec::fixed::<HEADER_LEN>(buf, "token_header")?;
+        let head = buf
+            .get(..Self::LEN)
+            .ok_or(DecodeError::truncated("token_header", 0, Self::LEN))?;
         let order = ByteOrder::of_type_word([head[0], head[1], head[2], head[3]]);
-        Ok((with_byteorder!(order, B => Self::view::<B>(head)), order))
+        let (_, header) = with_byteorder!(order, B => codec::run(head, 0, Self::fields::<B>))?;
+        Ok((header, order))
     }
 
-    #[inline(always)]
-    fn view<B: byteorder::ByteOrder>(h: &[u8; HEADER_LEN]) -> TokenHeader {
-        TokenHeader {
-            kind: strip_marker(B::read_u32(&h[0..4])),
-            transmitter: B::read_u32(&h[4..8]),
-            proc_id: B::read_u32(&h[8..12]),
+    fn fields<B: byteorder::ByteOrder>(i: &[u8]) -> PResult<'_, TokenHeader> {
+        use crate::codec::typed;
+        let (i, kind) = typed::u32::<B>(i, "type")?;
+        let (i, transmitter) = typed::u32::<B>(i, "transmiter_id")?;
+        let (i, proc_id) = typed::u32::<B>(i, "proc_id")?;
+        let (i, mp) = typed::i32::<B>(i, "memb_id")?;
+        let (i, mt) = typed::i32::<B>(i, "memb_id")?;
+        let (i, seq) = typed::i32::<B>(i, "seq")?;
+        let (i, aru) = typed::i32::<B>(i, "aru")?;
+        let (i, aru_last_id) = typed::u32::<B>(i, "aru_last_id")?;
+        let (i, flow_control) = typed::i16::<B>(i, "flow_control")?;
+        let (i, rtr_len) = typed::u16::<B>(i, "rtr_len")?;
+        let (i, conf_hash) = typed::u32::<B>(i, "conf_hash")?;
+        let header = TokenHeader {
+            kind: strip_marker(kind),
+            transmitter,
+            proc_id,
             memb_id: MembId {
-                proc_id: B::read_i32(&h[12..16]),
-                time: B::read_i32(&h[16..20]),
+                proc_id: mp,
+                time: mt,
             },
-            seq: B::read_i32(&h[20..24]),
-            aru: B::read_i32(&h[24..28]),
-            aru_last_id: B::read_u32(&h[28..32]),
-            flow_control: B::read_i16(&h[32..34]),
-            rtr_len: B::read_u16(&h[34..36]),
-            conf_hash: B::read_u32(&h[36..40]),
-        }
+            seq,
+            aru,
+            aru_last_id,
+            flow_control,
+            rtr_len,
+            conf_hash,
+        };
+        Ok((i, header))
     }
 
     /// Append the encoding in `order` to `out`.
