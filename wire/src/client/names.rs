@@ -73,6 +73,29 @@ impl GroupName {
         MAX_GROUP_NAME
     }
 
+    /// Word `i` of the field (8 bytes, little-endian) with the bytes after
+    /// the first NUL cleared, and whether the name ends in it: names are
+    /// compared a word at a time, without finding their lengths first.
+    #[inline]
+    fn name_word(&self, i: usize) -> (u64, bool) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGHS: u64 = 0x8080_8080_8080_8080;
+        let word = u64::from_le_bytes(self.raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zeros == 0 {
+            return (word, false);
+        }
+        // The lowest flag is bit 7 of the first zero byte: keep the bytes
+        // up to it.
+        let first = zeros.trailing_zeros();
+        let keep = if first >= 63 {
+            u64::MAX
+        } else {
+            (1u64 << (first + 1)) - 1
+        };
+        (word & keep, true)
+    }
+
     /// The same name with clean padding.
     pub fn clean(&self) -> GroupName {
         GroupName::truncated(self.as_bytes())
@@ -110,9 +133,21 @@ impl GroupName {
     }
 }
 
+/// Equal and ordered as [`GroupName::as_bytes`] are (bytes after the NUL
+/// do not count), a word at a time.
 impl PartialEq for GroupName {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
+        for i in 0..MAX_GROUP_NAME / 8 {
+            let (a, ends) = self.name_word(i);
+            if a != other.name_word(i).0 {
+                return false;
+            }
+            if ends {
+                return true;
+            }
+        }
+        true
     }
 }
 impl Eq for GroupName {}
@@ -123,8 +158,20 @@ impl PartialOrd for GroupName {
     }
 }
 impl Ord for GroupName {
+    #[inline]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_bytes().cmp(other.as_bytes())
+        for i in 0..MAX_GROUP_NAME / 8 {
+            let (a, ends) = self.name_word(i);
+            let b = other.name_word(i).0;
+            if a != b {
+                // Cleared bytes sort first, as a shorter name does.
+                return a.swap_bytes().cmp(&b.swap_bytes());
+            }
+            if ends {
+                return std::cmp::Ordering::Equal;
+            }
+        }
+        std::cmp::Ordering::Equal
     }
 }
 
@@ -178,6 +225,45 @@ mod tests {
                 let name = GroupName::from_raw(raw);
                 let expected = raw.iter().position(|&b| b == 0).unwrap_or(MAX_GROUP_NAME);
                 assert_eq!(name.as_bytes().len(), expected, "fill {fill:#x} len {len}");
+            }
+        }
+    }
+
+    /// Word-wise equality and order agree with comparing the names'
+    /// bytes, over names of every length, bytes 0x01/0x80/0xff and garbage
+    /// after the NUL.
+    #[test]
+    fn word_wise_comparison_matches_the_bytes() {
+        let mut names = Vec::new();
+        for len in 0..=MAX_GROUP_NAME {
+            for (fill, garbage) in [
+                (b'a', 0u8),
+                (b'a', 0xff),
+                (0x01, b'b'),
+                (0x80, 0x7f),
+                (0xff, 0x01),
+            ] {
+                let mut raw = [garbage; MAX_GROUP_NAME];
+                raw[..len].fill(fill);
+                if len < MAX_GROUP_NAME {
+                    raw[len] = 0;
+                }
+                names.push(GroupName::from_raw(raw));
+                if len > 0 {
+                    // One byte different, at the end and at the start.
+                    let mut last = raw;
+                    last[len - 1] = fill.wrapping_add(1).max(1);
+                    names.push(GroupName::from_raw(last));
+                    let mut first = raw;
+                    first[0] = fill.wrapping_sub(1).max(1);
+                    names.push(GroupName::from_raw(first));
+                }
+            }
+        }
+        for a in &names {
+            for b in &names {
+                assert_eq!(a == b, a.as_bytes() == b.as_bytes(), "{a:?} == {b:?}");
+                assert_eq!(a.cmp(b), a.as_bytes().cmp(b.as_bytes()), "{a:?} cmp {b:?}");
             }
         }
     }
