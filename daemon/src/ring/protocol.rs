@@ -519,6 +519,16 @@ impl RingEngine {
     /// The stored fragments stay for retransmission: each message is copied
     /// once, into its event (a whole one straight from its fragment).
     fn deliver_packet(&mut self, seq: i32) {
+        self.hand_up(seq, false);
+    }
+
+    /// As [`Self::deliver_packet`] for a packet removed right after: its
+    /// messages are moved up, not copied.
+    fn deliver_packet_last(&mut self, seq: i32) {
+        self.hand_up(seq, true);
+    }
+
+    fn hand_up(&mut self, seq: i32, last_use: bool) {
         let Some(Slot::Packet(p)) = self.store.packets.get_mut(&seq) else {
             return;
         };
@@ -528,16 +538,22 @@ impl RingEngine {
         let Some(packet_type) = PacketType::of_bits(h.kind) else {
             return;
         };
-        let Some(Slot::Packet(p)) = self.store.packets.get(&seq) else {
-            return;
+        // Taken out for the hand-up (free) and put back unless `last_use`.
+        let mut frags = std::mem::take(&mut p.frags);
+        let piece = |f: &mut Fragment| {
+            if last_use {
+                std::mem::take(&mut f.bytes)
+            } else {
+                f.bytes.clone()
+            }
         };
-        let Some((first, rest)) = p.frags.split_first() else {
+        let Some((first, rest)) = frags.split_first_mut() else {
             return;
         };
         let whole = if first.index == -1 && self.up.is_empty() {
             // A message in one piece and nothing being reassembled (the
             // common case): no lookups.
-            Some(first.bytes.clone())
+            Some(piece(first))
         } else {
             let key = if h.kind & bits::RELIABLE != 0 && first.index == -1 {
                 RELIABLE_KEY
@@ -562,10 +578,10 @@ impl RingEngine {
                 self.up.remove(&key);
                 None
             } else if first.index == -1 {
-                Some(first.bytes.clone())
+                Some(piece(first))
             } else {
                 let parts = self.up.entry(key).or_default();
-                parts.push(first.bytes.clone());
+                parts.push(piece(first));
                 if first.index < 0 {
                     self.up.remove(&key).map(|parts| parts.concat())
                 } else {
@@ -586,8 +602,13 @@ impl RingEngine {
             self.events.push_back(RingEvent::Deliver {
                 packet_type,
                 from: h.proc_id,
-                bytes: f.bytes.clone(),
+                bytes: piece(f),
             });
+        }
+        if !last_use {
+            if let Some(Slot::Packet(p)) = self.store.packets.get_mut(&seq) {
+                p.frags = frags;
+            }
         }
     }
 
@@ -671,7 +692,7 @@ impl RingEngine {
             }
             for s in seqs {
                 if matches!(self.store.packets.get(&s), Some(Slot::Packet(p)) if !p.delivered) {
-                    self.deliver_packet(s);
+                    self.deliver_packet_last(s);
                 }
                 self.store.packets.remove(&s);
             }
