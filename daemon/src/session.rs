@@ -38,16 +38,17 @@ impl BufferPool {
 
     /// An empty buffer with room for `len` bytes, owned by the caller alone.
     pub fn take(&mut self, len: usize) -> Bytes {
-        match self.spare.pop() {
-            Some(mut bytes) => {
-                let v = Arc::get_mut(&mut bytes).expect("pooled buffers are unshared");
-                self.kept -= v.capacity();
+        // Pooled buffers are unshared (`recycle` keeps only those); one that
+        // is not would be dropped here rather than reused.
+        while let Some(mut bytes) = self.spare.pop() {
+            if let Some(v) = Arc::get_mut(&mut bytes) {
+                self.kept = self.kept.saturating_sub(v.capacity());
                 v.clear();
                 v.reserve_exact(len);
-                bytes
+                return bytes;
             }
-            None => Arc::new(Vec::with_capacity(len)),
         }
+        Arc::new(Vec::with_capacity(len))
     }
 
     /// Keep `bytes` if this was its last holder, it is small and there is room.
