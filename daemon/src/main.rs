@@ -262,15 +262,7 @@ fn ring_setup(config: &Configuration, me: &DaemonEntry) -> (RingParams, Vec<Daem
     } else {
         interfaces
     };
-    let addresses = RingAddresses {
-        segments: config.segments.iter().map(|s| (s.address, s.port)).collect(),
-        daemon_ports: config
-            .segments
-            .iter()
-            .flat_map(|s| s.daemons.iter().map(|d| (u32::from(d.ip), s.port)))
-            .collect(),
-    };
-    (params, interfaces, addresses)
+    (params, interfaces, RingAddresses::from_configuration(config))
 }
 
 /// When started as root: chroot into RuntimeDir and become DaemonUser /

@@ -12,25 +12,42 @@ use spread_wire::endian::ByteOrder;
 
 use crate::clock::Clock;
 use crate::groups::MAX_LOCAL_GROUP_MEMBERS;
-use crate::session::{Bytes, ClientMessage, ConnId, Phase, Session};
+use crate::session::{Bytes, ClientMessage, ConnId, HeaderError, Phase, Session};
 
 use super::{Engine, Output};
 
 impl Engine {
     pub(super) fn process_messages(&mut self, conn: ConnId, now: Clock) {
         loop {
-            let session = self.sessions.get_mut(&conn).expect("present");
-            match session.next_message(&self.cfg.daemon_name, self.cfg.max_message_body, &mut self.pool) {
-                Ok(Some(msg)) => self.handle_client_message(conn, msg, now),
-                Ok(None) => return,
-                Err(e) => {
-                    let name = session.private_group;
-                    self.kill_session(conn, &format!("invalid message header from {name}: {e}"), now);
-                    return;
-                }
-            }
-            if !self.sessions.get(&conn).is_some_and(|s| s.is_operational()) {
+            let Some(session) = self.sessions.get_mut(&conn) else {
                 return;
+            };
+            let step = session.next_message(&self.cfg.daemon_name, self.cfg.max_message_body, &mut self.pool);
+            if !self.take_framed(conn, step, now) {
+                return;
+            }
+        }
+    }
+
+    /// Acts on one message framed for `conn`: handles it, or drops the
+    /// session on a bad header. Whether to look for another one.
+    fn take_framed(
+        &mut self,
+        conn: ConnId,
+        step: Result<Option<ClientMessage>, HeaderError>,
+        now: Clock,
+    ) -> bool {
+        match step {
+            Ok(Some(msg)) => {
+                self.handle_client_message(conn, msg, now);
+                self.sessions.get(&conn).is_some_and(|s| s.is_operational())
+            }
+            Ok(None) => false,
+            Err(e) => {
+                if let Some(name) = self.sessions.get(&conn).map(|s| s.private_group) {
+                    self.kill_session(conn, &format!("invalid message header from {name}: {e}"), now);
+                }
+                false
             }
         }
     }
@@ -40,25 +57,20 @@ impl Engine {
     /// kept for the next read.
     pub(super) fn process_messages_in(&mut self, conn: ConnId, mut fresh: &[u8], now: Clock) {
         loop {
-            let session = self.sessions.get_mut(&conn).expect("present");
-            match session.next_message_in(
+            let Some(session) = self.sessions.get_mut(&conn) else {
+                return;
+            };
+            let step = session.next_message_in(
                 &mut fresh,
                 &self.cfg.daemon_name,
                 self.cfg.max_message_body,
                 &mut self.pool,
-            ) {
-                Ok(Some(msg)) => self.handle_client_message(conn, msg, now),
-                Ok(None) => {
-                    session.receive(fresh);
-                    return;
-                }
-                Err(e) => {
-                    let name = session.private_group;
-                    self.kill_session(conn, &format!("invalid message header from {name}: {e}"), now);
-                    return;
-                }
+            );
+            if matches!(step, Ok(None)) {
+                session.receive(fresh);
+                return;
             }
-            if !self.sessions.get(&conn).is_some_and(|s| s.is_operational()) {
+            if !self.take_framed(conn, step, now) {
                 return;
             }
         }

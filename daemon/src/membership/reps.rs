@@ -152,12 +152,13 @@ pub(crate) fn potential_from_reps(conf: &Conf, my_seg: usize, reps: &[Rep]) -> V
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::ring_conf::SegmentConf;
 
-    /// Segment 0: d1..d3 (ids 1..3); segment 1: ids 11 and 12.
-    fn conf() -> Conf {
+    /// Segment 0: d1..d3 (ids 1..3); segment 1: ids 11 and 12 (the
+    /// membership tests use it too).
+    pub(in crate::membership) fn conf() -> Conf {
         Conf::new(vec![
             SegmentConf {
                 bcast: 0xff,

@@ -5,21 +5,7 @@ use super::*;
 use crate::ring_conf::{Channel, Conf, SegmentConf};
 use spread_wire::daemon::{bits, rep_kind, MembersInfo, PacketHeader, RepsInfo};
 
-/// Segment 0: ids 1..3; segment 1: ids 11 and 12.
-fn conf() -> Conf {
-    Conf::new(vec![
-        SegmentConf {
-            bcast: 0xff,
-            port: 4803,
-            daemons: vec![1, 2, 3],
-        },
-        SegmentConf {
-            bcast: 0x1ff,
-            port: 4803,
-            daemons: vec![11, 12],
-        },
-    ])
-}
+use super::reps::tests::conf;
 
 fn refer(id: u32, kind: i16) -> MembId {
     MembId {
