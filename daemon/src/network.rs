@@ -89,6 +89,50 @@ fn bind(addr: SocketAddrV4, reuse: bool) -> io::Result<UdpSocket> {
     Ok(UdpSocket::from_std(socket.into()))
 }
 
+/// The kernel hands a broadcast back to the sender's own host: a socket
+/// filter drops the datagrams of this daemon's own send socket (source port
+/// `sender_port` from `own_ip` or a loopback address) before they wake the
+/// daemon, which would only discard them after a read and a parse (the
+/// ring's own packets are in its store already). Only the sender socket of
+/// this network namespace sends from that port (it is bound without reuse),
+/// and a source address of this host or 127/8 does not come from another
+/// host. Without the filter (an old kernel) the daemon discards them itself.
+fn skip_own_datagrams(socket: &UdpSocket, own_ip: Ipv4Addr, sender_port: u16) {
+    // Classic BPF offsets from the network header (SKF_NET_OFF).
+    const NET: u32 = (-0x100000i32) as u32;
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let (ld_w, ld_h) = (
+        libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+        libc::BPF_LD | libc::BPF_H | libc::BPF_ABS,
+    );
+    let (jeq, ret) = (
+        libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+        libc::BPF_RET | libc::BPF_K,
+    );
+    let alu_and = libc::BPF_ALU | libc::BPF_AND | libc::BPF_K;
+    let own = u32::from(own_ip);
+    let program = [
+        // UDP source port (the header right after a 20-byte IP header: our
+        // own datagrams carry no IP options).
+        op(ld_h, 0, 0, NET + 20),
+        op(jeq, 0, 5, u32::from(sender_port)),
+        op(ld_w, 0, 0, NET + 12),
+        op(jeq, 2, 0, own),
+        op(alu_and, 0, 0, 0xff00_0000),
+        op(jeq, 0, 1, 0x7f00_0000),
+        op(ret, 0, 0, 0),
+        op(ret, 0, 0, u32::MAX),
+    ];
+    if let Err(e) = socket2::SockRef::from(socket).attach_filter(&program) {
+        log::debug!(target: "spread::network", "no filter for the own broadcasts: {e}");
+    }
+}
+
 impl UdpChannels {
     /// Bind the receive channels on `port` / `port + 1` and the send socket.
     pub fn bind(
@@ -97,6 +141,7 @@ impl UdpChannels {
         broadcast: Option<Ipv4Addr>,
         multicast: Option<Ipv4Addr>,
     ) -> io::Result<UdpChannels> {
+        let sender = bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), false)?;
         let mut receivers = Vec::new();
         let mut broadcast_bound = false;
         for iface in interfaces {
@@ -118,11 +163,43 @@ impl UdpChannels {
             receivers.push((ChannelKind::Data, data));
             receivers.push((ChannelKind::Token, bind(SocketAddrV4::new(ip, port + 1), false)?));
         }
-        let sender = bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), false)?;
         if multicast.is_some() {
             socket2::SockRef::from(&sender).set_multicast_ttl_v4(1)?;
         }
         Ok(UdpChannels { receivers, sender })
+    }
+
+    /// Filters this daemon's own datagrams out of its data sockets (see
+    /// [`skip_own_datagrams`]); `own_ip` is the daemon's address, the
+    /// source address its broadcasts leave with.
+    pub fn skipping_own_datagrams(self, own_ip: Ipv4Addr) -> UdpChannels {
+        if let Ok(addr) = self.sender.local_addr() {
+            for (kind, socket) in &self.receivers {
+                if *kind == ChannelKind::Data {
+                    skip_own_datagrams(socket, own_ip, addr.port());
+                }
+            }
+        }
+        self
+    }
+
+    /// Send these datagrams in order, [`crate::os::SEND_BATCH`] per system
+    /// call; a full socket buffer drops the rest, as UDP may. A datagram the
+    /// kernel refuses is logged and skipped.
+    pub fn send_all(&self, datagrams: &[(SocketAddrV4, &[u8])]) {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.sender);
+        let mut rest = datagrams;
+        while !rest.is_empty() {
+            match crate::os::send_datagrams(fd, rest) {
+                Ok(0) => return,
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    log::debug!(target: "spread::network", "send to {} failed: {e}", rest[0].0);
+                    rest = &rest[1..];
+                }
+            }
+        }
     }
 
     /// Send one datagram; a full socket buffer drops it, as UDP may.

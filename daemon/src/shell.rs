@@ -22,9 +22,7 @@ use crate::monitor::{is_monitor_datagram, MonitorAction, MonitorEngine};
 pub use crate::network::RingAddresses;
 use crate::network::{ChannelKind, UdpChannels};
 use crate::os;
-pub use crate::os::{
-    drop_privileges, host_ipv4_addrs, host_name, raise_open_files_limit, read_clock, StartupPages,
-};
+pub use crate::os::{drop_privileges, host_ipv4_addrs, host_name, raise_open_files_limit, read_clock};
 use crate::ring::Channel;
 use crate::session::{ConnId, Peer};
 
@@ -150,10 +148,15 @@ pub struct Shell {
     /// and leave with it (the original's event loop serves its clients
     /// between two tokens in the same way).
     token_again: Vec<usize>,
+    /// Data sockets left unread while a token went first, read next turn.
+    data_again: Vec<usize>,
     /// Sessions with new output, written once per loop turn so that the
     /// messages of one read leave in one vectored write.
     to_flush: Vec<ConnId>,
     read_buf: Vec<u8>,
+    /// The datagrams of one [`Shell::send_datagrams`] system call (kept to
+    /// reuse its allocation).
+    send_batch: Vec<(std::net::SocketAddrV4, Vec<u8>)>,
     udp: Option<(UdpChannels, RingAddresses)>,
     /// The monitor protocol and the unbound socket its replies leave from
     /// (the original answers from a socket of its own, not the ring's).
@@ -219,8 +222,10 @@ impl Shell {
             read_again: VecDeque::new(),
             paused_reads: Vec::new(),
             token_again: Vec::new(),
+            data_again: Vec::new(),
             to_flush: Vec::new(),
             read_buf: vec![0; 64 * 1024],
+            send_batch: Vec::with_capacity(os::SEND_BATCH),
             udp: None,
             monitor: None,
             reload_requests: 0,
@@ -396,6 +401,7 @@ impl Shell {
     }
 
     fn read_datagrams(&mut self, index: usize, now: Clock) {
+        let mut token_tried = false;
         loop {
             let Some((channels, _)) = &self.udp else { return };
             let Some((kind, socket)) = channels.receivers.get(index) else {
@@ -428,6 +434,20 @@ impl Shell {
                         }
                         return;
                     }
+                    // Accelerated ring: a packet of my predecessor's next
+                    // round shows it passed the token on after all of this
+                    // round's packets; the token is taken before the rest
+                    // of its packets (the original raises the token
+                    // channel's priority over the data channel then).
+                    if !token_tried && self.engine.ring().is_some_and(|r| r.token_has_priority()) {
+                        token_tried = true;
+                        if self.take_token_first(now) {
+                            if !self.data_again.contains(&index) {
+                                self.data_again.push(index);
+                            }
+                            return;
+                        }
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -439,20 +459,56 @@ impl Shell {
         }
     }
 
+    /// Reads one token from each token socket not read this turn; true if
+    /// a token came.
+    fn take_token_first(&mut self, now: Clock) -> bool {
+        let Some((channels, _)) = &self.udp else {
+            return false;
+        };
+        let tokens: Vec<usize> = (0..channels.receivers.len())
+            .filter(|&i| channels.receivers[i].0 == ChannelKind::Token && !self.token_again.contains(&i))
+            .collect();
+        let mut taken = false;
+        for index in tokens {
+            self.read_datagrams(index, now);
+            taken |= self.token_again.contains(&index);
+        }
+        taken
+    }
+
     fn send_datagrams(&mut self) {
         let Some((channels, addresses)) = &self.udp else {
             return;
         };
-        while let Some(t) = self.engine.poll_transmit() {
-            match addresses.resolve(t.to) {
-                Some(to) => {
-                    if let Err(e) = channels.send(to, &t.bytes) {
-                        debug!(target: "spread::network", "send to {to} failed: {e}");
-                    }
+        // What the engine asks for leaves in batches: one system call for
+        // a token visit's packets, the token among them in its place.
+        let mut batch = std::mem::take(&mut self.send_batch);
+        loop {
+            while batch.len() < os::SEND_BATCH {
+                let Some(t) = self.engine.poll_transmit() else {
+                    break;
+                };
+                match addresses.resolve(t.to) {
+                    Some(to) => batch.push((to, t.bytes)),
+                    None => warn!(target: "spread::network", "no address for {:?}", t.to),
                 }
-                None => warn!(target: "spread::network", "no address for {:?}", t.to),
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let mut views =
+                [(std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), &[][..]); os::SEND_BATCH];
+            for (view, (to, bytes)) in views.iter_mut().zip(&batch) {
+                *view = (*to, bytes.as_slice());
+            }
+            channels.send_all(&views[..batch.len()]);
+            let full = batch.len() == os::SEND_BATCH;
+            batch.clear();
+            if !full {
+                break;
             }
         }
+        self.send_batch = batch;
     }
 
     pub fn engine(&self) -> &Engine {
@@ -463,17 +519,19 @@ impl Shell {
     pub fn run(&mut self) -> Result<(), ShellError> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if !self.read_again.is_empty() || !self.token_again.is_empty() {
-                Some(Duration::ZERO)
-            } else {
-                let monitor = self.monitor.as_ref().and_then(|(m, _)| m.poll_timeout());
-                // The clock is read only when a deadline needs it.
-                [self.engine.poll_timeout(), monitor]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .map(|t| t.saturating_duration_since(Instant::now()))
-            };
+            let timeout =
+                if !self.read_again.is_empty() || !self.token_again.is_empty() || !self.data_again.is_empty()
+                {
+                    Some(Duration::ZERO)
+                } else {
+                    let monitor = self.monitor.as_ref().and_then(|(m, _)| m.poll_timeout());
+                    // The clock is read only when a deadline needs it.
+                    [self.engine.poll_timeout(), monitor]
+                        .into_iter()
+                        .flatten()
+                        .min()
+                        .map(|t| t.saturating_duration_since(Instant::now()))
+                };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -482,6 +540,7 @@ impl Shell {
             }
             let now = read_clock();
             let token_pending = std::mem::take(&mut self.token_again);
+            let data_pending = std::mem::take(&mut self.data_again);
             // Clients before the ring sockets: a message that arrived with
             // the token leaves with it instead of a whole rotation later.
             let ring_socket = |e: &mio::event::Event| (FIRST_UDP..FIRST_CONN).contains(&e.token().0);
@@ -513,6 +572,12 @@ impl Shell {
                 self.apply_outputs();
                 // A HURRY for the token leaves at once.
                 self.send_datagrams();
+            }
+            for index in data_pending {
+                if !self.data_again.contains(&index) {
+                    self.read_datagrams(index, now);
+                    self.apply_outputs();
+                }
             }
             for index in token_pending {
                 if !self.token_again.contains(&index) {
