@@ -49,6 +49,10 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // What the dynamic linker and the C library's start-up touched is not
+    // needed again; releasing it here keeps it out of the peak RSS too.
+    let startup_pages = shell::StartupPages::open();
+    startup_pages.release();
     let cli = Cli::parse();
     if let Some(name) = &cli.proc_name {
         if name.len() > 19 {
@@ -73,7 +77,7 @@ fn main() -> ExitCode {
     if let Some(file) = &config.extensions_file {
         info!("extensions file {}", file.display());
     }
-    match run(cli, config, source, path) {
+    match run(cli, config, source, path, &startup_pages) {
         Ok(()) => {
             info!("Spread daemon exiting normally");
             ExitCode::SUCCESS
@@ -115,7 +119,13 @@ fn load_configuration(
 
 const BUILT_IN: &str = "built-in default";
 
-fn run(cli: Cli, config: Configuration, source: String, path: Option<PathBuf>) -> Result<(), String> {
+fn run(
+    cli: Cli,
+    config: Configuration,
+    source: String,
+    path: Option<PathBuf>,
+    startup_pages: &shell::StartupPages,
+) -> Result<(), String> {
     let host_addrs = shell::host_ipv4_addrs();
     let me = config
         .find_daemon(cli.proc_name.as_deref(), &host_addrs)
@@ -236,11 +246,16 @@ fn run(cli: Cli, config: Configuration, source: String, path: Option<PathBuf>) -
         warn!("cannot reach the service manager's ${NOTIFY_SOCKET_ENV}: {e}");
         Notifier::disabled()
     });
+    // Argument and configuration parsing, logger and socket set-up are done.
+    startup_pages.release();
     drop_privileges(&config, &mut shell);
     // Every listening socket is bound: tell a Type=notify service manager.
     if let Err(e) = notifier.ready(&format!("daemon '{}' serving clients on port {port}", entry.name)) {
         warn!("cannot notify the service manager: {e}");
     }
+    // The privilege drop (user database look-ups) is the last start-up step:
+    // from here only the pages the event loop runs become resident again.
+    log::debug!("released {} kB of start-up code pages", startup_pages.release());
     let result = shell.run().map_err(|e| e.to_string());
     let _ = notifier.stopping();
     result

@@ -191,6 +191,156 @@ pub fn raise_open_files_limit(wanted: u64) -> io::Result<(u64, u64)> {
     Ok((raised.rlim_cur as u64, hard))
 }
 
+/// Releases the process's mappings of file pages it has only read (code and
+/// read-only data of the executable and its libraries) once start-up is over.
+///
+/// The kernel maps up to 16 neighbouring pages on every fault of a file
+/// page, so argument and configuration parsing, logger set-up and the
+/// dynamic linker leave most of the text resident although the event loop
+/// never runs it again. Dropping those page-table entries (`MADV_DONTNEED`)
+/// costs nothing to correctness: the pages are clean copies of the files, and
+/// the next use maps them again from the page cache. Only mappings without a
+/// private copy of any page (`Anonymous: 0 kB` in smaps) and without write
+/// permission are touched, so no written byte (relocations, RELRO) is lost.
+pub struct StartupPages {
+    smaps: Option<std::fs::File>,
+}
+
+impl StartupPages {
+    /// Opens `/proc/self/smaps` now, while it is reachable (a chroot may
+    /// hide /proc later); without /proc, [`StartupPages::release`] does nothing.
+    pub fn open() -> StartupPages {
+        StartupPages {
+            smaps: std::fs::File::open("/proc/self/smaps").ok(),
+        }
+    }
+
+    /// Drops the page-table entries of every clean, read-only file mapping;
+    /// returns how many kB were resident in them.
+    pub fn release(&self) -> u64 {
+        use std::io::{Read, Seek};
+        let Some(mut smaps) = self.smaps.as_ref() else {
+            return 0;
+        };
+        let mut text = String::new();
+        if smaps.rewind().is_err() || smaps.read_to_string(&mut text).is_err() {
+            return 0;
+        }
+        let mut released_kb = 0;
+        for (start, end, rss_kb) in clean_read_only_file_mappings(&text) {
+            // SAFETY: [start, end) is a whole mapping of this process that is
+            // private, not writable and holds no anonymous (copied) page, so
+            // every page is an unmodified copy of its file: dropping the
+            // entries only makes the next access fault it in again. Nothing
+            // unmaps or remaps memory between reading smaps and this call
+            // (the daemon is single-threaded here).
+            if unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) } == 0 {
+                released_kb += rss_kb;
+            }
+        }
+        released_kb
+    }
+}
+
+/// `(start, end, Rss kB)` of the private, non-writable mappings of a named
+/// file with no anonymous page, from the text of /proc/PID/smaps.
+fn clean_read_only_file_mappings(smaps: &str) -> Vec<(usize, usize, u64)> {
+    struct Mapping {
+        start: usize,
+        end: usize,
+        eligible: bool,
+        rss_kb: u64,
+        anonymous_kb: Option<u64>,
+    }
+    let mut found = Vec::new();
+    let mut current: Option<Mapping> = None;
+    let mut finish = |m: Option<Mapping>| {
+        if let Some(m) = m {
+            if m.eligible && m.anonymous_kb == Some(0) && m.rss_kb > 0 {
+                found.push((m.start, m.end, m.rss_kb));
+            }
+        }
+    };
+    for line in smaps.lines() {
+        let mut fields = line.split_ascii_whitespace();
+        let Some(first) = fields.next() else { continue };
+        if let Some((start, end)) = first.split_once('-') {
+            if let (Ok(start), Ok(end)) = (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16)) {
+                finish(current.take());
+                let perms = fields.next().unwrap_or("");
+                let path = fields.nth(3).unwrap_or("");
+                current = Some(Mapping {
+                    start,
+                    end,
+                    eligible: perms.len() == 4
+                        && perms.starts_with('r')
+                        && &perms[1..2] == "-"
+                        && perms.ends_with('p')
+                        && path.starts_with('/'),
+                    rss_kb: 0,
+                    anonymous_kb: None,
+                });
+                continue;
+            }
+        }
+        let value = fields.next().and_then(|v| v.parse::<u64>().ok());
+        if let (Some(m), Some(v)) = (current.as_mut(), value) {
+            match first {
+                "Rss:" => m.rss_kb = v,
+                "Anonymous:" => m.anonymous_kb = Some(v),
+                _ => {}
+            }
+        }
+    }
+    finish(current.take());
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_read_only_file_mappings;
+
+    #[test]
+    fn only_clean_read_only_file_mappings_are_released() {
+        let smaps = "\
+5555e000-5556f000 r--p 00000000 08:01 123 /usr/sbin/spread
+Rss:                  64 kB
+Anonymous:             0 kB
+5556f000-5558f000 r-xp 00011000 08:01 123 /usr/sbin/spread
+Rss:                 128 kB
+Anonymous:             0 kB
+5558f000-55590000 r--p 00031000 08:01 123 /usr/sbin/spread
+Rss:                   4 kB
+Anonymous:             4 kB
+55590000-55591000 rw-p 00032000 08:01 123 /usr/sbin/spread
+Rss:                   4 kB
+Anonymous:             4 kB
+55591000-55592000 rw-p 00000000 00:00 0 [heap]
+Rss:                   4 kB
+Anonymous:             4 kB
+7ff00000-7ff10000 r-xp 00000000 00:00 0 [vdso]
+Rss:                   4 kB
+Anonymous:             0 kB
+7ff10000-7ff20000 r-xs 00000000 08:01 9 /dev/shm/x
+Rss:                   4 kB
+Anonymous:             0 kB
+7ff20000-7ff30000 r-xp 00000000 08:01 10 /lib/libc.so.6
+Rss:                   0 kB
+Anonymous:             0 kB
+";
+        assert_eq!(
+            clean_read_only_file_mappings(smaps),
+            vec![(0x5555e000, 0x5556f000, 64), (0x5556f000, 0x5558f000, 128)]
+        );
+    }
+
+    #[test]
+    fn a_mapping_without_an_anonymous_line_is_kept() {
+        let smaps = "5555e000-5556f000 r-xp 00000000 08:01 123 /usr/sbin/spread\nRss: 64 kB\n";
+        assert!(clean_read_only_file_mappings(smaps).is_empty());
+    }
+}
+
 /// Datagrams one [`send_datagrams`] call hands to the kernel at most.
 pub const SEND_BATCH: usize = 32;
 

@@ -22,7 +22,9 @@ use crate::monitor::{is_monitor_datagram, MonitorAction, MonitorEngine};
 pub use crate::network::RingAddresses;
 use crate::network::{ChannelKind, UdpChannels};
 use crate::os;
-pub use crate::os::{drop_privileges, host_ipv4_addrs, host_name, raise_open_files_limit, read_clock};
+pub use crate::os::{
+    drop_privileges, host_ipv4_addrs, host_name, raise_open_files_limit, read_clock, StartupPages,
+};
 use crate::ring::Channel;
 use crate::session::{ConnId, Peer};
 

@@ -506,3 +506,69 @@ fn datagrams_from_outside_the_configuration_are_dropped_and_counted() {
     e.handle_datagram_from(Channel::Data, outsider, &monitor, now);
     assert_eq!(e.stats().dropped_datagrams, before);
 }
+
+/// The token visits between the one at which `sender` broadcast a SAFE
+/// message and the one after which each daemon delivered it, on a ring of
+/// `n` that has formed and gone quiet (no loss, one fixed delay).
+fn safe_delivery_visits(n: usize, sender: usize) -> Vec<usize> {
+    let quiet = NetParams {
+        delay_min_ms: 0.1,
+        delay_max_ms: 0.1,
+        ..NetParams::default()
+    };
+    let mut sim = Sim::new(n, 5, quiet);
+    sim.trace = Some(Vec::new());
+    for i in 0..n {
+        sim.start(i);
+    }
+    sim.run_until(secs(20.0));
+    assert!(all_in_one_ring(&sim), "{n} daemons did not form one ring");
+    let mark = sim.trace.as_ref().unwrap().len();
+    let id = sim.submit(sender, PacketType::Safe, 60).expect("sender is up");
+    sim.run_for(secs(1.0));
+    let trace = &sim.trace.as_ref().unwrap()[mark..];
+    let sent_at = trace
+        .iter()
+        .find(|t| t.from == sender && t.to == Destination::Segment(0) && t.bytes.len() == 100)
+        .expect("the SAFE packet was broadcast")
+        .at;
+    let tokens: Vec<Duration> = trace
+        .iter()
+        .filter(|t| regular_token(t) && t.at > sent_at)
+        .map(|t| t.at)
+        .collect();
+    (0..n)
+        .map(|i| {
+            let delivered_at = sim
+                .current(i)
+                .unwrap()
+                .log
+                .iter()
+                .find_map(|r| match r {
+                    simnet::Rec::Deliver { id: got, at, .. } if *got == id => Some(*at),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("d{} never delivered the SAFE message", i + 1));
+            tokens.iter().filter(|&&at| at <= delivered_at).count()
+        })
+        .collect()
+}
+
+/// The original's rule (the token's aru raised by every daemon once all is
+/// in, and a daemon's aru the lower of its last two tokens): the sender
+/// delivers its SAFE message when the token comes back to it, one rotation
+/// (n visits) after it sent it; the daemon k places after the sender at its
+/// second visit, n + k visits after. Never later: that would add a rotation
+/// to every SAFE round trip.
+#[test]
+fn safe_message_is_delivered_at_every_daemons_second_visit_at_8_and_16() {
+    for (n, sender) in [(8, 0), (8, 3), (16, 0), (16, 9)] {
+        let want: Vec<usize> = (0..n).map(|i| n + (i + n - sender) % n).collect();
+        assert_eq!(
+            safe_delivery_visits(n, sender),
+            want,
+            "{n} daemons, sender d{}: token visits until each daemon delivers",
+            sender + 1
+        );
+    }
+}
