@@ -296,51 +296,6 @@ fn clean_read_only_file_mappings(smaps: &str) -> Vec<(usize, usize, u64)> {
     found
 }
 
-#[cfg(test)]
-mod tests {
-    use super::clean_read_only_file_mappings;
-
-    #[test]
-    fn only_clean_read_only_file_mappings_are_released() {
-        let smaps = "\
-5555e000-5556f000 r--p 00000000 08:01 123 /usr/sbin/spread
-Rss:                  64 kB
-Anonymous:             0 kB
-5556f000-5558f000 r-xp 00011000 08:01 123 /usr/sbin/spread
-Rss:                 128 kB
-Anonymous:             0 kB
-5558f000-55590000 r--p 00031000 08:01 123 /usr/sbin/spread
-Rss:                   4 kB
-Anonymous:             4 kB
-55590000-55591000 rw-p 00032000 08:01 123 /usr/sbin/spread
-Rss:                   4 kB
-Anonymous:             4 kB
-55591000-55592000 rw-p 00000000 00:00 0 [heap]
-Rss:                   4 kB
-Anonymous:             4 kB
-7ff00000-7ff10000 r-xp 00000000 00:00 0 [vdso]
-Rss:                   4 kB
-Anonymous:             0 kB
-7ff10000-7ff20000 r-xs 00000000 08:01 9 /dev/shm/x
-Rss:                   4 kB
-Anonymous:             0 kB
-7ff20000-7ff30000 r-xp 00000000 08:01 10 /lib/libc.so.6
-Rss:                   0 kB
-Anonymous:             0 kB
-";
-        assert_eq!(
-            clean_read_only_file_mappings(smaps),
-            vec![(0x5555e000, 0x5556f000, 64), (0x5556f000, 0x5558f000, 128)]
-        );
-    }
-
-    #[test]
-    fn a_mapping_without_an_anonymous_line_is_kept() {
-        let smaps = "5555e000-5556f000 r-xp 00000000 08:01 123 /usr/sbin/spread\nRss: 64 kB\n";
-        assert!(clean_read_only_file_mappings(smaps).is_empty());
-    }
-}
-
 /// Datagrams one [`send_datagrams`] call hands to the kernel at most.
 pub const SEND_BATCH: usize = 32;
 
@@ -386,5 +341,50 @@ pub fn send_datagrams(fd: RawFd, datagrams: &[(std::net::SocketAddrV4, &[u8])]) 
         if e.kind() != io::ErrorKind::Interrupted {
             return Err(e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_read_only_file_mappings;
+
+    #[test]
+    fn only_clean_read_only_file_mappings_are_released() {
+        let smaps = "\
+5555e000-5556f000 r--p 00000000 08:01 123 /usr/sbin/spread
+Rss:                  64 kB
+Anonymous:             0 kB
+5556f000-5558f000 r-xp 00011000 08:01 123 /usr/sbin/spread
+Rss:                 128 kB
+Anonymous:             0 kB
+5558f000-55590000 r--p 00031000 08:01 123 /usr/sbin/spread
+Rss:                   4 kB
+Anonymous:             4 kB
+55590000-55591000 rw-p 00032000 08:01 123 /usr/sbin/spread
+Rss:                   4 kB
+Anonymous:             4 kB
+55591000-55592000 rw-p 00000000 00:00 0 [heap]
+Rss:                   4 kB
+Anonymous:             4 kB
+7ff00000-7ff10000 r-xp 00000000 00:00 0 [vdso]
+Rss:                   4 kB
+Anonymous:             0 kB
+7ff10000-7ff20000 r-xs 00000000 08:01 9 /dev/shm/x
+Rss:                   4 kB
+Anonymous:             0 kB
+7ff20000-7ff30000 r-xp 00000000 08:01 10 /lib/libc.so.6
+Rss:                   0 kB
+Anonymous:             0 kB
+";
+        assert_eq!(
+            clean_read_only_file_mappings(smaps),
+            vec![(0x5555e000, 0x5556f000, 64), (0x5556f000, 0x5558f000, 128)]
+        );
+    }
+
+    #[test]
+    fn a_mapping_without_an_anonymous_line_is_kept() {
+        let smaps = "5555e000-5556f000 r-xp 00000000 08:01 123 /usr/sbin/spread\nRss: 64 kB\n";
+        assert!(clean_read_only_file_mappings(smaps).is_empty());
     }
 }
