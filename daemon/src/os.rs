@@ -344,6 +344,71 @@ pub fn send_datagrams(fd: RawFd, datagrams: &[(std::net::SocketAddrV4, &[u8])]) 
     }
 }
 
+/// Datagrams one [`recv_datagrams`] call takes at most.
+pub const RECV_BATCH: usize = 8;
+
+/// recvmmsg(2) without waiting: fills up to [`RECV_BATCH`] slots of `buf`
+/// (`slot` bytes each) with the datagrams queued on the UDP socket `fd`;
+/// each datagram's length and sender go to `lens` and `froms`. Returns how
+/// many came (WouldBlock: none). A datagram longer than a slot is cut
+/// (its length is the slot's; the parser rejects it).
+pub fn recv_datagrams(
+    fd: RawFd,
+    buf: &mut [u8],
+    slot: usize,
+    lens: &mut [usize; RECV_BATCH],
+    froms: &mut [std::net::SocketAddrV4; RECV_BATCH],
+) -> io::Result<usize> {
+    let n = (buf.len() / slot.max(1)).min(RECV_BATCH);
+    // SAFETY: sockaddr_in, iovec and mmsghdr are plain C structs for which
+    // all-zero bytes are a valid value.
+    let mut addrs: [libc::sockaddr_in; RECV_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut iovs: [libc::iovec; RECV_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; RECV_BATCH] = unsafe { std::mem::zeroed() };
+    for (i, chunk) in buf.chunks_exact_mut(slot).take(n).enumerate() {
+        iovs[i].iov_base = chunk.as_mut_ptr().cast();
+        iovs[i].iov_len = chunk.len();
+    }
+    for i in 0..n {
+        msgs[i].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in).cast();
+        msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    let got = loop {
+        // SAFETY: `msgs[..n]` are initialised headers whose name and iovec
+        // pointers point into `addrs` and `iovs` on this frame, each iovec
+        // into a distinct `slot`-byte chunk of `buf`, borrowed mutably for
+        // the call; the kernel writes at most those lengths.
+        let got = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if got >= 0 {
+            break got as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    for i in 0..got {
+        lens[i] = (msgs[i].msg_len as usize).min(slot);
+        froms[i] = std::net::SocketAddrV4::new(
+            Ipv4Addr::from(u32::from_be(addrs[i].sin_addr.s_addr)),
+            u16::from_be(addrs[i].sin_port),
+        );
+    }
+    Ok(got)
+}
+
 #[cfg(test)]
 mod tests {
     use super::clean_read_only_file_mappings;

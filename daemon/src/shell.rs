@@ -37,6 +37,10 @@ const FIRST_CONN: usize = 64;
 const READ_BUDGET: usize = 256 * 1024;
 /// Slices handed to one vectored write.
 const WRITE_SLICES: usize = 64;
+/// Bytes of one datagram slot of a batched ring read (the largest UDP
+/// datagram; the pages of a slot are touched only as far as a datagram
+/// fills them).
+const DATA_SLOT: usize = 64 * 1024;
 
 /// Where the daemon listens for clients.
 #[derive(Clone, Debug)]
@@ -156,6 +160,8 @@ pub struct Shell {
     /// messages of one read leave in one vectored write.
     to_flush: Vec<ConnId>,
     read_buf: Vec<u8>,
+    /// [`os::RECV_BATCH`] slots of [`DATA_SLOT`] bytes for batched ring reads.
+    data_bufs: Vec<u8>,
     /// The datagrams of one [`Shell::send_datagrams`] system call (kept to
     /// reuse its allocation).
     send_batch: Vec<(std::net::SocketAddrV4, Vec<u8>)>,
@@ -227,6 +233,7 @@ impl Shell {
             data_again: Vec::new(),
             to_flush: Vec::new(),
             read_buf: vec![0; 64 * 1024],
+            data_bufs: vec![0; os::RECV_BATCH * DATA_SLOT],
             send_batch: Vec::with_capacity(os::SEND_BATCH),
             udp: None,
             monitor: None,
@@ -402,8 +409,79 @@ impl Shell {
         }
     }
 
-    fn read_datagrams(&mut self, index: usize, now: Clock) {
+    /// Reads a data socket [`os::RECV_BATCH`] datagrams per system call
+    /// until it is empty (a batch that is not full emptied it: with
+    /// edge-triggered epoll a later datagram raises a new event).
+    fn read_data(&mut self, index: usize, now: Clock) {
         let mut token_tried = false;
+        loop {
+            let Some((channels, _)) = &self.udp else { return };
+            let Some((_, socket)) = channels.receivers.get(index) else {
+                return;
+            };
+            let fd = socket.as_raw_fd();
+            let mut lens = [0; os::RECV_BATCH];
+            let mut froms = [std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0); os::RECV_BATCH];
+            let got = match os::recv_datagrams(fd, &mut self.data_bufs, DATA_SLOT, &mut lens, &mut froms) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    debug!(target: "spread::network", "receive failed: {e}");
+                    return;
+                }
+            };
+            let mut token_taken = false;
+            for (i, (&n, &from)) in lens.iter().zip(&froms).take(got).enumerate() {
+                let at = i * DATA_SLOT;
+                // The ring's hash; a daemon alone has only the monitor's.
+                let own_hash = self
+                    .monitor
+                    .as_ref()
+                    .map(|(m, _)| self.engine.ring().map_or(m.conf_hash(), |r| r.conf_hash()));
+                if own_hash.is_some_and(|h| is_monitor_datagram(&self.data_bufs[at..at + n], h)) {
+                    self.read_buf[..n].copy_from_slice(&self.data_bufs[at..at + n]);
+                    self.handle_monitor(SocketAddr::V4(from), n, now);
+                    continue;
+                }
+                self.engine.handle_datagram_from(
+                    Channel::Data,
+                    SocketAddr::V4(from),
+                    &self.data_bufs[at..at + n],
+                    now,
+                );
+                self.send_datagrams();
+                self.apply_outputs();
+                // Accelerated ring: a packet of my predecessor's next
+                // round shows it passed the token on after all of this
+                // round's packets; the token is taken before the rest of
+                // its packets (the original raises the token channel's
+                // priority over the data channel then). What this batch
+                // already read is handled after it.
+                if !token_tried && self.engine.ring().is_some_and(|r| r.token_has_priority()) {
+                    token_tried = true;
+                    token_taken = self.take_token_first(now);
+                }
+            }
+            if token_taken {
+                if !self.data_again.contains(&index) {
+                    self.data_again.push(index);
+                }
+                return;
+            }
+            if got < os::RECV_BATCH {
+                return;
+            }
+        }
+    }
+
+    fn read_datagrams(&mut self, index: usize, now: Clock) {
+        if self.udp.as_ref().is_some_and(|(c, _)| {
+            c.receivers
+                .get(index)
+                .is_some_and(|(k, _)| *k == ChannelKind::Data)
+        }) {
+            return self.read_data(index, now);
+        }
         loop {
             let Some((channels, _)) = &self.udp else { return };
             let Some((kind, socket)) = channels.receivers.get(index) else {
@@ -435,20 +513,6 @@ impl Shell {
                             self.token_again.push(index);
                         }
                         return;
-                    }
-                    // Accelerated ring: a packet of my predecessor's next
-                    // round shows it passed the token on after all of this
-                    // round's packets; the token is taken before the rest
-                    // of its packets (the original raises the token
-                    // channel's priority over the data channel then).
-                    if !token_tried && self.engine.ring().is_some_and(|r| r.token_has_priority()) {
-                        token_tried = true;
-                        if self.take_token_first(now) {
-                            if !self.data_again.contains(&index) {
-                                self.data_again.push(index);
-                            }
-                            return;
-                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
