@@ -296,6 +296,41 @@ fn clean_read_only_file_mappings(smaps: &str) -> Vec<(usize, usize, u64)> {
     found
 }
 
+/// The address, iovec and header arrays of one sendmmsg/recvmmsg call: header
+/// `i` names address `i` and the one buffer of iovec `i`.
+struct DatagramHeaders<const N: usize> {
+    addrs: [libc::sockaddr_in; N],
+    iovs: [libc::iovec; N],
+    msgs: [libc::mmsghdr; N],
+}
+
+impl<const N: usize> DatagramHeaders<N> {
+    fn new() -> Self {
+        DatagramHeaders {
+            // SAFETY: sockaddr_in, iovec and mmsghdr are plain C structs for
+            // which all-zero bytes are a valid value.
+            addrs: unsafe { std::mem::zeroed() },
+            // SAFETY: as above.
+            iovs: unsafe { std::mem::zeroed() },
+            // SAFETY: as above.
+            msgs: unsafe { std::mem::zeroed() },
+        }
+    }
+
+    /// Points the first `n` headers at their address and iovec and returns
+    /// the first header, for the system call; `self` must not move until then.
+    fn linked(&mut self, n: usize) -> *mut libc::mmsghdr {
+        for i in 0..n.min(N) {
+            let hdr = &mut self.msgs[i].msg_hdr;
+            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
+            hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            hdr.msg_iov = &mut self.iovs[i];
+            hdr.msg_iovlen = 1;
+        }
+        self.msgs.as_mut_ptr()
+    }
+}
+
 /// Datagrams one [`send_datagrams`] call hands to the kernel at most.
 pub const SEND_BATCH: usize = 32;
 
@@ -308,13 +343,8 @@ pub fn send_datagrams(fd: RawFd, datagrams: &[(std::net::SocketAddrV4, &[u8])]) 
     if n == 0 {
         return Ok(0);
     }
-    // SAFETY: sockaddr_in, iovec and mmsghdr are plain C structs for which
-    // all-zero bytes are a valid value.
-    let mut addrs: [libc::sockaddr_in; SEND_BATCH] = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut iovs: [libc::iovec; SEND_BATCH] = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
+    let mut headers = DatagramHeaders::<SEND_BATCH>::new();
+    let DatagramHeaders { addrs, iovs, .. } = &mut headers;
     for (i, (to, bytes)) in datagrams[..n].iter().enumerate() {
         addrs[i].sin_family = libc::AF_INET as libc::sa_family_t;
         addrs[i].sin_port = to.port().to_be();
@@ -322,18 +352,13 @@ pub fn send_datagrams(fd: RawFd, datagrams: &[(std::net::SocketAddrV4, &[u8])]) 
         iovs[i].iov_base = bytes.as_ptr() as *mut libc::c_void;
         iovs[i].iov_len = bytes.len();
     }
-    for i in 0..n {
-        msgs[i].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in).cast();
-        msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-    }
+    let msgs = headers.linked(n);
     loop {
-        // SAFETY: `msgs[..n]` are initialised headers whose name and iovec
-        // pointers point into `addrs` and `iovs` on this frame, and each
+        // SAFETY: the first `n` headers from `msgs` are initialised, their
+        // name and iovec pointers point into `headers` (not moved since), and each
         // iovec into a `bytes` slice borrowed for the call; the kernel only
         // reads the buffers and writes each header's `msg_len`.
-        let sent = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT) };
+        let sent = unsafe { libc::sendmmsg(fd, msgs, n as libc::c_uint, libc::MSG_DONTWAIT) };
         if sent >= 0 {
             return Ok(sent as usize);
         }
@@ -360,32 +385,22 @@ pub fn recv_datagrams(
     froms: &mut [std::net::SocketAddrV4; RECV_BATCH],
 ) -> io::Result<usize> {
     let n = (buf.len() / slot.max(1)).min(RECV_BATCH);
-    // SAFETY: sockaddr_in, iovec and mmsghdr are plain C structs for which
-    // all-zero bytes are a valid value.
-    let mut addrs: [libc::sockaddr_in; RECV_BATCH] = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut iovs: [libc::iovec; RECV_BATCH] = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut msgs: [libc::mmsghdr; RECV_BATCH] = unsafe { std::mem::zeroed() };
+    let mut headers = DatagramHeaders::<RECV_BATCH>::new();
+    let DatagramHeaders { iovs, .. } = &mut headers;
     for (i, chunk) in buf.chunks_exact_mut(slot).take(n).enumerate() {
         iovs[i].iov_base = chunk.as_mut_ptr().cast();
         iovs[i].iov_len = chunk.len();
     }
-    for i in 0..n {
-        msgs[i].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in).cast();
-        msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-    }
+    let msgs = headers.linked(n);
     let got = loop {
-        // SAFETY: `msgs[..n]` are initialised headers whose name and iovec
-        // pointers point into `addrs` and `iovs` on this frame, each iovec
+        // SAFETY: the first `n` headers from `msgs` are initialised, their
+        // name and iovec pointers point into `headers` (not moved since), each iovec
         // into a distinct `slot`-byte chunk of `buf`, borrowed mutably for
         // the call; the kernel writes at most those lengths.
         let got = unsafe {
             libc::recvmmsg(
                 fd,
-                msgs.as_mut_ptr(),
+                msgs,
                 n as libc::c_uint,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
@@ -400,6 +415,7 @@ pub fn recv_datagrams(
         }
     };
     for i in 0..got {
+        let DatagramHeaders { addrs, msgs, .. } = &headers;
         lens[i] = (msgs[i].msg_len as usize).min(slot);
         froms[i] = std::net::SocketAddrV4::new(
             Ipv4Addr::from(u32::from_be(addrs[i].sin_addr.s_addr)),
