@@ -78,7 +78,8 @@ pub struct LoopbackRing {
     pub dir: PathBuf,
     /// Daemon `i`'s segment port (clients connect to it too).
     pub ports: Vec<u16>,
-    binary: PathBuf,
+    /// The program of each slot: ours, or in a mixed ring the original's.
+    binaries: Vec<PathBuf>,
     /// Lines after the segments in spread.conf.
     extra: String,
     children: Vec<Option<Child>>,
@@ -91,8 +92,14 @@ impl LoopbackRing {
     /// again on new ports (a bounded number of times).
     pub fn start(binary: impl Into<PathBuf>, tag: &str, slots: usize, n: usize, extra: &str) -> LoopbackRing {
         let binary = binary.into();
+        LoopbackRing::start_each(&vec![binary; slots], tag, n, extra)
+    }
+
+    /// As [`LoopbackRing::start`], slot `i` running `binaries[i]`.
+    pub fn start_each(binaries: &[PathBuf], tag: &str, n: usize, extra: &str) -> LoopbackRing {
         for _ in 0..5 {
-            let mut ring = LoopbackRing::new(binary.clone(), tag, slots, extra);
+            let mut ring = LoopbackRing::new(binaries[0].clone(), tag, binaries.len(), extra);
+            ring.binaries = binaries.to_vec();
             ring.write_conf(&(0..n).collect::<Vec<_>>());
             for i in 0..n {
                 ring.launch(i);
@@ -122,7 +129,7 @@ impl LoopbackRing {
         LoopbackRing {
             dir,
             ports,
-            binary: binary.into(),
+            binaries: vec![binary.into(); slots],
             extra: extra.to_string(),
             children: (0..slots).map(|_| None).collect(),
         }
@@ -163,12 +170,14 @@ impl LoopbackRing {
             .append(true)
             .open(self.log_path(i))
             .expect("open the daemon's log");
-        let child = Command::new(&self.binary)
+        // The original logs on stdout: both streams go to the log.
+        let stdout = log.try_clone().expect("share the daemon's log");
+        let child = Command::new(&self.binaries[i])
             .args(["-n", &daemon_name(i), "-c"])
             .arg(self.conf_path())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(log)
             .spawn()
             .expect("start spread");
