@@ -102,6 +102,10 @@ struct Args {
     /// Ring benchmark: skip the UDP floors.
     #[arg(long)]
     no_floor: bool,
+    /// Only the round trip: `--rounds` pings of each `--sizes` with `--service`
+    /// between the daemon and the first receiver (p50, p90, p99, max).
+    #[arg(long)]
+    round_trip_only: bool,
     #[arg(long, hide = true)]
     floor_role: Option<String>,
     #[arg(long, hide = true, default_value = "")]
@@ -295,6 +299,18 @@ fn latency(
     service: u32,
     size: usize,
 ) -> std::io::Result<(Duration, Duration)> {
+    let samples = latency_samples(addr, peer, rounds, service, size)?;
+    Ok((samples[samples.len() / 2], samples[samples.len() * 99 / 100]))
+}
+
+/// The sorted round trips of [`latency`].
+fn latency_samples(
+    addr: &str,
+    peer: &str,
+    rounds: usize,
+    service: u32,
+    size: usize,
+) -> std::io::Result<Vec<Duration>> {
     let run = RUN.fetch_add(1, Ordering::Relaxed) % 1000;
     let mut a = Client::connect(addr, &format!("lat-a{run}"))?;
     let mut b = Client::connect(peer, &format!("lat-b{run}"))?;
@@ -328,7 +344,7 @@ fn latency(
     }
     echo.join().expect("echo thread")?;
     samples.sort();
-    Ok((samples[samples.len() / 2], samples[samples.len() * 99 / 100]))
+    Ok(samples)
 }
 
 /// Join latency of one more member with `size` members in the group:
@@ -634,6 +650,29 @@ fn main() -> std::process::ExitCode {
     } else {
         AGREED_MESS
     };
+    if args.round_trip_only {
+        let peer = receivers.first().cloned().unwrap_or_else(|| addr.clone());
+        for &size in &args.sizes {
+            match latency_samples(&addr, &peer, args.rounds, service, size) {
+                Ok(s) => {
+                    let q = |f: f64| us(s[((s.len() as f64 * f) as usize).min(s.len() - 1)]);
+                    println!(
+                        "round trip {size} B {}: p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} us",
+                        args.service,
+                        q(0.5),
+                        q(0.9),
+                        q(0.99),
+                        q(1.0)
+                    );
+                }
+                Err(e) => {
+                    eprintln!("spbench: latency failed: {e}");
+                    return std::process::ExitCode::from(1);
+                }
+            }
+        }
+        return std::process::ExitCode::SUCCESS;
+    }
     println!(
         "spbench against {addr}, {} service, receivers: {}",
         args.service,
