@@ -480,7 +480,9 @@ fn the_queue_toward_the_ring_pauses_the_senders_at_its_water_mark() {
     pair.run_for(Duration::from_secs(10));
     let sender = pair.connect(0, 1, "sender");
     let now = pair.clock();
-    let bytes: Vec<u8> = (0..super::RING_WATER_MARK)
+    // The leader holds the idle ring's token: the first message leaves on
+    // it at once, the rest wait for its next visit.
+    let bytes: Vec<u8> = (0..super::RING_WATER_MARK + 1)
         .flat_map(|_| data_message(sender, "g", 100))
         .collect();
     pair.engines[0].handle_client_data(1, &bytes, now);

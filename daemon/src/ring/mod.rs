@@ -231,6 +231,18 @@ pub(crate) struct PendingBcast {
     pub seq: i32,
 }
 
+/// The token the leader holds on an idle ring, built but never sent: what
+/// its visit needs to be done again with the leader's own new packets.
+#[derive(Clone, Debug)]
+pub(crate) struct HeldToken {
+    /// The token as built (equal to `last_token` while it is still held).
+    pub token: TokenHeader,
+    /// The flow-control count of the token as it arrived.
+    pub fc_in: i32,
+    /// The retransmission requests it carries.
+    pub rtr: Vec<spread_wire::daemon::RingRtr>,
+}
+
 /// Statistics for tests and the monitor.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RingStats {
@@ -284,6 +296,8 @@ pub struct RingEngine {
     pub(crate) token_counter: i32,
     /// The last token this daemon passed on (header only, as re-sent).
     pub(crate) last_token: TokenHeader,
+    /// Leader: the token it holds and has not sent yet (see [`HeldToken`]).
+    pub(crate) held: Option<HeldToken>,
     pub(crate) down: [SendQueue; 2],
     pub(crate) active_down: usize,
     pub(crate) up: HashMap<usize, Vec<Vec<u8>>>,
@@ -332,6 +346,7 @@ impl RingEngine {
             received_token_rounds: 0,
             token_counter: 0,
             last_token: TokenHeader::default(),
+            held: None,
             down: [SendQueue::default(), SendQueue::default()],
             active_down: 0,
             up: HashMap::new(),

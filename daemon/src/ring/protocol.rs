@@ -241,6 +241,7 @@ impl RingEngine {
         self.received_token_rounds += 1;
         self.token_has_priority = false;
 
+        let fc_in = token.flow_control;
         let (mut new_rtr, num_retrans, rtr_proc, rtr_seg) = self.answer_retrans(rtrs);
         let allowed = self.fc.allowed(
             i32::from(token.flow_control),
@@ -302,11 +303,18 @@ impl RingEngine {
         token.conf_hash = self.site().conf_hash;
         let bytes = wire::emit_token(&token, &new_rtr);
         token.rtr_len = (bytes.len() - wire::HEADER_LEN) as u16;
+        self.held = None;
         if !(leader && self.is_token_held()) {
             let copies = if wire::retrans(token.kind) > 1 { 3 } else { 1 };
             for _ in 0..copies {
                 self.send_token_next(bytes.clone());
             }
+        } else {
+            self.held = Some(super::HeldToken {
+                token,
+                fc_in: i32::from(fc_in),
+                rtr: new_rtr,
+            });
         }
         self.token_rounds += 1;
         if leader {
@@ -819,9 +827,70 @@ impl RingEngine {
 
     fn handle_hurry(&mut self, now: Clock, from: u32) {
         if self.i_am_leader() && self.is_token_held() && self.memb.active().contains(from) {
+            if from == self.my_id() && self.send_on_held_token(now) {
+                return;
+            }
             self.token_counter = 0;
             self.token_hurry(now);
         }
+    }
+
+    /// The leader holds a token it built on an idle ring and has not sent
+    /// (RETRANS 0: nobody has seen it) when its own client's message
+    /// comes: the visit that built it is done again as if the message had
+    /// been queued then, so the new packets and the token leave now. The
+    /// original sends the held token round the ring first, and the
+    /// leader's message waits a whole rotation for it to come back. Since
+    /// no other daemon has the held token, the ring cannot tell this from
+    /// a message that arrived just before the token: the order, the
+    /// token's fields and the wire are those of an ordinary visit.
+    /// False (nothing done) if there is no such token or nothing to send.
+    fn send_on_held_token(&mut self, now: Clock) -> bool {
+        let Some(held) = self.held.take() else {
+            return false;
+        };
+        if held.token != self.last_token
+            || wire::retrans(held.token.kind) != 0
+            || self.memb.state() != State::Op
+            || self.store.my_aru != self.store.highest_seq
+        {
+            return false;
+        }
+        let mut token = held.token;
+        let allowed = self
+            .fc
+            .allowed(held.fc_in, false, self.store.highest_seq, self.store.aru);
+        // The packets belong to the visit that built the token: its round.
+        self.token_rounds -= 1;
+        let num_sent = self.send_new_packets(allowed);
+        self.token_rounds += 1;
+        if num_sent == 0 {
+            self.held = Some(held);
+            return false;
+        }
+        // The visit's count with these packets (the retransmissions the
+        // visit counted stay counted).
+        token.flow_control = (i32::from(token.flow_control) + num_sent).clamp(-32768, 32767) as i16;
+        self.fc.last_num_sent = num_sent;
+        self.advance_my_aru();
+        // The aru rule of the visit, with the token's seq as it arrived.
+        if token.aru > self.store.my_aru || token.aru_last_id == self.my_id() || token.aru == token.seq {
+            token.aru = self.store.my_aru;
+            token.aru_last_id = self.my_id();
+        }
+        token.seq = self.store.highest_seq;
+        let bytes = wire::emit_token(&token, &held.rtr);
+        token.rtr_len = (bytes.len() - wire::HEADER_LEN) as u16;
+        self.send_token_next(bytes);
+        self.arm(now, Timer::Hurry, self.site().timeouts.hurry);
+        self.arm(now, Timer::TokenLoss, self.site().timeouts.token);
+        self.flush_bcast();
+        // Someone wants to send: no hold until everyone had a turn.
+        self.token_counter = 0;
+        self.last_token = token;
+        self.deliver_agreed();
+        self.deliver_reliable(self.store.highest_seq - num_sent + 1, num_sent);
+        true
     }
 
     /// Sends the last token again (at the leader: with RETRANS raised, and
