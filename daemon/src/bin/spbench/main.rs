@@ -312,8 +312,11 @@ fn latency_samples(
     size: usize,
 ) -> std::io::Result<Vec<Duration>> {
     let run = RUN.fetch_add(1, Ordering::Relaxed) % 1000;
-    let mut a = Client::connect(addr, &format!("lat-a{run}"))?;
-    let mut b = Client::connect(peer, &format!("lat-b{run}"))?;
+    // The pid too: a run right after another process's must not reuse
+    // a private name whose session the daemon has not dropped yet.
+    let tag = std::process::id() % 10_000;
+    let mut a = Client::connect(addr, &format!("la{tag}-{run}"))?;
+    let mut b = Client::connect(peer, &format!("lb{tag}-{run}"))?;
     let (a_name, b_name) = (a.private_group, b.private_group);
     let ping = a.encode(service, &[b_name], &vec![7u8; size]);
     let pong = b.encode(service, &[a_name], &vec![8u8; size]);
