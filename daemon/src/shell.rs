@@ -152,8 +152,18 @@ pub struct Shell {
     /// Token sockets to read again next turn: one token per turn, so that
     /// client messages that came meanwhile are read before the next token
     /// and leave with it (the original's event loop serves its clients
-    /// between two tokens in the same way).
+    /// between two tokens in the same way). Only when a read found a
+    /// second datagram queued behind the token (kept in `token_kept`): a
+    /// read that found one emptied the socket, and with edge-triggered
+    /// epoll a later token raises a new event.
     token_again: Vec<usize>,
+    /// Token sockets read this loop turn.
+    token_turn: Vec<usize>,
+    /// The second datagram of a token read, handled next turn.
+    token_kept: Vec<(usize, Vec<u8>, SocketAddr)>,
+    /// Two slots of [`DATA_SLOT`] bytes for token reads (apart from
+    /// `data_bufs`: a token may be taken in the middle of a data batch).
+    token_bufs: Vec<u8>,
     /// Data sockets left unread while a token went first, read next turn.
     data_again: Vec<usize>,
     /// Sessions with new output, written once per loop turn so that the
@@ -230,6 +240,9 @@ impl Shell {
             read_again: VecDeque::new(),
             paused_reads: Vec::new(),
             token_again: Vec::new(),
+            token_turn: Vec::new(),
+            token_kept: Vec::new(),
+            token_bufs: vec![0; 2 * DATA_SLOT],
             data_again: Vec::new(),
             to_flush: Vec::new(),
             read_buf: vec![0; 64 * 1024],
@@ -482,47 +495,69 @@ impl Shell {
         }) {
             return self.read_data(index, now);
         }
-        loop {
-            let Some((channels, _)) = &self.udp else { return };
-            let Some((kind, socket)) = channels.receivers.get(index) else {
-                return;
-            };
-            let channel = match kind {
-                ChannelKind::Data => Channel::Data,
-                ChannelKind::Token => Channel::Token,
-            };
-            match socket.recv_from(&mut self.read_buf) {
-                Ok((n, from)) => {
-                    // The ring's hash; a daemon alone has only the monitor's.
-                    let own_hash = self
-                        .monitor
-                        .as_ref()
-                        .map(|(m, _)| self.engine.ring().map_or(m.conf_hash(), |r| r.conf_hash()));
-                    if channel == Channel::Data
-                        && own_hash.is_some_and(|h| is_monitor_datagram(&self.read_buf[..n], h))
-                    {
-                        self.handle_monitor(from, n, now);
-                        continue;
-                    }
-                    self.engine
-                        .handle_datagram_from(channel, from, &self.read_buf[..n], now);
-                    self.send_datagrams();
-                    self.apply_outputs();
-                    if channel == Channel::Token {
-                        if !self.token_again.contains(&index) {
-                            self.token_again.push(index);
-                        }
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    debug!(target: "spread::network", "receive failed: {e}");
-                    return;
-                }
+        self.read_token(index, now);
+    }
+
+    /// Handles one token datagram of token socket `index`: the one kept
+    /// from the last read, or the first of a read of up to two (a second
+    /// is kept for the next turn). True if one was handled.
+    fn read_token(&mut self, index: usize, now: Clock) -> bool {
+        if self.token_turn.contains(&index) {
+            // Read this turn already (taken before a data batch): next turn.
+            if !self.token_again.contains(&index) {
+                self.token_again.push(index);
+            }
+            return false;
+        }
+        self.token_turn.push(index);
+        if let Some(at) = self.token_kept.iter().position(|(i, ..)| *i == index) {
+            let (_, bytes, from) = self.token_kept.swap_remove(at);
+            self.engine
+                .handle_datagram_from(Channel::Token, from, &bytes, now);
+            self.send_datagrams();
+            self.apply_outputs();
+            // More may wait behind it.
+            if !self.token_again.contains(&index) {
+                self.token_again.push(index);
+            }
+            return true;
+        }
+        let Some((channels, _)) = &self.udp else {
+            return false;
+        };
+        let Some((_, socket)) = channels.receivers.get(index) else {
+            return false;
+        };
+        let fd = socket.as_raw_fd();
+        let mut lens = [0; os::RECV_BATCH];
+        let mut froms = [std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0); os::RECV_BATCH];
+        let got = match os::recv_datagrams(fd, &mut self.token_bufs, DATA_SLOT, &mut lens, &mut froms) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) => {
+                debug!(target: "spread::network", "receive failed: {e}");
+                return false;
+            }
+        };
+        if got == 0 {
+            return false;
+        }
+        if got > 1 {
+            let second = self.token_bufs[DATA_SLOT..DATA_SLOT + lens[1]].to_vec();
+            self.token_kept.push((index, second, SocketAddr::V4(froms[1])));
+            if !self.token_again.contains(&index) {
+                self.token_again.push(index);
             }
         }
+        self.engine.handle_datagram_from(
+            Channel::Token,
+            SocketAddr::V4(froms[0]),
+            &self.token_bufs[..lens[0]],
+            now,
+        );
+        self.send_datagrams();
+        self.apply_outputs();
+        true
     }
 
     /// Reads one token from each token socket not read this turn; true if
@@ -532,12 +567,11 @@ impl Shell {
             return false;
         };
         let tokens: Vec<usize> = (0..channels.receivers.len())
-            .filter(|&i| channels.receivers[i].0 == ChannelKind::Token && !self.token_again.contains(&i))
+            .filter(|&i| channels.receivers[i].0 == ChannelKind::Token && !self.token_turn.contains(&i))
             .collect();
         let mut taken = false;
         for index in tokens {
-            self.read_datagrams(index, now);
-            taken |= self.token_again.contains(&index);
+            taken |= self.read_token(index, now);
         }
         taken
     }
@@ -606,6 +640,7 @@ impl Shell {
             }
             let now = read_clock();
             let token_pending = std::mem::take(&mut self.token_again);
+            self.token_turn.clear();
             let data_pending = std::mem::take(&mut self.data_again);
             // Clients before the ring sockets: a message that arrived with
             // the token leaves with it instead of a whole rotation later.
@@ -646,7 +681,7 @@ impl Shell {
                 }
             }
             for index in token_pending {
-                if !self.token_again.contains(&index) {
+                if !self.token_turn.contains(&index) {
                     self.read_datagrams(index, now);
                     self.apply_outputs();
                 }
