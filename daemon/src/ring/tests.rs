@@ -99,6 +99,64 @@ fn submit_on_an_idle_ring_arms_the_hurry_timer_from_the_submit_time() {
     );
 }
 
+/// The leader holds the idle ring's token, built but not sent; its own
+/// client's message leaves on that token at once (the token carries the
+/// new packet and the message is delivered), instead of the token going
+/// round the ring once before the message can leave.
+#[test]
+fn a_message_at_the_leader_leaves_on_the_held_token_at_once() {
+    let mut ring = Alone::new();
+    ring.run_until(Duration::from_secs(30));
+    // Just after a rotation: the leader holds a token nobody has seen.
+    let at = ring.last_event + Duration::from_millis(1);
+    let held = ring.engine.held.clone().expect("the leader holds a token");
+    assert_eq!(spread_wire::daemon::retrans(held.token.kind), 0, "not sent yet");
+    assert!(ring.engine.is_token_held());
+    // As the groups layer does once the ring is installed.
+    ring.engine
+        .set_delivery_threshold(super::DeliveryThreshold::Reliable);
+    while ring.engine.poll_event().is_some() {}
+    ring.engine.submit(
+        ring.clock(at),
+        Outgoing {
+            packet_type: PacketType::Agreed,
+            bytes: vec![7; 100],
+        },
+    );
+    let tokens: Vec<_> = std::iter::from_fn(|| ring.engine.poll_transmit())
+        .filter(|tx| {
+            matches!(
+                tx.to,
+                Destination::Daemon {
+                    channel: Channel::Token,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "one token");
+    let (t, _) = spread_wire::daemon::TokenHeader::parse(&tokens[0].bytes).expect("a token");
+    assert_eq!(t.seq, held.token.seq + 1, "the token carries the new packet");
+    assert_eq!(
+        spread_wire::daemon::arq(t.kind),
+        spread_wire::daemon::arq(held.token.kind)
+    );
+    assert_eq!(spread_wire::daemon::retrans(t.kind), 0);
+    assert_eq!(t.aru, t.seq, "the leader has its own packet");
+    assert!(
+        matches!(ring.engine.poll_event(), Some(super::RingEvent::Deliver { .. })),
+        "the message is delivered at once (AGREED, in order)"
+    );
+    assert!(ring.engine.held.is_none());
+    // The ring goes on: the token comes back and everything is stable.
+    ring.engine
+        .handle_datagram(Channel::Token, &tokens[0].bytes, ring.clock(at));
+    ring.loop_back(at);
+    ring.run_until(at + Duration::from_secs(5));
+    assert!(ring.engine.is_operational());
+    assert_eq!(ring.engine.stats().memberships_installed, 1, "no re-forming");
+}
+
 fn reloaded_params(hash: u32) -> RingParams {
     let seg = SegmentConf {
         bcast: 0x7fff_ffff,
