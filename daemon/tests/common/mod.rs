@@ -494,8 +494,14 @@ impl Client {
             RecvError::Timeout { .. } => ConnectFailure::Timeout,
             _ => ConnectFailure::Closed,
         };
-        conn.send(&ConnectRequest::new(name, membership, 0).emit())
-            .map_err(|_| ConnectFailure::Closed)?;
+        if let Err(e) = conn.send(&ConnectRequest::new(name, membership, 0).emit()) {
+            // A daemon over its session limit refuses at the accept and
+            // closes; on a loaded machine that can come before this write,
+            // and the refusal still waits to be read.
+            if !is_reset(&e) {
+                return Err(ConnectFailure::Closed);
+            }
+        }
         let mut len = [0u8; 1];
         conn.read_exact_by(&mut len, deadline).map_err(fail)?;
         if (len[0] as i8) < 0 {
