@@ -107,7 +107,7 @@ pub fn drop_privileges(
     user: &str,
     group: &str,
     runtime_dir: &std::path::Path,
-    unix_socket: Option<&std::path::Path>,
+    unix_sockets: &[&std::path::Path],
 ) -> Result<(), String> {
     use std::ffi::CString;
     // SAFETY: geteuid has no preconditions.
@@ -126,7 +126,7 @@ pub fn drop_privileges(
         }
         ((*pw).pw_uid, (*gr).gr_gid)
     };
-    if let Some(path) = unix_socket {
+    for path in unix_sockets {
         let _ = std::os::unix::fs::lchown(path, Some(uid), Some(gid));
     }
     let dir = CString::new(runtime_dir.as_os_str().as_encoded_bytes())
@@ -367,6 +367,121 @@ pub fn send_datagrams(fd: RawFd, datagrams: &[(std::net::SocketAddrV4, &[u8])]) 
             return Err(e);
         }
     }
+}
+
+/// Records one [`send_records`] call hands to the kernel at most.
+pub const RECORD_SEND_BATCH: usize = 64;
+
+/// sendmmsg(2) on a connected `SOCK_SEQPACKET` socket: each slice of
+/// `records` (at most [`RECORD_SEND_BATCH`]) is one record, in order, in one
+/// system call. Returns how many the kernel took (WouldBlock: none, the
+/// socket is full).
+pub fn send_records(fd: RawFd, records: &[&[u8]]) -> io::Result<usize> {
+    let n = records.len().min(RECORD_SEND_BATCH);
+    if n == 0 {
+        return Ok(0);
+    }
+    // SAFETY: iovec and mmsghdr are plain C structs for which all-zero
+    // bytes are a valid value (no name, no control data).
+    let mut iovs: [libc::iovec; RECORD_SEND_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; RECORD_SEND_BATCH] = unsafe { std::mem::zeroed() };
+    for (i, r) in records[..n].iter().enumerate() {
+        iovs[i].iov_base = r.as_ptr() as *mut libc::c_void;
+        iovs[i].iov_len = r.len();
+    }
+    for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()).take(n) {
+        m.msg_hdr.msg_iov = iov;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    loop {
+        // SAFETY: the first `n` headers are initialised, each naming one
+        // iovec of `iovs` (not moved since) that points into a slice of
+        // `records` borrowed for the call; the kernel only reads the
+        // buffers and writes each header's `msg_len`.
+        let sent = unsafe {
+            libc::sendmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if sent >= 0 {
+            return Ok(sent as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Records one [`recv_records`] call takes at most.
+pub const RECORD_RECV_BATCH: usize = 8;
+
+/// One record read by [`recv_records`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordLen {
+    /// Bytes of the record in its slot (0: the peer closed its side).
+    pub len: usize,
+    /// The record was longer than its slot and was cut.
+    pub truncated: bool,
+}
+
+/// recvmmsg(2) without waiting on a connected `SOCK_SEQPACKET` socket:
+/// fills up to [`RECORD_RECV_BATCH`] slots of `buf` (`slot` bytes each) with
+/// the records queued, one per slot. Returns how many came (WouldBlock:
+/// none). The end of stream reads as a record of length 0.
+pub fn recv_records(
+    fd: RawFd,
+    buf: &mut [u8],
+    slot: usize,
+    lens: &mut [RecordLen; RECORD_RECV_BATCH],
+) -> io::Result<usize> {
+    let n = (buf.len() / slot.max(1)).min(RECORD_RECV_BATCH);
+    // SAFETY: iovec and mmsghdr are plain C structs for which all-zero
+    // bytes are a valid value.
+    let mut iovs: [libc::iovec; RECORD_RECV_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; RECORD_RECV_BATCH] = unsafe { std::mem::zeroed() };
+    for (i, chunk) in buf.chunks_exact_mut(slot).take(n).enumerate() {
+        iovs[i].iov_base = chunk.as_mut_ptr().cast();
+        iovs[i].iov_len = chunk.len();
+    }
+    for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()).take(n) {
+        m.msg_hdr.msg_iov = iov;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    let got = loop {
+        // SAFETY: the first `n` headers are initialised, each naming one
+        // iovec of `iovs` (not moved since) that points into a distinct
+        // `slot`-byte chunk of `buf`, borrowed mutably for the call; the
+        // kernel writes at most those lengths.
+        let got = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if got >= 0 {
+            break got as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    for (l, m) in lens.iter_mut().zip(&msgs).take(got) {
+        *l = RecordLen {
+            len: (m.msg_len as usize).min(slot),
+            truncated: m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+        };
+    }
+    Ok(got)
 }
 
 /// Datagrams one [`recv_datagrams`] call takes at most.

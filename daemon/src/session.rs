@@ -12,6 +12,7 @@ use std::time::Instant;
 use spread_wire::client::limits::{
     AUTH_CHOICE_LEN, MAX_GROUPS_PER_MESSAGE, MAX_GROUP_NAME, MESSAGE_HEADER_LEN,
 };
+use spread_wire::client::records;
 use spread_wire::client::service::*;
 use spread_wire::client::{ConnectRequest, GroupName, MessageHeader, Version, HINT_ALLOWED_BITS};
 use spread_wire::endian::ByteOrder;
@@ -355,6 +356,19 @@ impl Framer {
 struct Pending {
     bytes: Bytes,
     written: usize,
+    /// A message's `num_groups` and `data_len`, which decide how it is cut
+    /// into records on the record path; `None` for a handshake unit (one
+    /// record whatever its length).
+    fields: Option<(i32, i32)>,
+}
+
+/// Length of the record of a unit of `len` bytes that starts `written`
+/// bytes into it, on the record path.
+fn next_record_len(fields: Option<(i32, i32)>, len: usize, written: usize) -> usize {
+    match fields {
+        None => len - written,
+        Some((num_groups, data_len)) => records::next_record_len(num_groups, data_len, len, written),
+    }
 }
 
 /// One client connection.
@@ -474,9 +488,24 @@ impl Session {
         }))
     }
 
-    /// Queue bytes for the client.
+    /// Queue a message (header, names, body) for the client.
     pub fn queue(&mut self, bytes: Bytes) {
-        self.out.push_back(Pending { bytes, written: 0 });
+        let fields = MessageHeader::parse(&bytes).map_or((0, 0), |(h, _)| (h.num_groups, h.data_len));
+        self.out.push_back(Pending {
+            bytes,
+            written: 0,
+            fields: Some(fields),
+        });
+    }
+
+    /// Queue a handshake unit (auth-method list, accept reply): one record
+    /// on the record path.
+    pub fn queue_unit(&mut self, bytes: Bytes) {
+        self.out.push_back(Pending {
+            bytes,
+            written: 0,
+            fields: None,
+        });
     }
 
     /// Messages queued and not yet fully written.
@@ -491,6 +520,25 @@ impl Session {
     /// Unwritten bytes, oldest first, for a vectored write.
     pub fn output_chunks(&self) -> impl Iterator<Item = &[u8]> {
         self.out.iter().map(|p| &p.bytes[p.written..])
+    }
+
+    /// The next records of the record path, oldest first (see
+    /// [`spread_wire::client::records`]); each is consumed with
+    /// [`Session::consume_output`] of its length.
+    pub fn output_records(&self) -> impl Iterator<Item = &[u8]> {
+        // A split message yields its header, then its chunks, before the
+        // next message: the chunks of one unit follow one another.
+        self.out.iter().flat_map(|p| {
+            let mut at = p.written;
+            std::iter::from_fn(move || {
+                let n = next_record_len(p.fields, p.bytes.len(), at);
+                (n > 0).then(|| {
+                    let r = &p.bytes[at..at + n];
+                    at += n;
+                    r
+                })
+            })
+        })
     }
 
     /// `n` bytes were written to the socket; buffers written in full go

@@ -1,8 +1,11 @@
 //! The I/O shell: a mio event loop that carries bytes between sockets and
 //! the [`Engine`], and nothing else.
 //!
-//! Listeners: TCP on the daemon's port for each client interface, and the
-//! Unix stream socket `/tmp/<port>` (mode 0666, like the original).
+//! Listeners: TCP on the daemon's port for each client interface, the
+//! Unix stream socket `/tmp/<port>` (mode 0666, like the original), and
+//! beside it the record socket `/tmp/<port>.seq` (`SOCK_SEQPACKET`, same
+//! mode), where spread-rs's own library speaks the same protocol cut into
+//! records (see [`spread_wire::client::records`]).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
@@ -30,13 +33,17 @@ use crate::session::{ConnId, Peer};
 
 const SIGNAL: Token = Token(0);
 const UNIX_LISTENER: Token = Token(1);
-const FIRST_TCP_LISTENER: usize = 2;
+const RECORD_LISTENER: Token = Token(2);
+const FIRST_TCP_LISTENER: usize = 3;
 const FIRST_UDP: usize = 32;
 const FIRST_CONN: usize = 64;
 /// Bytes read from one client per wakeup before others get a turn.
 const READ_BUDGET: usize = 256 * 1024;
 /// Slices handed to one vectored write.
 const WRITE_SLICES: usize = 64;
+/// Records read from one record-path client per wakeup before others get
+/// a turn.
+const RECORD_BUDGET: usize = 256;
 /// Bytes of one datagram slot of a batched ring read (the largest UDP
 /// datagram; the pages of a slot are touched only as far as a datagram
 /// fills them).
@@ -76,13 +83,17 @@ impl From<io::Error> for ShellError {
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// A non-blocking `SOCK_SEQPACKET` connection of the record path.
+    Records(socket2::Socket),
 }
 
 impl Stream {
-    fn source(&mut self) -> &mut dyn mio::event::Source {
+    /// Hands the socket to `f` as a mio source (to register it).
+    fn with_source<R>(&mut self, f: impl FnOnce(&mut dyn mio::event::Source) -> R) -> R {
         match self {
-            Stream::Tcp(s) => s,
-            Stream::Unix(s) => s,
+            Stream::Tcp(s) => f(s),
+            Stream::Unix(s) => f(s),
+            Stream::Records(s) => f(&mut mio::unix::SourceFd(&s.as_raw_fd())),
         }
     }
 
@@ -90,6 +101,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Records(s) => s.as_raw_fd(),
         }
     }
 }
@@ -99,6 +111,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Records(s) => s.read(buf),
         }
     }
 }
@@ -108,6 +121,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Records(s) => s.write(buf),
         }
     }
 
@@ -115,6 +129,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write_vectored(bufs),
             Stream::Unix(s) => s.write_vectored(bufs),
+            Stream::Records(s) => s.write_vectored(bufs),
         }
     }
 
@@ -136,6 +151,12 @@ pub struct Shell {
     engine: Engine,
     tcp_listeners: Vec<TcpListener>,
     unix_listener: Option<(UnixListener, PathBuf)>,
+    /// The record path's listener beside the Unix socket.
+    record_listener: Option<(socket2::Socket, PathBuf)>,
+    /// [`os::RECORD_RECV_BATCH`] slots of [`Shell::record_slot`] bytes for
+    /// batched record reads (allocated with the first record connection;
+    /// pages are touched only as far as records fill them).
+    record_bufs: Vec<u8>,
     /// The Unix socket's directory, kept open so the socket can be removed
     /// at shutdown even after a chroot.
     unix_dir: Option<std::fs::File>,
@@ -222,6 +243,28 @@ impl Shell {
                 Some((l, path.clone()))
             }
         };
+        let record_listener = match &listen.unix {
+            None => None,
+            Some(path) => {
+                let path = spread_wire::client::records::record_path(path);
+                match bind_records(&path) {
+                    Ok(l) => {
+                        poll.registry().register(
+                            &mut mio::unix::SourceFd(&l.as_raw_fd()),
+                            RECORD_LISTENER,
+                            Interest::READABLE,
+                        )?;
+                        info!(target: "spread::session", "listening for spread-rs clients on record socket {}", path.display());
+                        Some((l, path))
+                    }
+                    // Our library then uses the stream socket.
+                    Err(e) => {
+                        warn!(target: "spread::session", "no record socket {}: {e}", path.display());
+                        None
+                    }
+                }
+            }
+        };
         let unix_dir = listen
             .unix
             .as_ref()
@@ -233,6 +276,8 @@ impl Shell {
             engine,
             tcp_listeners,
             unix_listener,
+            record_listener,
+            record_bufs: Vec::new(),
             signal_rx,
             _signal_tx: signal_tx,
             conns: FastMap::default(),
@@ -656,6 +701,7 @@ impl Shell {
                         }
                     }
                     UNIX_LISTENER => self.accept_unix(now),
+                    RECORD_LISTENER => self.accept_records(now),
                     Token(t) if (FIRST_UDP..FIRST_CONN).contains(&t) => {
                         self.read_datagrams(t - FIRST_UDP, now)
                     }
@@ -725,18 +771,27 @@ impl Shell {
         }
     }
 
+    /// The Unix socket paths this daemon listens on.
+    fn unix_paths(&self) -> Vec<&std::path::Path> {
+        let unix = self.unix_listener.as_ref().map(|(_, p)| p.as_path());
+        let records = self.record_listener.as_ref().map(|(_, p)| p.as_path());
+        unix.into_iter().chain(records).collect()
+    }
+
     fn shutdown(&mut self) {
-        let (Some((_, path)), Some(dir)) = (&self.unix_listener, &self.unix_dir) else {
+        let Some(dir) = &self.unix_dir else {
             return;
         };
-        let Some(name) = path
-            .file_name()
-            .and_then(|n| std::ffi::CString::new(n.as_encoded_bytes()).ok())
-        else {
-            return;
-        };
-        if let Err(e) = os::unlink_at(dir, &name) {
-            warn!(target: "spread::session", "cannot remove {}: {e}", path.display());
+        for path in self.unix_paths() {
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| std::ffi::CString::new(n.as_encoded_bytes()).ok())
+            else {
+                continue;
+            };
+            if let Err(e) = os::unlink_at(dir, &name) {
+                warn!(target: "spread::session", "cannot remove {}: {e}", path.display());
+            }
         }
     }
 
@@ -748,8 +803,7 @@ impl Shell {
         group: &str,
         runtime_dir: &std::path::Path,
     ) -> Result<(), String> {
-        let socket = self.unix_listener.as_ref().map(|(_, p)| p.as_path());
-        drop_privileges(user, group, runtime_dir, socket)
+        drop_privileges(user, group, runtime_dir, &self.unix_paths())
     }
 
     fn accept_tcp(&mut self, index: usize, now: Clock) {
@@ -792,14 +846,43 @@ impl Shell {
         }
     }
 
+    fn accept_records(&mut self, now: Clock) {
+        loop {
+            let Some((listener, _)) = &self.record_listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((socket, _)) => {
+                    if let Err(e) = socket.set_nonblocking(true) {
+                        warn!(target: "spread::session", "record connection: {e}");
+                        continue;
+                    }
+                    if self.record_bufs.is_empty() {
+                        self.record_bufs = vec![0; os::RECORD_RECV_BATCH * self.record_slot()];
+                    }
+                    self.add_conn(Stream::Records(socket), Peer::Unix, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!(target: "spread::session", "accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Bytes of one record slot: the largest client message, plus one so a
+    /// longer record shows as cut.
+    fn record_slot(&self) -> usize {
+        self.engine.config().max_message_body.max(1024) + 1
+    }
+
     fn add_conn(&mut self, mut stream: Stream, peer: Peer, now: Clock) {
         let conn = self.next_conn;
         self.next_conn += 1;
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(stream.source(), Token(conn), Interest::READABLE)
-        {
+        let registry = self.poll.registry();
+        if let Err(e) = stream.with_source(|s| registry.register(s, Token(conn), Interest::READABLE)) {
             error!(target: "spread::session", "cannot watch a new connection: {e}");
             return;
         }
@@ -825,6 +908,15 @@ impl Shell {
     /// While the engine pauses reading from senders, the client is left
     /// unread and read again when it resumes.
     fn read_client(&mut self, conn: ConnId, now: Clock, drain: bool) {
+        if matches!(
+            self.conns.get(&conn),
+            Some(Connection {
+                stream: Stream::Records(_),
+                ..
+            })
+        ) {
+            return self.read_records(conn, now);
+        }
         let mut budget = READ_BUDGET;
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
@@ -867,11 +959,81 @@ impl Shell {
         }
     }
 
+    /// [`Shell::read_client`] for a record-path client: a batch of records
+    /// per system call, each handed to the engine as one unit, until a
+    /// batch comes back short (the queue is empty: edge-triggered epoll
+    /// raises a new event for the next record) or the budget is spent.
+    fn read_records(&mut self, conn: ConnId, now: Clock) {
+        let slot = self.record_slot();
+        let mut budget = RECORD_BUDGET;
+        let mut reset_seen = false;
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            if c.read_paused {
+                return;
+            }
+            if !self.engine.may_read(conn, now) {
+                c.read_paused = true;
+                self.paused_reads.push(conn);
+                return;
+            }
+            let mut lens = [os::RecordLen::default(); os::RECORD_RECV_BATCH];
+            let got = match os::recv_records(c.stream.raw_fd(), &mut self.record_bufs, slot, &mut lens) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // A client that closed with unread records of its own
+                // leaves this error in front of the records it sent last;
+                // reading it clears it, and they follow, then the end.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset && !reset_seen => {
+                    reset_seen = true;
+                    continue;
+                }
+                Err(e) => {
+                    debug!(target: "spread::session", "connection {conn}: read failed: {e}");
+                    self.engine.handle_client_closed(conn, now);
+                    return;
+                }
+            };
+            for (i, r) in lens.iter().take(got).enumerate() {
+                if !self.conns.contains_key(&conn) {
+                    return;
+                }
+                if r.len == 0 {
+                    debug!(target: "spread::session", "connection {conn}: end of stream");
+                    self.engine.handle_client_closed(conn, now);
+                    return;
+                }
+                if r.truncated {
+                    self.engine
+                        .reject_record(conn, &format!("a record longer than {} bytes", slot - 1), now);
+                    return;
+                }
+                let at = i * slot;
+                self.engine
+                    .handle_client_record(conn, &self.record_bufs[at..at + r.len], now);
+            }
+            if got < os::RECORD_RECV_BATCH {
+                return;
+            }
+            budget = budget.saturating_sub(got);
+            if budget == 0 {
+                self.read_again.push_back(conn);
+                return;
+            }
+        }
+    }
+
     fn apply_outputs(&mut self) {
         while let Some(out) = self.engine.poll_output() {
             match out {
                 Output::Wake(conn) => self.to_flush.push(conn),
-                Output::Close { conn, last_words } => self.close(conn, &last_words),
+                Output::Close {
+                    conn,
+                    last_words,
+                    records,
+                } => self.close(conn, &last_words, &records),
             }
         }
     }
@@ -892,7 +1054,35 @@ impl Shell {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        let records = matches!(c.stream, Stream::Records(_));
         loop {
+            if records {
+                let mut batch: [&[u8]; os::RECORD_SEND_BATCH] = [&[]; os::RECORD_SEND_BATCH];
+                let mut count = 0;
+                for (slot, r) in batch.iter_mut().zip(self.engine.output_records(conn)) {
+                    *slot = r;
+                    count += 1;
+                }
+                if count == 0 {
+                    break;
+                }
+                match os::send_records(c.stream.raw_fd(), &batch[..count]) {
+                    Ok(sent) => {
+                        let n = batch[..sent].iter().map(|r| r.len()).sum();
+                        self.engine.consume_output(conn, n);
+                        if sent < count {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        debug!(target: "spread::session", "connection {conn}: write failed: {e}");
+                        self.engine.handle_client_closed(conn, now);
+                        return;
+                    }
+                }
+                continue;
+            }
             // On the stack: no allocation per write.
             let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
             let mut count = 0;
@@ -927,10 +1117,9 @@ impl Shell {
             } else {
                 Interest::READABLE
             };
-            if self
-                .poll
-                .registry()
-                .reregister(c.stream.source(), Token(conn), interest)
+            let registry = self.poll.registry();
+            if c.stream
+                .with_source(|s| registry.reregister(s, Token(conn), interest))
                 .is_ok()
             {
                 c.want_write = pending;
@@ -938,16 +1127,42 @@ impl Shell {
         }
     }
 
-    fn close(&mut self, conn: ConnId, last_words: &[u8]) {
+    fn close(&mut self, conn: ConnId, last_words: &[u8], records: &[usize]) {
         let Some(mut c) = self.conns.remove(&conn) else {
             return;
         };
-        if !last_words.is_empty() {
+        if let Stream::Records(s) = &c.stream {
+            // Each unit of the last words is one record.
+            let mut units = Vec::new();
+            let mut at = 0;
+            for &n in records {
+                if let Some(unit) = last_words.get(at..at + n) {
+                    units.push(unit);
+                }
+                at += n;
+            }
+            let _ = os::send_records(s.as_raw_fd(), &units);
+        } else if !last_words.is_empty() {
             let _ = c.stream.write(last_words);
         }
-        let _ = self.poll.registry().deregister(c.stream.source());
+        let registry = self.poll.registry();
+        let _ = c.stream.with_source(|s| registry.deregister(s));
         debug!(target: "spread::session", "connection {conn} closed");
     }
+}
+
+/// The record path's listener: a non-blocking `SOCK_SEQPACKET` socket at
+/// `path` (a stale one of a previous run is replaced), mode 0666 like the
+/// stream socket.
+fn bind_records(path: &std::path::Path) -> io::Result<socket2::Socket> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&socket2::SockAddr::unix(path)?)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    socket.listen(128)?;
+    Ok(socket)
 }
 
 fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {

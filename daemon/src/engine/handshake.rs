@@ -83,7 +83,7 @@ impl Engine {
             return false;
         }
         let session = self.sessions.get_mut(&conn).expect("present");
-        session.queue(Arc::new(list));
+        session.queue_unit(Arc::new(list));
         session.phase = Phase::AwaitAuth;
         self.wake(conn);
         true
@@ -132,7 +132,7 @@ impl Engine {
             daemon_version: Version::SPREAD_4_4_0,
             private_group: session.private_group,
         };
-        session.queue(Arc::new(reply.emit(session.version.expects_patch_in_accept())));
+        session.queue_unit(Arc::new(reply.emit(session.version.expects_patch_in_accept())));
         session.phase = Phase::Operational;
         debug!(target: "spread::session", "session {} connected (connection {conn}, {:?}, membership {})",
             session.private_group, session.peer, if session.wants_membership { "on" } else { "off" });

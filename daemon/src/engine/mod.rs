@@ -25,8 +25,8 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use log::{debug, warn};
-use spread_wire::client::limits::DEFAULT_MAX_MESSAGE_BODY;
-use spread_wire::client::{code, GroupName, MembId};
+use spread_wire::client::limits::{AUTH_CHOICE_LEN, DEFAULT_MAX_MESSAGE_BODY};
+use spread_wire::client::{code, ConnectRequest, GroupName, MembId};
 
 use crate::auth::AuthPolicy;
 use crate::clock::Clock;
@@ -99,7 +99,14 @@ pub enum Output {
     /// The session has bytes to write.
     Wake(ConnId),
     /// Write `last_words` if the socket takes them at once, then close.
-    Close { conn: ConnId, last_words: Vec<u8> },
+    /// `records` are the lengths of the units they are made of (what was
+    /// still queued, then the reject code), each one record on the
+    /// record path.
+    Close {
+        conn: ConnId,
+        last_words: Vec<u8>,
+        records: Vec<usize>,
+    },
 }
 
 pub struct Engine {
@@ -301,6 +308,7 @@ impl Engine {
             self.outputs.push_back(Output::Close {
                 conn,
                 last_words: vec![code::REJECT_QUOTA as u8],
+                records: vec![1],
             });
             return;
         }
@@ -387,6 +395,85 @@ impl Engine {
             .get(&conn)
             .into_iter()
             .flat_map(|s| s.output_chunks())
+    }
+
+    /// The session's next records on the record path, oldest first; the
+    /// bytes of those written go to [`Engine::consume_output`].
+    pub fn output_records(&self, conn: ConnId) -> impl Iterator<Item = &[u8]> {
+        self.sessions
+            .get(&conn)
+            .into_iter()
+            .flat_map(|s| s.output_records())
+    }
+
+    /// One record arrived from a client on the record path (see
+    /// [`spread_wire::client::records`]): it must be exactly one handshake
+    /// unit or one message; anything else drops the session.
+    pub fn handle_client_record(&mut self, conn: ConnId, record: &[u8], now: Clock) {
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        match session.phase {
+            Phase::Operational => {
+                let mut fresh = record;
+                let step = session.next_message_in(
+                    &mut fresh,
+                    &self.cfg.daemon_name,
+                    self.cfg.max_message_body,
+                    &mut self.pool,
+                );
+                match step {
+                    Ok(Some(msg)) if fresh.is_empty() => self.handle_client_message(conn, msg, now),
+                    Ok(_) => self.reject_record(
+                        conn,
+                        &format!("a record of {} bytes is not one message", record.len()),
+                        now,
+                    ),
+                    Err(e) => {
+                        let name = session.private_group;
+                        self.kill_session(conn, &format!("invalid message header from {name}: {e}"), now);
+                    }
+                }
+            }
+            Phase::AwaitConnect { .. } => match ConnectRequest::parse(record) {
+                Ok((_, used)) if used != record.len() => self.reject_record(
+                    conn,
+                    &format!("a connect request record of {} bytes holds {used}", record.len()),
+                    now,
+                ),
+                // A bad request is refused as on the stream, with its code.
+                _ => {
+                    session.receive(record);
+                    self.process_input(conn, now);
+                }
+            },
+            Phase::AwaitAuth => {
+                if record.len() == AUTH_CHOICE_LEN {
+                    session.receive(record);
+                    self.process_input(conn, now);
+                } else {
+                    self.deny(conn, &format!("an auth choice record of {} bytes", record.len()));
+                }
+            }
+            Phase::Closed => {}
+        }
+        self.run_sequencer(now);
+    }
+
+    /// A client on the record path broke its framing (a record cut short
+    /// or holding more than one unit): one log line, and the session goes
+    /// as if it had disconnected.
+    pub fn reject_record(&mut self, conn: ConnId, why: &str, now: Clock) {
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
+        warn!(target: "spread::session", "connection {conn} ({}): {why}; dropping the session", session.private_group);
+        if session.is_operational() {
+            self.kill_session(conn, why, now);
+        } else {
+            self.drop_session(conn, Vec::new());
+        }
+        self.run_sequencer(now);
     }
 
     /// `n` bytes of the session's output were written.

@@ -165,16 +165,26 @@ impl Engine {
         if !session.private_group.is_empty() && self.by_private.get(&session.private_group) == Some(&conn) {
             self.by_private.remove(&session.private_group);
         }
+        let mut records = Vec::new();
         if !last_words.is_empty() {
             // Anything still queued (the auth list) goes first.
-            let mut pending: Vec<u8> = session.output_chunks().flatten().copied().collect();
+            let mut pending = Vec::new();
+            for chunk in session.output_chunks() {
+                records.push(chunk.len());
+                pending.extend_from_slice(chunk);
+            }
+            records.push(last_words.len());
             pending.append(&mut last_words);
             last_words = pending;
         }
         session.phase = Phase::Closed;
         session.drop_output();
         self.forget_intake(conn);
-        self.outputs.push_back(Output::Close { conn, last_words });
+        self.outputs.push_back(Output::Close {
+            conn,
+            last_words,
+            records,
+        });
     }
 
     pub(super) fn wake(&mut self, conn: ConnId) {

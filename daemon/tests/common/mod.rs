@@ -275,6 +275,7 @@ impl Drop for Daemon {
             );
         }
         let _ = std::fs::remove_file(self.unix_path());
+        let _ = std::fs::remove_file(spread_wire::client::records::record_path(&self.unix_path()));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -363,7 +363,7 @@ impl Daemon for DaemonNode {
         }
         let mut closed = Vec::new();
         while let Some(o) = e.poll_output() {
-            if let Output::Close { conn, last_words } = o {
+            if let Output::Close { conn, last_words, .. } = o {
                 closed.push((conn, last_words));
             }
         }

@@ -5,6 +5,7 @@
 //! * [`header`]: the 48-byte message header, group-name lists, whole messages.
 //! * [`membership`]: bodies of membership notices.
 //! * [`names`]: 32-byte group names and private-name rules.
+//! * [`records`]: the same protocol cut into records (our local `SOCK_SEQPACKET` path).
 //!
 //! Facts follow the 4.4.0 captures in `shared/spread4-wire/client`.
 
@@ -12,6 +13,7 @@ pub mod connect;
 pub mod header;
 pub mod membership;
 pub mod names;
+pub mod records;
 
 pub use connect::*;
 pub use header::*;
