@@ -115,8 +115,20 @@ SP_error: (-20) unrecognized error
 SP_error: (3) unrecognized error
 ";
 
+/// Local sessions on our daemon take its record path.
 #[test]
 fn api_test_passes_against_the_daemon() {
+    api_test(false);
+}
+
+/// The same with the library kept on the stream socket, as with the
+/// original daemon (`SPREAD_LOCAL_STREAM=1`).
+#[test]
+fn api_test_passes_on_the_stream_path() {
+    api_test(true);
+}
+
+fn api_test(stream_only: bool) {
     let Some(daemon) = daemon_or_skip("api_test") else {
         return;
     };
@@ -128,7 +140,8 @@ fn api_test_passes_against_the_daemon() {
         Command::new(&exe)
             .arg(daemon.tcp_name())
             .arg(daemon.unix_name())
-            .env("LD_LIBRARY_PATH", &lib),
+            .env("LD_LIBRARY_PATH", &lib)
+            .env("SPREAD_LOCAL_STREAM", if stream_only { "1" } else { "0" }),
         None,
         Duration::from_secs(120),
     );

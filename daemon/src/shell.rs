@@ -872,10 +872,11 @@ impl Shell {
         }
     }
 
-    /// Bytes of one record slot: the largest client message, plus one so a
-    /// longer record shows as cut.
+    /// Bytes of one record slot: a header and the largest body, plus one
+    /// so a longer record shows as cut (one up to that length is judged by
+    /// the same header checks as on the stream).
     fn record_slot(&self) -> usize {
-        self.engine.config().max_message_body.max(1024) + 1
+        self.engine.config().max_message_body.max(1024) + spread_wire::client::limits::MESSAGE_HEADER_LEN + 1
     }
 
     fn add_conn(&mut self, mut stream: Stream, peer: Peer, now: Clock) {

@@ -39,6 +39,46 @@ pub struct Accepted {
     pub private_group: Vec<u8>,
 }
 
+/// The environment variable that keeps the library off the record path
+/// (any value but empty or `0`): local sessions then use the stream socket,
+/// as the original library does.
+pub const STREAM_ONLY_ENV: &str = "SPREAD_LOCAL_STREAM";
+
+fn stream_only() -> bool {
+    std::env::var_os(STREAM_ONLY_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Our daemon's record socket beside the stream socket at `path`, if it
+/// listens there. Anything else (no such file: an original daemon, or
+/// ours with the record path off; refused; not a seqpacket socket) is
+/// `None`, and the stream socket is used: silently, it is the normal case
+/// with another daemon.
+fn open_records(path: &std::path::Path, deadline: Option<Instant>) -> Option<Stream> {
+    let path = spread_wire::client::records::record_path(path);
+    let addr = SockAddr::unix(&path).ok()?;
+    let socket = Socket::new_raw(Domain::UNIX, Type::SEQPACKET, None).ok()?;
+    // The largest message is one record: the send buffer must hold it.
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let connected = match deadline {
+        None => socket.connect(&addr),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            socket.connect_timeout(&addr, left)
+        }
+    };
+    match connected {
+        Ok(()) => Some(Stream::Records(socket)),
+        Err(e) => {
+            log::debug!("SP_connect: no record path at {}: {e}", path.display());
+            None
+        }
+    }
+}
+
 fn open_socket(address: &DaemonAddress, deadline: Option<Instant>) -> Result<Stream, SpError> {
     let (domain, addr) = match address {
         DaemonAddress::Unix(path) => (
@@ -82,7 +122,18 @@ fn open_socket(address: &DaemonAddress, deadline: Option<Instant>) -> Result<Str
 /// Open a session with the daemon at `opts.address`.
 pub fn connect(opts: &ConnectOptions<'_>, auth: &dyn Authenticator) -> Result<Accepted, SpError> {
     let deadline = opts.timeout.map(|t| Instant::now() + t);
-    let stream = open_socket(&opts.address, deadline)?;
+    // The record path for a local daemon, unless the program's own auth
+    // methods (which talk on the socket themselves) are in play.
+    let records = match &opts.address {
+        DaemonAddress::Unix(path) if !stream_only() && auth.names().iter().all(|n| n == b"NULL") => {
+            open_records(path, deadline)
+        }
+        _ => None,
+    };
+    let stream = match records {
+        Some(s) => s,
+        None => open_socket(&opts.address, deadline)?,
+    };
     let closed = |_| SpError::ConnectionClosed;
 
     let name = &opts.private_name[..opts.private_name.len().min(MAX_PRIVATE_NAME)];
@@ -91,20 +142,34 @@ pub fn connect(opts: &ConnectOptions<'_>, auth: &dyn Authenticator) -> Result<Ac
     stream.write_all(&request.emit()).map_err(closed)?;
 
     // The daemon's list of methods, or a negative reject code in its place.
-    let mut len = [0u8; 1];
-    stream.read_exact_until(&mut len, deadline).map_err(closed)?;
-    let list_len = len[0] as i8;
-    if list_len < 0 {
-        return Err(SpError::from_code(list_len.into()));
-    }
-    if list_len as usize > AUTH_CHOICE_LEN {
-        return Err(SpError::ConnectionClosed);
-    }
-    let mut list = vec![0u8; 1 + list_len as usize];
-    list[0] = list_len as u8;
-    stream
-        .read_exact_until(&mut list[1..], deadline)
-        .map_err(closed)?;
+    let list = if stream.is_records() {
+        let mut unit = [0u8; 1 + AUTH_CHOICE_LEN];
+        let n = stream.recv_record_until(&mut unit, deadline).map_err(closed)?;
+        let list_len = unit[0] as i8;
+        if list_len < 0 {
+            return Err(SpError::from_code(list_len.into()));
+        }
+        if n != 1 + list_len as usize {
+            return Err(SpError::ConnectionClosed);
+        }
+        unit[..n].to_vec()
+    } else {
+        let mut len = [0u8; 1];
+        stream.read_exact_until(&mut len, deadline).map_err(closed)?;
+        let list_len = len[0] as i8;
+        if list_len < 0 {
+            return Err(SpError::from_code(list_len.into()));
+        }
+        if list_len as usize > AUTH_CHOICE_LEN {
+            return Err(SpError::ConnectionClosed);
+        }
+        let mut list = vec![0u8; 1 + list_len as usize];
+        list[0] = list_len as u8;
+        stream
+            .read_exact_until(&mut list[1..], deadline)
+            .map_err(closed)?;
+        list
+    };
     let (offered, _) = AuthMethodList::parse(&list).map_err(|_| SpError::ConnectionClosed)?;
 
     let names = auth.names();
@@ -133,6 +198,9 @@ pub fn connect(opts: &ConnectOptions<'_>, auth: &dyn Authenticator) -> Result<Ac
     }
 
     // Accept byte (or a reject code), daemon version, private group.
+    if stream.is_records() {
+        return accept_record(stream, deadline, priority);
+    }
     let mut answer = [0u8; 1];
     stream.read_exact_until(&mut answer, deadline).map_err(closed)?;
     let answer = answer[0] as i8 as i32;
@@ -152,6 +220,36 @@ pub fn connect(opts: &ConnectOptions<'_>, auth: &dyn Authenticator) -> Result<Ac
         return Err(SpError::ConnectionClosed);
     }
     stream.read_exact_until(&mut group, deadline).map_err(closed)?;
+    group.truncate(MAX_GROUP_NAME - 1);
+    Ok(Accepted {
+        stream,
+        private_group: group,
+    })
+}
+
+/// The accept reply of the record path: one record of the accept byte, the
+/// daemon's version, the name's length and the name; or a reject code.
+fn accept_record(stream: Stream, deadline: Option<Instant>, priority: u8) -> Result<Accepted, SpError> {
+    let mut unit = [0u8; 5 + 255];
+    let n = stream
+        .recv_record_until(&mut unit, deadline)
+        .map_err(|_| SpError::ConnectionClosed)?;
+    let answer = unit[0] as i8 as i32;
+    if answer != code::ACCEPT_SESSION {
+        return Err(SpError::from_code(answer));
+    }
+    if n < 5 {
+        return Err(SpError::ConnectionClosed);
+    }
+    let daemon = Version::new(unit[1] as i8, unit[2] as i8, unit[3] as i8);
+    if daemon.number() < 30100 || (daemon.number() < 30800 && priority > 0) {
+        return Err(SpError::RejectVersion);
+    }
+    let len = unit[4] as usize;
+    if len == 0 || n != 5 + len {
+        return Err(SpError::ConnectionClosed);
+    }
+    let mut group = unit[5..n].to_vec();
     group.truncate(MAX_GROUP_NAME - 1);
     Ok(Accepted {
         stream,

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use spread_wire::client::limits::{MAX_GROUP_NAME, MESSAGE_HEADER_LEN};
 use spread_wire::client::names::is_legal_group_name;
+use spread_wire::client::records;
 use spread_wire::client::service::{
     JOIN_MESS, KILL_MESS, LEAVE_MESS, REGULAR_MESS, REG_MEMB_MESS, REJECT_MESS,
 };
@@ -39,6 +40,17 @@ pub type NameSlot = [u8; MAX_GROUP_NAME];
 struct PendingHeader {
     header: MessageHeader,
     order: ByteOrder,
+    /// Record path: the header was only peeked; the whole one-record
+    /// message is still queued.
+    whole_in_socket: bool,
+}
+
+/// The receive side of a session, under its lock.
+struct RecvState {
+    pending: Option<PendingHeader>,
+    /// Record path: names the next one-record message is expected to carry
+    /// (those of the last one), so its body can be read in place.
+    predicted_groups: usize,
 }
 
 pub struct Session {
@@ -50,7 +62,10 @@ pub struct Session {
     /// True while the table holds this session under its mailbox; cleared
     /// (under the table's write lock) when it is killed or replaced.
     registered: AtomicBool,
-    recv: Mutex<Option<PendingHeader>>,
+    recv: Mutex<RecvState>,
+    /// Record path: a pending header was peeked (the socket still holds
+    /// its 48 bytes, which `SP_poll` does not count, as on the stream).
+    peeked: AtomicBool,
     send: Mutex<()>,
 }
 
@@ -114,7 +129,11 @@ pub fn register(accepted: Accepted) -> Result<Mailbox, SpError> {
         private_group,
         broken: AtomicBool::new(false),
         registered: AtomicBool::new(true),
-        recv: Mutex::new(None),
+        recv: Mutex::new(RecvState {
+            pending: None,
+            predicted_groups: 1,
+        }),
+        peeked: AtomicBool::new(false),
         send: Mutex::new(()),
     });
     let Some(index) = slot_index(mbox) else {
@@ -266,7 +285,12 @@ impl Session {
 
     /// Bytes the daemon sent that are not read yet (`SP_poll`).
     pub fn pending_bytes(&self) -> Result<i32, SpError> {
-        self.stream.pending_bytes().map_err(|_| SpError::IllegalSession)
+        let n = self.stream.pending_bytes().map_err(|_| SpError::IllegalSession)?;
+        if self.peeked.load(Ordering::Acquire) {
+            Ok((n - MESSAGE_HEADER_LEN as i32).max(0))
+        } else {
+            Ok(n)
+        }
     }
 
     /// The control message `SP_disconnect` sends before closing.
@@ -290,14 +314,18 @@ impl Session {
         if let Err(e) = self.check_usable() {
             return (e.code(), None);
         }
-        let mut pending = lock(&self.recv);
+        let mut state = lock(&self.recv);
         if !self.still_registered() {
             return (SpError::IllegalSession.code(), None);
         }
         if let Err(e) = self.check_usable() {
             return (e.code(), None);
         }
-        let PendingHeader { header, order } = match *pending {
+        if self.stream.is_records() {
+            return self.receive_records(&mut state, drop, max_groups, groups, body);
+        }
+        let pending = &mut state.pending;
+        let PendingHeader { header, order, .. } = match *pending {
             Some(p) => p,
             None => {
                 let mut raw = [0u8; MESSAGE_HEADER_LEN];
@@ -305,7 +333,11 @@ impl Session {
                     return (self.fail().code(), None);
                 }
                 match MessageHeader::parse(&raw) {
-                    Ok((header, order)) => PendingHeader { header, order },
+                    Ok((header, order)) => PendingHeader {
+                        header,
+                        order,
+                        whole_in_socket: false,
+                    },
                     Err(_) => return (SpError::Bug.code(), None),
                 }
             }
@@ -327,7 +359,11 @@ impl Session {
 
         if !drop && (header.num_groups > max_groups || header.data_len > max_mess_len) {
             // Keep the header; the program may retry with larger buffers.
-            *pending = Some(PendingHeader { header, order });
+            *pending = Some(PendingHeader {
+                header,
+                order,
+                whole_in_socket: false,
+            });
             let short_groups = header.num_groups > max_groups;
             let d = Delivery {
                 service_type: header.service_type,
@@ -428,6 +464,375 @@ impl Session {
             (header.data_len, Some(d))
         }
     }
+}
+
+/// What a one-`recvmsg` read of the record path produced.
+enum InPlace {
+    /// The whole message, delivered.
+    Done(ReceiveOutcome),
+    /// The header of a split message (consumed; the rest follows in records).
+    Header(PendingHeader),
+}
+
+impl Session {
+    /// [`Session::receive`] on the record path (see
+    /// [`spread_wire::client::records`]). With buffers that hold any
+    /// one-record message (100 names, 8,192 body bytes) a message is read
+    /// with one `recvmsg`, names and body straight into the program's
+    /// buffers; otherwise the header is peeked first, so a message the
+    /// buffers cannot hold stays in the socket, unread, exactly as a
+    /// stream's does after its header (and `select` still sees it).
+    fn receive_records(
+        &self,
+        state: &mut RecvState,
+        drop: bool,
+        max_groups: i32,
+        groups: &mut [NameSlot],
+        body: &mut [&mut [u8]],
+    ) -> ReceiveOutcome {
+        let max_mess_len: i32 = body
+            .iter()
+            .map(|b| b.len() as i64)
+            .sum::<i64>()
+            .min(i32::MAX as i64) as i32;
+        let roomy = max_groups >= records::SINGLE_MAX_GROUPS as i32
+            && groups.len() >= records::SINGLE_MAX_GROUPS
+            && max_mess_len as usize >= records::SINGLE_MAX_DATA;
+        let pending = match state.pending.take() {
+            Some(p) => p,
+            None if roomy => match self.read_record_in_place(state, groups, body) {
+                Ok(InPlace::Done(outcome)) => return outcome,
+                Ok(InPlace::Header(p)) => p,
+                Err(code) => return (code, None),
+            },
+            None => match self.peek_header() {
+                Ok(p) => p,
+                Err(code) => return (code, None),
+            },
+        };
+        let header = pending.header;
+        if header.num_groups < 0 || header.data_len < 0 {
+            // Our daemon never sends such a header: the framing is lost.
+            return (self.fail().code(), None);
+        }
+        let short_groups = header.num_groups > max_groups;
+        let short_body = header.data_len > max_mess_len;
+        if !drop && (short_groups || short_body) {
+            // Keep the header; the program may retry with larger buffers.
+            state.pending = Some(pending);
+            self.peeked.store(pending.whole_in_socket, Ordering::Release);
+            return too_short(&header, short_groups, short_body);
+        }
+        self.peeked.store(false, Ordering::Release);
+        let payload = match self.read_payload(&pending) {
+            Ok(p) => p,
+            Err(code) => return (code, None),
+        };
+        let want_groups = header.num_groups.min(max_groups).max(0) as usize;
+        let want_body = header.data_len.min(max_mess_len).max(0) as usize;
+        let old_type = distribute(&payload, &header, want_groups, want_body, groups, body);
+        self.finish(
+            &header,
+            pending.order,
+            old_type,
+            (want_groups, short_groups),
+            (want_body, short_body),
+            groups,
+            body,
+        )
+    }
+
+    /// One `recvmsg` of the next record: the header into our buffer, then
+    /// (expecting as many names as the last message had) the names into
+    /// the program's name slots and the body into its pieces, with room
+    /// behind for more names than expected. The buffers hold any one-record
+    /// message, so one never has to be left unread.
+    fn read_record_in_place(
+        &self,
+        state: &mut RecvState,
+        groups: &mut [NameSlot],
+        body: &mut [&mut [u8]],
+    ) -> Result<InPlace, i32> {
+        let expected = state.predicted_groups.min(records::SINGLE_MAX_GROUPS);
+        let mut head = [0u8; MESSAGE_HEADER_LEN];
+        let mut spill = [0u8; records::REJECT_OLD_TYPE_LEN + records::SINGLE_MAX_GROUPS * MAX_GROUP_NAME];
+        let received = {
+            let names = &mut groups.as_flattened_mut()[..expected * MAX_GROUP_NAME];
+            let count = body.len() + 3;
+            let fill = |slices: &mut [IoSliceMut<'_>]| -> Result<(usize, bool), super::stream::Closed> {
+                self.stream.recv_record(slices, 0)
+            };
+            if count <= INLINE_SLICES {
+                let mut slices: [IoSliceMut<'_>; INLINE_SLICES] =
+                    std::array::from_fn(|_| IoSliceMut::new(&mut []));
+                let pieces = std::iter::once(&mut head[..])
+                    .chain(std::iter::once(names))
+                    .chain(body.iter_mut().map(|b| &mut **b))
+                    .chain(std::iter::once(&mut spill[..]));
+                for (slot, piece) in slices.iter_mut().zip(pieces) {
+                    *slot = IoSliceMut::new(piece);
+                }
+                fill(&mut slices[..count])
+            } else {
+                let pieces = std::iter::once(&mut head[..])
+                    .chain(std::iter::once(names))
+                    .chain(body.iter_mut().map(|b| &mut **b))
+                    .chain(std::iter::once(&mut spill[..]));
+                let mut slices: Vec<IoSliceMut<'_>> = pieces.map(IoSliceMut::new).collect();
+                fill(&mut slices)
+            }
+        };
+        let Ok((n, truncated)) = received else {
+            return Err(self.fail().code());
+        };
+        if n < MESSAGE_HEADER_LEN || truncated {
+            return Err(self.fail().code());
+        }
+        let Ok((header, order)) = MessageHeader::parse(&head) else {
+            return Err(SpError::Bug.code());
+        };
+        if !records::single_record(header.num_groups, header.data_len) {
+            if n != MESSAGE_HEADER_LEN {
+                return Err(self.fail().code());
+            }
+            return Ok(InPlace::Header(PendingHeader {
+                header,
+                order,
+                whole_in_socket: false,
+            }));
+        }
+        let reject = header.service_type & REJECT_MESS != 0;
+        let num_groups = header.num_groups as usize;
+        let data_len = header.data_len as usize;
+        let extra = if reject { records::REJECT_OLD_TYPE_LEN } else { 0 };
+        if n != MESSAGE_HEADER_LEN + extra + num_groups * MAX_GROUP_NAME + data_len {
+            return Err(self.fail().code());
+        }
+        let old_type = if !reject && num_groups == expected {
+            // Everything landed where it belongs.
+            None
+        } else {
+            // Names and body landed one after the other across the expected
+            // name slots, the body's pieces and the spill: gather them and
+            // put each where it belongs.
+            let mut payload = Vec::with_capacity(n - MESSAGE_HEADER_LEN);
+            let want = n - MESSAGE_HEADER_LEN;
+            let sources = std::iter::once(&groups.as_flattened()[..expected * MAX_GROUP_NAME])
+                .chain(body.iter().map(|b| &**b))
+                .chain(std::iter::once(&spill[..]));
+            for src in sources {
+                let take = src.len().min(want - payload.len());
+                payload.extend_from_slice(&src[..take]);
+                if payload.len() == want {
+                    break;
+                }
+            }
+            distribute(&payload, &header, num_groups, data_len, groups, body)
+        };
+        if !reject {
+            state.predicted_groups = num_groups;
+        }
+        Ok(InPlace::Done(self.finish(
+            &header,
+            order,
+            old_type,
+            (num_groups, false),
+            (data_len, false),
+            groups,
+            body,
+        )))
+    }
+
+    /// The next message's header, for buffers that may not hold it: peeked
+    /// from a one-record message (which stays queued whole), read from a
+    /// split one (its header is a record of its own).
+    fn peek_header(&self) -> Result<PendingHeader, i32> {
+        let mut head = [0u8; MESSAGE_HEADER_LEN];
+        let peeked = self
+            .stream
+            .recv_record(&mut [IoSliceMut::new(&mut head)], libc::MSG_PEEK);
+        let Ok((n, _)) = peeked else {
+            return Err(self.fail().code());
+        };
+        if n < MESSAGE_HEADER_LEN {
+            return Err(self.fail().code());
+        }
+        let Ok((header, order)) = MessageHeader::parse(&head) else {
+            return Err(SpError::Bug.code());
+        };
+        if records::single_record(header.num_groups, header.data_len) {
+            return Ok(PendingHeader {
+                header,
+                order,
+                whole_in_socket: true,
+            });
+        }
+        match self.stream.recv_record(&mut [IoSliceMut::new(&mut head)], 0) {
+            Ok((MESSAGE_HEADER_LEN, false)) => Ok(PendingHeader {
+                header,
+                order,
+                whole_in_socket: false,
+            }),
+            _ => Err(self.fail().code()),
+        }
+    }
+
+    /// What follows the header of `pending`'s message (a reject's old type,
+    /// names, body), read off the socket: the rest of its one record, or
+    /// the records of a split message.
+    fn read_payload(&self, pending: &PendingHeader) -> Result<Vec<u8>, i32> {
+        let header = &pending.header;
+        let extra = if header.service_type & REJECT_MESS != 0 {
+            records::REJECT_OLD_TYPE_LEN
+        } else {
+            0
+        };
+        let rest = extra + header.num_groups as usize * MAX_GROUP_NAME + header.data_len as usize;
+        let mut payload = vec![0u8; rest];
+        if pending.whole_in_socket {
+            let mut head = [0u8; MESSAGE_HEADER_LEN];
+            let got = self.stream.recv_record(
+                &mut [IoSliceMut::new(&mut head), IoSliceMut::new(&mut payload)],
+                0,
+            );
+            return match got {
+                Ok((n, false)) if n == MESSAGE_HEADER_LEN + rest => Ok(payload),
+                _ => Err(self.fail().code()),
+            };
+        }
+        let mut at = 0;
+        while at < rest {
+            let chunk = (rest - at).min(records::CHUNK);
+            match self
+                .stream
+                .recv_record(&mut [IoSliceMut::new(&mut payload[at..at + chunk])], 0)
+            {
+                Ok((n, false)) if n == chunk => at += n,
+                _ => return Err(self.fail().code()),
+            }
+        }
+        Ok(payload)
+    }
+
+    /// The outcome of a consumed message, as [`Session::receive`] reports
+    /// it: names and body are in the program's buffers.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        header: &MessageHeader,
+        order: ByteOrder,
+        old_type: Option<[u8; 4]>,
+        (want_groups, short_groups): (usize, bool),
+        (want_body, short_body): (usize, bool),
+        groups: &mut [NameSlot],
+        body: &mut [&mut [u8]],
+    ) -> ReceiveOutcome {
+        let regular_or_reject = header.service_type & (REGULAR_MESS | REJECT_MESS) != 0;
+        let (mut mess_type, endian_mismatch) = if regular_or_reject {
+            (
+                header.mess_type(),
+                i32::from(header.hint_order() != ByteOrder::NATIVE),
+            )
+        } else {
+            (-1, 0)
+        };
+        let mut service_type = header.service_type;
+        if let Some(old) = old_type {
+            service_type = (order.read_u32(old) & !spread_wire::endian::ENDIAN_MARKER) | REJECT_MESS;
+        }
+        let mut sender = [0u8; MAX_GROUP_NAME];
+        let name = header.sender.as_bytes();
+        sender[..name.len()].copy_from_slice(name);
+        let num_groups = if short_groups {
+            -header.num_groups
+        } else {
+            header.num_groups
+        };
+        if header.service_type & REG_MEMB_MESS != 0 && !short_groups {
+            if let Some(i) = groups[..want_groups]
+                .iter()
+                .position(|g| GroupName::from_raw(*g) == self.private_group)
+            {
+                mess_type = i as i16;
+            }
+        }
+        if header.service_type & REG_MEMB_MESS != 0 && order != ByteOrder::NATIVE {
+            flip_membership_body(body, want_body);
+        }
+        let d = Delivery {
+            service_type,
+            sender,
+            num_groups,
+            mess_type,
+            endian_mismatch,
+        };
+        if short_body {
+            (SpError::BufferTooShort.code(), Some(d))
+        } else {
+            (header.data_len, Some(d))
+        }
+    }
+}
+
+/// What a receive reports for a message its buffers cannot hold (the
+/// message stays to be read again).
+fn too_short(header: &MessageHeader, short_groups: bool, short_body: bool) -> ReceiveOutcome {
+    let regular_or_reject = header.service_type & (REGULAR_MESS | REJECT_MESS) != 0;
+    let mut sender = [0u8; MAX_GROUP_NAME];
+    let name = header.sender.as_bytes();
+    sender[..name.len()].copy_from_slice(name);
+    let d = Delivery {
+        service_type: header.service_type,
+        sender,
+        num_groups: if short_groups { -header.num_groups } else { 0 },
+        mess_type: if regular_or_reject { header.mess_type() } else { 0 },
+        endian_mismatch: if short_body { -header.data_len } else { 0 },
+    };
+    let code = if d.num_groups != 0 {
+        SpError::GroupsTooShort
+    } else {
+        SpError::BufferTooShort
+    };
+    (code.code(), Some(d))
+}
+
+/// Puts a message's payload (a reject's old type, names, body) into the
+/// program's buffers: the first `want_groups` names, the first `want_body`
+/// body bytes across its pieces; the rest is dropped. Returns a reject's
+/// old type.
+fn distribute(
+    payload: &[u8],
+    header: &MessageHeader,
+    want_groups: usize,
+    want_body: usize,
+    groups: &mut [NameSlot],
+    body: &mut [&mut [u8]],
+) -> Option<[u8; 4]> {
+    let mut at = 0;
+    let old_type = if header.service_type & REJECT_MESS != 0 {
+        at = records::REJECT_OLD_TYPE_LEN;
+        payload.first_chunk::<4>().copied()
+    } else {
+        None
+    };
+    for (slot, name) in groups
+        .iter_mut()
+        .zip(payload[at..].chunks_exact(MAX_GROUP_NAME))
+        .take(want_groups)
+    {
+        slot.copy_from_slice(name);
+    }
+    at += header.num_groups.max(0) as usize * MAX_GROUP_NAME;
+    let mut src = &payload[at..at + want_body];
+    for piece in body.iter_mut() {
+        if src.is_empty() {
+            break;
+        }
+        let take = piece.len().min(src.len());
+        piece[..take].copy_from_slice(&src[..take]);
+        src = &src[take..];
+    }
+    old_type
 }
 
 /// Read `len` body bytes into the program's pieces, in order, preceded by

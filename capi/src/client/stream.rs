@@ -19,6 +19,9 @@ pub const INLINE_SLICES: usize = 8;
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// Our daemon's record path (`SOCK_SEQPACKET`, see
+    /// [`spread_wire::client::records`]): one record per unit.
+    Records(socket2::Socket),
 }
 
 /// The peer closed the connection or the socket failed.
@@ -46,7 +49,83 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Records(s) => s.as_raw_fd(),
         }
+    }
+
+    /// Whether this is the record path.
+    #[inline]
+    pub fn is_records(&self) -> bool {
+        matches!(self, Stream::Records(_))
+    }
+
+    /// recvmsg(2) of one record into `slices` (`flags`: `MSG_PEEK` to leave
+    /// it queued). Returns the record's length and whether it was longer
+    /// than the slices (the rest is lost unless peeking). Retries
+    /// interrupted calls and, like the other reads, a socket the program
+    /// made non-blocking. The end of the session is `Closed`.
+    pub fn recv_record(
+        &self,
+        slices: &mut [IoSliceMut<'_>],
+        flags: libc::c_int,
+    ) -> Result<(usize, bool), Closed> {
+        loop {
+            // SAFETY: msghdr is a plain C struct for which zero bytes are
+            // valid (no name, no control data).
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = slices.as_mut_ptr().cast::<libc::iovec>();
+            msg.msg_iovlen = slices.len().min(MAX_IOVECS) as _;
+            // SAFETY: `IoSliceMut` is ABI-compatible with `iovec` on Unix
+            // (as documented); each describes writable memory it borrows for
+            // this call, and `msg` names no other memory.
+            let n = unsafe { libc::recvmsg(self.raw_fd(), &mut msg, flags | libc::MSG_TRUNC) };
+            match syscall_result(n) {
+                // No unit of the protocol is empty: 0 is the end.
+                Ok(0) => return Err(Closed),
+                Ok(n) => {
+                    let got = slices.iter().map(|s| s.len()).sum::<usize>();
+                    return Ok((n, n > got));
+                }
+                Err(e) if transient(&e) => std::thread::yield_now(),
+                // A daemon that closed with unread bytes of ours leaves this
+                // error in front of what it sent last; the read clears it.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+                Err(e) => {
+                    log::debug!("read failed on mailbox {}: {e}", self.raw_fd());
+                    return Err(Closed);
+                }
+            }
+        }
+    }
+
+    /// One record of at most `buf.len()` bytes before `deadline` (`None`:
+    /// no limit), for the handshake: its length (a longer one is an error).
+    pub fn recv_record_until(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize, Closed> {
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Closed);
+            }
+            self.set_read_timeout(Some(left)).map_err(|_| Closed)?;
+        }
+        let result = loop {
+            // SAFETY: `buf` is writable for its length; the descriptor is
+            // this stream's open socket.
+            let n = unsafe { libc::recv(self.raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
+            match syscall_result(n) {
+                Ok(0) => break Err(Closed),
+                Ok(n) if n > buf.len() => break Err(Closed),
+                Ok(n) => break Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && deadline.is_none() => {}
+                Err(_) => break Err(Closed),
+            }
+        };
+        if deadline.is_some() {
+            self.set_read_timeout(None).map_err(|_| Closed)?;
+        }
+        result
     }
 
     // The three calls of every message go straight to the system: the
@@ -82,6 +161,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(t),
             Stream::Unix(s) => s.set_read_timeout(t),
+            Stream::Records(s) => s.set_read_timeout(t),
         }
     }
 
@@ -90,6 +170,7 @@ impl Stream {
         let _ = match self {
             Stream::Tcp(s) => s.into_raw_fd(),
             Stream::Unix(s) => s.into_raw_fd(),
+            Stream::Records(s) => s.into_raw_fd(),
         };
     }
 
@@ -111,6 +192,7 @@ impl Stream {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(Shutdown::Both),
             Stream::Unix(s) => s.shutdown(Shutdown::Both),
+            Stream::Records(s) => s.shutdown(Shutdown::Both),
         };
     }
 

@@ -182,7 +182,14 @@ pub fn wait_limited(mut child: Child, limit: Duration) -> Output {
 
 /// A port in 20000..30000 free for TCP and UDP on loopback right now.
 pub fn free_port() -> u16 {
-    let seed = std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64;
+    // Tests of one binary start daemons in parallel: each call draws its
+    // own sequence (the clock alone gave every thread the same ports).
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let seed = std::process::id() as u64 ^ clock ^ call.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut x = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
@@ -296,6 +303,7 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(format!("/tmp/{}", self.port));
+        let _ = std::fs::remove_file(format!("/tmp/{}.seq", self.port));
     }
 }
 
