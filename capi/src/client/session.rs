@@ -386,22 +386,13 @@ impl Session {
         // From here on the message is consumed, whatever happens.
         *pending = None;
 
-        let (mut mess_type, endian_mismatch) = if regular_or_reject {
-            (
-                header.mess_type(),
-                i32::from(header.hint_order() != ByteOrder::NATIVE),
-            )
-        } else {
-            (-1, 0)
-        };
-
-        let mut service_type = header.service_type;
+        let mut old_type = None;
         if header.service_type & REJECT_MESS != 0 {
             let mut old = [0u8; 4];
             if self.stream.read_exact(&mut old).is_err() {
                 return (self.fail().code(), None);
             }
-            service_type = (order.read_u32(old) & !spread_wire::endian::ENDIAN_MARKER) | REJECT_MESS;
+            old_type = Some(old);
         }
 
         // Names into the program's array, then the body into its buffers,
@@ -435,34 +426,15 @@ impl Session {
             return (self.fail().code(), None);
         }
 
-        let num_groups = if short_groups {
-            -header.num_groups
-        } else {
-            header.num_groups
-        };
-        if header.service_type & REG_MEMB_MESS != 0 && !short_groups {
-            if let Some(i) = groups[..want_groups]
-                .iter()
-                .position(|g| GroupName::from_raw(*g) == self.private_group)
-            {
-                mess_type = i as i16;
-            }
-        }
-        if header.service_type & REG_MEMB_MESS != 0 && order != ByteOrder::NATIVE {
-            flip_membership_body(body, want_body);
-        }
-        let d = Delivery {
-            service_type,
-            sender,
-            num_groups,
-            mess_type,
-            endian_mismatch,
-        };
-        if short_body {
-            (SpError::BufferTooShort.code(), Some(d))
-        } else {
-            (header.data_len, Some(d))
-        }
+        self.finish(
+            &header,
+            order,
+            old_type,
+            (want_groups, short_groups),
+            (want_body, short_body),
+            groups,
+            body,
+        )
     }
 }
 
