@@ -353,12 +353,27 @@ pub fn send_datagrams(fd: RawFd, datagrams: &[(std::net::SocketAddrV4, &[u8])]) 
         iovs[i].iov_len = bytes.len();
     }
     let msgs = headers.linked(n);
+    // SAFETY: the first `n` headers from `msgs` are initialised, their
+    // name and iovec pointers point into `headers` (not moved since), and each
+    // iovec into a `bytes` slice borrowed for the call; the kernel only
+    // reads the buffers and writes each header's `msg_len`.
+    unsafe { send_prepared(fd, msgs, n, libc::MSG_DONTWAIT) }
+}
+
+/// sendmmsg(2) of `n` prepared headers, again when a signal interrupts it.
+///
+/// # Safety
+/// `msgs` points to `n` initialised headers whose names, iovecs and
+/// buffers stay valid and unmoved for the call.
+unsafe fn send_prepared(
+    fd: RawFd,
+    msgs: *mut libc::mmsghdr,
+    n: usize,
+    flags: libc::c_int,
+) -> io::Result<usize> {
     loop {
-        // SAFETY: the first `n` headers from `msgs` are initialised, their
-        // name and iovec pointers point into `headers` (not moved since), and each
-        // iovec into a `bytes` slice borrowed for the call; the kernel only
-        // reads the buffers and writes each header's `msg_len`.
-        let sent = unsafe { libc::sendmmsg(fd, msgs, n as libc::c_uint, libc::MSG_DONTWAIT) };
+        // SAFETY: the caller's contract above.
+        let sent = unsafe { libc::sendmmsg(fd, msgs, n as libc::c_uint, flags) };
         if sent >= 0 {
             return Ok(sent as usize);
         }
@@ -394,27 +409,11 @@ pub fn send_records(fd: RawFd, records: &[&[u8]]) -> io::Result<usize> {
         m.msg_hdr.msg_iov = iov;
         m.msg_hdr.msg_iovlen = 1;
     }
-    loop {
-        // SAFETY: the first `n` headers are initialised, each naming one
-        // iovec of `iovs` (not moved since) that points into a slice of
-        // `records` borrowed for the call; the kernel only reads the
-        // buffers and writes each header's `msg_len`.
-        let sent = unsafe {
-            libc::sendmmsg(
-                fd,
-                msgs.as_mut_ptr(),
-                n as libc::c_uint,
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
-        if sent >= 0 {
-            return Ok(sent as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    // SAFETY: the first `n` headers are initialised, each naming one
+    // iovec of `iovs` (not moved since) that points into a slice of
+    // `records` borrowed for the call; the kernel only reads the
+    // buffers and writes each header's `msg_len`.
+    unsafe { send_prepared(fd, msgs.as_mut_ptr(), n, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) }
 }
 
 /// Records one [`recv_records`] call takes at most.

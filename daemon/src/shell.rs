@@ -920,17 +920,12 @@ impl Shell {
         }
         let mut budget = READ_BUDGET;
         loop {
+            if !self.may_read_now(conn, now) {
+                return;
+            }
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
-            if c.read_paused {
-                return;
-            }
-            if !self.engine.may_read(conn, now) {
-                c.read_paused = true;
-                self.paused_reads.push(conn);
-                return;
-            }
             match c.stream.read(&mut self.read_buf) {
                 Ok(0) => {
                     debug!(target: "spread::session", "connection {conn}: end of stream");
@@ -960,6 +955,23 @@ impl Shell {
         }
     }
 
+    /// Whether connection `conn` may be read now: it exists and is not
+    /// paused; one the engine holds back is paused until it may.
+    fn may_read_now(&mut self, conn: ConnId, now: Clock) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        if c.read_paused {
+            return false;
+        }
+        if !self.engine.may_read(conn, now) {
+            c.read_paused = true;
+            self.paused_reads.push(conn);
+            return false;
+        }
+        true
+    }
+
     /// [`Shell::read_client`] for a record-path client: a batch of records
     /// per system call, each handed to the engine as one unit, until a
     /// batch comes back short (the queue is empty: edge-triggered epoll
@@ -969,17 +981,12 @@ impl Shell {
         let mut budget = RECORD_BUDGET;
         let mut reset_seen = false;
         loop {
+            if !self.may_read_now(conn, now) {
+                return;
+            }
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
-            if c.read_paused {
-                return;
-            }
-            if !self.engine.may_read(conn, now) {
-                c.read_paused = true;
-                self.paused_reads.push(conn);
-                return;
-            }
             let mut lens = [os::RecordLen::default(); os::RECORD_RECV_BATCH];
             let got = match os::recv_records(c.stream.raw_fd(), &mut self.record_bufs, slot, &mut lens) {
                 Ok(n) => n,
