@@ -360,6 +360,34 @@ pub fn send_datagrams(fd: RawFd, datagrams: &[(std::net::SocketAddrV4, &[u8])]) 
     unsafe { send_prepared(fd, msgs, n, libc::MSG_DONTWAIT) }
 }
 
+/// recvmmsg(2) into `n` prepared headers without waiting, again when a
+/// signal interrupts it.
+///
+/// # Safety
+/// `msgs` points to `n` initialised headers whose iovecs name distinct
+/// writable buffers that stay valid and unmoved for the call.
+unsafe fn recv_prepared(fd: RawFd, msgs: *mut libc::mmsghdr, n: usize) -> io::Result<usize> {
+    loop {
+        // SAFETY: the caller's contract above.
+        let got = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs,
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if got >= 0 {
+            return Ok(got as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// sendmmsg(2) of `n` prepared headers, again when a signal interrupts it.
 ///
 /// # Safety
@@ -452,28 +480,11 @@ pub fn recv_records(
         m.msg_hdr.msg_iov = iov;
         m.msg_hdr.msg_iovlen = 1;
     }
-    let got = loop {
-        // SAFETY: the first `n` headers are initialised, each naming one
-        // iovec of `iovs` (not moved since) that points into a distinct
-        // `slot`-byte chunk of `buf`, borrowed mutably for the call; the
-        // kernel writes at most those lengths.
-        let got = unsafe {
-            libc::recvmmsg(
-                fd,
-                msgs.as_mut_ptr(),
-                n as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if got >= 0 {
-            break got as usize;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    };
+    // SAFETY: the first `n` headers are initialised, each naming one
+    // iovec of `iovs` (not moved since) that points into a distinct
+    // `slot`-byte chunk of `buf`, borrowed mutably for the call; the
+    // kernel writes at most those lengths.
+    let got = unsafe { recv_prepared(fd, msgs.as_mut_ptr(), n)? };
     for (l, m) in lens.iter_mut().zip(&msgs).take(got) {
         *l = RecordLen {
             len: (m.msg_len as usize).min(slot),
@@ -506,28 +517,11 @@ pub fn recv_datagrams(
         iovs[i].iov_len = chunk.len();
     }
     let msgs = headers.linked(n);
-    let got = loop {
-        // SAFETY: the first `n` headers from `msgs` are initialised, their
-        // name and iovec pointers point into `headers` (not moved since), each iovec
-        // into a distinct `slot`-byte chunk of `buf`, borrowed mutably for
-        // the call; the kernel writes at most those lengths.
-        let got = unsafe {
-            libc::recvmmsg(
-                fd,
-                msgs,
-                n as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if got >= 0 {
-            break got as usize;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    };
+    // SAFETY: the first `n` headers from `msgs` are initialised, their
+    // name and iovec pointers point into `headers` (not moved since), each iovec
+    // into a distinct `slot`-byte chunk of `buf`, borrowed mutably for
+    // the call; the kernel writes at most those lengths.
+    let got = unsafe { recv_prepared(fd, msgs, n)? };
     for i in 0..got {
         let DatagramHeaders { addrs, msgs, .. } = &headers;
         lens[i] = (msgs[i].msg_len as usize).min(slot);

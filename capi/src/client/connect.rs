@@ -48,6 +48,18 @@ fn stream_only() -> bool {
     std::env::var_os(STREAM_ONLY_ENV).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
+/// connect(2), bounded by `deadline` if there is one; `None` if it has
+/// passed already.
+fn connect_by(socket: &Socket, addr: &SockAddr, deadline: Option<Instant>) -> Option<std::io::Result<()>> {
+    match deadline {
+        None => Some(socket.connect(addr)),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            (!left.is_zero()).then(|| socket.connect_timeout(addr, left))
+        }
+    }
+}
+
 /// Our daemon's record socket beside the stream socket at `path`, if it
 /// listens there. Anything else (no such file: an original daemon, or
 /// ours with the record path off; refused; not a seqpacket socket) is
@@ -60,17 +72,7 @@ fn open_records(path: &std::path::Path, deadline: Option<Instant>) -> Option<Str
     // The largest message is one record: the send buffer must hold it.
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let connected = match deadline {
-        None => socket.connect(&addr),
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            socket.connect_timeout(&addr, left)
-        }
-    };
-    match connected {
+    match connect_by(&socket, &addr, deadline)? {
         Ok(()) => Some(Stream::Records(socket)),
         Err(e) => {
             log::debug!("SP_connect: no record path at {}: {e}", path.display());
@@ -99,16 +101,7 @@ fn open_socket(address: &DaemonAddress, deadline: Option<Instant>) -> Result<Str
     }
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let connected = match deadline {
-        None => socket.connect(&addr),
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(SpError::CouldNotConnect);
-            }
-            socket.connect_timeout(&addr, left)
-        }
-    };
+    let connected = connect_by(&socket, &addr, deadline).ok_or(SpError::CouldNotConnect)?;
     if let Err(e) = connected {
         log::debug!("SP_connect: could not connect to {address:?}: {e}");
         return Err(SpError::CouldNotConnect);
