@@ -226,23 +226,8 @@ impl Shell {
             info!(target: "spread::session", "listening for clients on TCP {addr}");
             tcp_listeners.push(l);
         }
-        let unix_listener = match &listen.unix {
-            None => None,
-            Some(path) => {
-                // A stale socket of a previous run is replaced, as the original does.
-                let _ = std::fs::remove_file(path);
-                let mut l = UnixListener::bind(path).map_err(|source| ShellError::Bind {
-                    what: format!("Unix socket {}", path.display()),
-                    source,
-                })?;
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-                poll.registry()
-                    .register(&mut l, UNIX_LISTENER, Interest::READABLE)?;
-                info!(target: "spread::session", "listening for clients on Unix socket {}", path.display());
-                Some((l, path.clone()))
-            }
-        };
+        // Bound before the stream socket: a client (or a test) that finds
+        // the stream socket connectable finds the record socket too.
         let record_listener = match &listen.unix {
             None => None,
             Some(path) => {
@@ -263,6 +248,23 @@ impl Shell {
                         None
                     }
                 }
+            }
+        };
+        let unix_listener = match &listen.unix {
+            None => None,
+            Some(path) => {
+                // A stale socket of a previous run is replaced, as the original does.
+                let _ = std::fs::remove_file(path);
+                let mut l = UnixListener::bind(path).map_err(|source| ShellError::Bind {
+                    what: format!("Unix socket {}", path.display()),
+                    source,
+                })?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+                poll.registry()
+                    .register(&mut l, UNIX_LISTENER, Interest::READABLE)?;
+                info!(target: "spread::session", "listening for clients on Unix socket {}", path.display());
+                Some((l, path.clone()))
             }
         };
         let unix_dir = listen

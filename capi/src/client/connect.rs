@@ -127,12 +127,27 @@ pub fn connect(opts: &ConnectOptions<'_>, auth: &dyn Authenticator) -> Result<Ac
         Some(s) => s,
         None => open_socket(&opts.address, deadline)?,
     };
+    handshake(stream, opts, auth, deadline)
+}
+
+/// The session's opening exchange on a connected `stream`.
+fn handshake(
+    stream: Stream,
+    opts: &ConnectOptions<'_>,
+    auth: &dyn Authenticator,
+    deadline: Option<Instant>,
+) -> Result<Accepted, SpError> {
     let closed = |_| SpError::ConnectionClosed;
 
     let name = &opts.private_name[..opts.private_name.len().min(MAX_PRIVATE_NAME)];
     let priority = opts.priority.clamp(0, 1) as u8;
     let request = ConnectRequest::new(name, opts.membership, priority);
-    stream.write_all(&request.emit()).map_err(closed)?;
+    if stream.write_all(&request.emit()).is_err() {
+        // A daemon that refuses at the accept (its session limit) writes its
+        // reject code and closes before reading the request: the write may
+        // fail while the code is still there to read.
+        return Err(reject_after_failed_write(&stream, deadline));
+    }
 
     // The daemon's list of methods, or a negative reject code in its place.
     let list = if stream.is_records() {
@@ -220,6 +235,27 @@ pub fn connect(opts: &ConnectOptions<'_>, auth: &dyn Authenticator) -> Result<Ac
     })
 }
 
+/// The daemon's reject code if one waits on `stream`, else `ConnectionClosed`.
+fn reject_after_failed_write(stream: &Stream, deadline: Option<Instant>) -> SpError {
+    let mut unit = [0u8; 1 + AUTH_CHOICE_LEN];
+    let code = if stream.is_records() {
+        stream
+            .recv_record_until(&mut unit, deadline)
+            .ok()
+            .filter(|&n| n >= 1)
+            .map(|_| unit[0] as i8)
+    } else {
+        stream
+            .read_exact_until(&mut unit[..1], deadline)
+            .ok()
+            .map(|_| unit[0] as i8)
+    };
+    match code {
+        Some(c) if c < 0 => SpError::from_code(c.into()),
+        _ => SpError::ConnectionClosed,
+    }
+}
+
 /// The accept reply of the record path: one record of the accept byte, the
 /// daemon's version, the name's length and the name; or a reject code.
 fn accept_record(stream: Stream, deadline: Option<Instant>, priority: u8) -> Result<Accepted, SpError> {
@@ -248,4 +284,60 @@ fn accept_record(stream: Stream, deadline: Option<Instant>, priority: u8) -> Res
         stream,
         private_group: group,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    struct NullAuth;
+    impl Authenticator for NullAuth {
+        fn names(&self) -> Vec<Vec<u8>> {
+            vec![b"NULL".to_vec()]
+        }
+        fn authenticate(&self, _: usize, _: std::os::fd::RawFd) -> bool {
+            true
+        }
+    }
+
+    fn options() -> ConnectOptions<'static> {
+        ConnectOptions {
+            address: DaemonAddress::Unix("/nonexistent".into()),
+            private_name: b"q",
+            priority: 0,
+            membership: true,
+            timeout: Some(Duration::from_secs(3)),
+        }
+    }
+
+    const REJECT_QUOTA: u8 = code::REJECT_QUOTA as i8 as u8;
+
+    // The session limit's race, made certain: the daemon has written its
+    // reject code and closed before the library writes its request (EPIPE).
+    #[test]
+    fn a_reject_written_before_the_request_is_read_after_the_failed_write() {
+        let (ours, mut daemon) = std::os::unix::net::UnixStream::pair().expect("pair");
+        daemon.write_all(&[REJECT_QUOTA]).expect("reject");
+        drop(daemon);
+        let got = handshake(Stream::Unix(ours), &options(), &NullAuth, None);
+        assert_eq!(got.err(), Some(SpError::RejectQuota));
+    }
+
+    #[test]
+    fn the_same_on_the_record_path() {
+        let (ours, daemon) = Socket::pair(Domain::UNIX, Type::SEQPACKET, None).expect("pair");
+        daemon.send(&[REJECT_QUOTA]).expect("reject");
+        drop(daemon);
+        let got = handshake(Stream::Records(ours), &options(), &NullAuth, None);
+        assert_eq!(got.err(), Some(SpError::RejectQuota));
+    }
+
+    #[test]
+    fn a_peer_gone_without_a_word_is_a_closed_connection() {
+        let (ours, daemon) = std::os::unix::net::UnixStream::pair().expect("pair");
+        drop(daemon);
+        let got = handshake(Stream::Unix(ours), &options(), &NullAuth, None);
+        assert_eq!(got.err(), Some(SpError::ConnectionClosed));
+    }
 }
