@@ -572,3 +572,30 @@ fn safe_message_is_delivered_at_every_daemons_second_visit_at_8_and_16() {
         );
     }
 }
+
+/// A ring of two or three: the sender's predecessor knows on the visit
+/// right after the sender's that its successor (the sender, whose packets
+/// these are) and its predecessor have them, so it delivers one rotation
+/// before the lower-of-two-tokens rule would (n - 1 visits after the
+/// sender's, not 2n - 1); the others as at 8 and 16.
+#[test]
+fn safe_message_at_the_senders_predecessor_one_rotation_sooner_at_2_and_3() {
+    for (n, sender) in [(2, 0), (2, 1), (3, 0), (3, 1), (3, 2)] {
+        let want: Vec<usize> = (0..n)
+            .map(|i| {
+                let k = (i + n - sender) % n;
+                if k == n - 1 {
+                    k
+                } else {
+                    n + k
+                }
+            })
+            .collect();
+        assert_eq!(
+            safe_delivery_visits(n, sender),
+            want,
+            "{n} daemons, sender d{}: token visits until each daemon delivers",
+            sender + 1
+        );
+    }
+}

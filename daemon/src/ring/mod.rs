@@ -294,6 +294,10 @@ pub struct RingEngine {
     pub(crate) token_rounds: i32,
     pub(crate) received_token_rounds: i32,
     pub(crate) token_counter: i32,
+    /// Regular tokens this daemon handled in `OP` since the configuration
+    /// was installed (the early SAFE rule waits until the ring's token
+    /// carries only this configuration's aru, see `successor_stable`).
+    pub(crate) op_visits: u32,
     /// The last token this daemon passed on (header only, as re-sent).
     pub(crate) last_token: TokenHeader,
     /// Leader: the token it holds and has not sent yet (see [`HeldToken`]).
@@ -345,6 +349,7 @@ impl RingEngine {
             token_rounds: 0,
             received_token_rounds: 0,
             token_counter: 0,
+            op_visits: 0,
             last_token: TokenHeader::default(),
             held: None,
             down: [SendQueue::default(), SendQueue::default()],
@@ -632,6 +637,7 @@ impl RingEngine {
         self.received_token_rounds = 0;
         self.last_token = TokenHeader::default();
         self.store.aru = 0;
+        self.op_visits = 0;
     }
 
     pub(crate) fn arm(&mut self, now: Clock, t: Timer, after: Duration) {

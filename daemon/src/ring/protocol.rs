@@ -235,6 +235,8 @@ impl RingEngine {
             }
         }
         self.stats.tokens_handled += 1;
+        // The token's aru as it came (for `successor_stable`).
+        let arrived = (token.aru, token.seq);
         if self.store.highest_seq < token.seq {
             self.store.highest_seq = token.seq;
         }
@@ -324,16 +326,27 @@ impl RingEngine {
         self.flush_bcast();
 
         // Everyone has what the lower of the last two tokens says.
-        self.store.aru = if token.aru > self.last_token.aru {
+        let two_tokens = if token.aru > self.last_token.aru {
             self.last_token.aru
         } else {
             token.aru
         };
-        if self.store.highest_seq == self.store.aru {
+        // The idle hold counts by that rule alone, as the original's: the
+        // others' stability comes from the same rotations.
+        if self.store.highest_seq == two_tokens {
             self.token_counter += 1;
         } else {
             self.token_counter = 0;
         }
+        if self.memb.state() == State::Op {
+            self.op_visits = self.op_visits.saturating_add(1);
+        } else {
+            self.op_visits = 0;
+        }
+        self.store.aru = match self.successor_stable(arrived) {
+            Some(t) => two_tokens.max(t).max(self.store.aru),
+            None => two_tokens,
+        };
         self.last_token = token;
 
         self.discard_packets(now);
@@ -344,6 +357,51 @@ impl RingEngine {
             log::error!("ring: too many token rounds in EVS; dropping the token");
             self.token_loss(now);
         }
+    }
+
+    /// What a ring of two or three daemons knows is everywhere beyond the
+    /// lower-of-two-tokens rule, from the token as it arrived (`aru`,
+    /// `seq`). Every daemon leaves the token's aru at most its own (it
+    /// lowers a higher one to its own, and whoever sets it sets its own),
+    /// and once lowered below a value the aru cannot rise past it within
+    /// the rotation (only the daemon that lowered it, or anyone when it
+    /// equals the token's seq, may raise it). So when I passed the token
+    /// last with aru = seq = `y` and it comes back with an aru of at
+    /// least `t > y`: my successor had everything up to `y`, my
+    /// predecessor (the last to pass it) has `t`, and if the packets
+    /// `y+1..=t` are all my successor's, sent on this rotation, my
+    /// successor has them too; with my own aru `t` is everywhere. In a
+    /// ring of two or three there is nobody else. A SAFE message is then
+    /// delivered at its sender's predecessor on the visit right after the
+    /// sender's, one rotation sooner, so a reply to the asker comes a
+    /// rotation sooner (the others deliver when they did). Nothing on
+    /// the wire changes: this is what the token rules of every daemon,
+    /// the original's too, imply. Only in `OP` from the third visit of a
+    /// configuration on (the first tokens still carry the EVS aru of the
+    /// old ring).
+    fn successor_stable(&self, (aru, seq): (i32, i32)) -> Option<i32> {
+        if self.memb.state() != State::Op || self.op_visits < 3 {
+            return None;
+        }
+        let me = self.my_id();
+        let ring = self.memb.active();
+        if !(2..=3).contains(&ring.ids().len()) {
+            return None;
+        }
+        let mine = self.last_token;
+        if mine.aru != mine.seq || aru > seq || aru <= mine.aru {
+            return None;
+        }
+        let next = ring.next_of(me)?;
+        let bound = aru.min(self.store.my_aru);
+        let mut t = mine.seq;
+        while t < bound {
+            match self.store.packets.get(&(t + 1)) {
+                Some(Slot::Packet(p)) if p.header.proc_id == next => t += 1,
+                _ => break,
+            }
+        }
+        (t > mine.seq).then_some(t)
     }
 
     /// Answers the requests for my ring; returns the requests of other rings,
@@ -785,6 +843,7 @@ impl RingEngine {
         self.store.highest_seq = 0;
         self.store.my_aru = 0;
         self.store.aru = 0;
+        self.op_visits = 0;
         self.store.last_discarded = 0;
         self.store.last_delivered = 0;
         self.token_counter = 0;
