@@ -5,6 +5,7 @@
 //! held only to look sessions up, never across I/O.
 
 use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -27,6 +28,10 @@ pub type Mailbox = i32;
 
 /// Sessions one process may hold (as the original library).
 pub const MAX_SESSIONS: usize = 1024;
+/// Largest record the record path sends from one gathered buffer (see
+/// [`Session::send`]); larger ones go out as they are, in pieces.
+const RECORD_SEND_INLINE: usize = 4096;
+
 /// Largest body plus destination names a client may send (stock 4.4.0).
 pub const MAX_MESSAGE_BODY_LEN: usize = spread_wire::client::limits::DEFAULT_MAX_MESSAGE_BODY;
 /// Destinations per message the daemon accepts.
@@ -48,9 +53,6 @@ struct PendingHeader {
 /// The receive side of a session, under its lock.
 struct RecvState {
     pending: Option<PendingHeader>,
-    /// Record path: names the next one-record message is expected to carry
-    /// (those of the last one), so its body can be read in place.
-    predicted_groups: usize,
 }
 
 pub struct Session {
@@ -129,10 +131,7 @@ pub fn register(accepted: Accepted) -> Result<Mailbox, SpError> {
         private_group,
         broken: AtomicBool::new(false),
         registered: AtomicBool::new(true),
-        recv: Mutex::new(RecvState {
-            pending: None,
-            predicted_groups: 1,
-        }),
+        recv: Mutex::new(RecvState { pending: None }),
         peeked: AtomicBool::new(false),
         send: Mutex::new(()),
     });
@@ -247,7 +246,28 @@ impl Session {
             .into_iter()
             .chain(body.iter().copied());
         let _guard = lock(&self.send);
-        let written = if let [one] = body {
+        let written = if self.stream.is_records() && total <= RECORD_SEND_INLINE {
+            // A small record leaves from one buffer: gathering it costs less
+            // than the kernel's walk over the pieces (see `write_all_one`).
+            let mut buf = [MaybeUninit::<u8>::uninit(); RECORD_SEND_INLINE];
+            let mut at = 0;
+            for piece in pieces {
+                // SAFETY: the pieces add up to `total` bytes, at most the
+                // buffer's length, so each copy stays inside `buf`; source
+                // and destination do not overlap (one is on this stack frame).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        piece.as_ptr(),
+                        buf.as_mut_ptr().add(at).cast::<u8>(),
+                        piece.len(),
+                    );
+                }
+                at += piece.len();
+            }
+            // SAFETY: the copies above initialised the first `total` bytes.
+            let record = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), total) };
+            self.stream.write_all_one(record)
+        } else if let [one] = body {
             // The common case (SP_multicast): three slices, no loop.
             let mut slices = [
                 IoSlice::new(&head),
@@ -472,7 +492,7 @@ impl Session {
             && max_mess_len as usize >= records::SINGLE_MAX_DATA;
         let pending = match state.pending.take() {
             Some(p) => p,
-            None if roomy => match self.read_record_in_place(state, groups, body) {
+            None if roomy => match self.read_record_in_place(groups, body) {
                 Ok(InPlace::Done(outcome)) => return outcome,
                 Ok(InPlace::Header(p)) => p,
                 Err(code) => return (code, None),
@@ -514,53 +534,24 @@ impl Session {
         )
     }
 
-    /// One `recvmsg` of the next record: the header into our buffer, then
-    /// (expecting as many names as the last message had) the names into
-    /// the program's name slots and the body into its pieces, with room
-    /// behind for more names than expected. The buffers hold any one-record
-    /// message, so one never has to be left unread.
-    fn read_record_in_place(
-        &self,
-        state: &mut RecvState,
-        groups: &mut [NameSlot],
-        body: &mut [&mut [u8]],
-    ) -> Result<InPlace, i32> {
-        let expected = state.predicted_groups.min(records::SINGLE_MAX_GROUPS);
-        let mut head = [0u8; MESSAGE_HEADER_LEN];
-        let mut spill = [0u8; records::REJECT_OLD_TYPE_LEN + records::SINGLE_MAX_GROUPS * MAX_GROUP_NAME];
-        let received = {
-            let names = &mut groups.as_flattened_mut()[..expected * MAX_GROUP_NAME];
-            let count = body.len() + 3;
-            let fill = |slices: &mut [IoSliceMut<'_>]| -> Result<(usize, bool), super::stream::Closed> {
-                self.stream.recv_record(slices, 0)
-            };
-            if count <= INLINE_SLICES {
-                let mut slices: [IoSliceMut<'_>; INLINE_SLICES] =
-                    std::array::from_fn(|_| IoSliceMut::new(&mut []));
-                let pieces = std::iter::once(&mut head[..])
-                    .chain(std::iter::once(names))
-                    .chain(body.iter_mut().map(|b| &mut **b))
-                    .chain(std::iter::once(&mut spill[..]));
-                for (slot, piece) in slices.iter_mut().zip(pieces) {
-                    *slot = IoSliceMut::new(piece);
-                }
-                fill(&mut slices[..count])
-            } else {
-                let pieces = std::iter::once(&mut head[..])
-                    .chain(std::iter::once(names))
-                    .chain(body.iter_mut().map(|b| &mut **b))
-                    .chain(std::iter::once(&mut spill[..]));
-                let mut slices: Vec<IoSliceMut<'_>> = pieces.map(IoSliceMut::new).collect();
-                fill(&mut slices)
-            }
-        };
-        let Ok((n, truncated)) = received else {
+    /// One `recv` of the next record into a buffer on this stack frame,
+    /// then the names and body copied where the program wants them: one
+    /// buffer costs the kernel less than scattering the record over the
+    /// program's pieces, and the copy is cheaper than the difference. The
+    /// buffers hold any one-record message, so one never has to be left
+    /// unread.
+    fn read_record_in_place(&self, groups: &mut [NameSlot], body: &mut [&mut [u8]]) -> Result<InPlace, i32> {
+        let mut buf = [MaybeUninit::<u8>::uninit(); records::SINGLE_MAX_RECORD];
+        let Ok((n, truncated)) = self.stream.recv_record_uninit(&mut buf) else {
             return Err(self.fail().code());
         };
         if n < MESSAGE_HEADER_LEN || truncated {
             return Err(self.fail().code());
         }
-        let Ok((header, order)) = MessageHeader::parse(&head) else {
+        // SAFETY: the kernel initialised the first `n` bytes of `buf` (not
+        // more than its length: the record was not cut).
+        let record = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+        let Ok((header, order)) = MessageHeader::parse(record) else {
             return Err(SpError::Bug.code());
         };
         if !records::single_record(header.num_groups, header.data_len) {
@@ -580,30 +571,14 @@ impl Session {
         if n != MESSAGE_HEADER_LEN + extra + num_groups * MAX_GROUP_NAME + data_len {
             return Err(self.fail().code());
         }
-        let old_type = if !reject && num_groups == expected {
-            // Everything landed where it belongs.
-            None
-        } else {
-            // Names and body landed one after the other across the expected
-            // name slots, the body's pieces and the spill: gather them and
-            // put each where it belongs.
-            let mut payload = Vec::with_capacity(n - MESSAGE_HEADER_LEN);
-            let want = n - MESSAGE_HEADER_LEN;
-            let sources = std::iter::once(&groups.as_flattened()[..expected * MAX_GROUP_NAME])
-                .chain(body.iter().map(|b| &**b))
-                .chain(std::iter::once(&spill[..]));
-            for src in sources {
-                let take = src.len().min(want - payload.len());
-                payload.extend_from_slice(&src[..take]);
-                if payload.len() == want {
-                    break;
-                }
-            }
-            distribute(&payload, &header, num_groups, data_len, groups, body)
-        };
-        if !reject {
-            state.predicted_groups = num_groups;
-        }
+        let old_type = distribute(
+            &record[MESSAGE_HEADER_LEN..],
+            &header,
+            num_groups,
+            data_len,
+            groups,
+            body,
+        );
         Ok(InPlace::Done(self.finish(
             &header,
             order,

@@ -5,6 +5,7 @@
 //! the library, so `FIONREAD` on the mailbox tells what is really pending.
 
 use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -89,6 +90,31 @@ impl Stream {
                 Err(e) if transient(&e) => std::thread::yield_now(),
                 // A daemon that closed with unread bytes of ours leaves this
                 // error in front of what it sent last; the read clears it.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+                Err(e) => {
+                    log::debug!("read failed on mailbox {}: {e}", self.raw_fd());
+                    return Err(Closed);
+                }
+            }
+        }
+    }
+
+    /// recv(2) of one record into `buf`, which need not be initialised
+    /// (one buffer: no message header or iovec array for the kernel to
+    /// copy in). Returns the record's length, of which the first
+    /// `min(len, buf.len())` bytes of `buf` are now initialised, and whether
+    /// it was longer than `buf` (the rest is lost). Retries as
+    /// [`Stream::recv_record`] does; the end of the session is `Closed`.
+    pub fn recv_record_uninit(&self, buf: &mut [MaybeUninit<u8>]) -> Result<(usize, bool), Closed> {
+        loop {
+            // SAFETY: `buf` is writable memory of `buf.len()` bytes borrowed
+            // for this call (the kernel only writes it, so it may be
+            // uninitialised); the descriptor is this stream's open socket.
+            let n = unsafe { libc::recv(self.raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
+            match syscall_result(n) {
+                Ok(0) => return Err(Closed),
+                Ok(n) => return Ok((n, n > buf.len())),
+                Err(e) if transient(&e) => std::thread::yield_now(),
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
                 Err(e) => {
                     log::debug!("read failed on mailbox {}: {e}", self.raw_fd());
@@ -344,6 +370,22 @@ impl Stream {
         match self.write_vectored_once(slices) {
             Ok(n) if n == total => Ok(()),
             first => self.finish_write_slices(slices, total, first),
+        }
+    }
+
+    /// Write all of `buf`: one write(2) in the usual case (one buffer: no
+    /// iovec array for the kernel to copy in), more after a short write.
+    #[inline]
+    pub fn write_all_one(&self, buf: &[u8]) -> Result<(), Closed> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: `buf` is readable for `buf.len()` bytes; the descriptor is
+        // this stream's open socket.
+        let n = unsafe { libc::write(self.raw_fd(), buf.as_ptr().cast(), buf.len()) };
+        match syscall_result(n) {
+            Ok(n) if n == buf.len() => Ok(()),
+            first => self.finish_write_slices(&mut [IoSlice::new(buf)], buf.len(), first),
         }
     }
 
