@@ -418,30 +418,69 @@ pub const RECORD_SEND_BATCH: usize = 64;
 /// sendmmsg(2) on a connected `SOCK_SEQPACKET` socket: each slice of
 /// `records` (at most [`RECORD_SEND_BATCH`]) is one record, in order, in one
 /// system call. Returns how many the kernel took (WouldBlock: none, the
-/// socket is full).
+/// socket is full). A lone record goes with send(2), which spares the
+/// kernel the message header and iovec it would copy in (a reply in a
+/// round trip is one).
 pub fn send_records(fd: RawFd, records: &[&[u8]]) -> io::Result<usize> {
     let n = records.len().min(RECORD_SEND_BATCH);
     if n == 0 {
         return Ok(0);
     }
-    // SAFETY: iovec and mmsghdr are plain C structs for which all-zero
-    // bytes are a valid value (no name, no control data).
-    let mut iovs: [libc::iovec; RECORD_SEND_BATCH] = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut msgs: [libc::mmsghdr; RECORD_SEND_BATCH] = unsafe { std::mem::zeroed() };
-    for (i, r) in records[..n].iter().enumerate() {
-        iovs[i].iov_base = r.as_ptr() as *mut libc::c_void;
-        iovs[i].iov_len = r.len();
+    if let [one] = records {
+        return send_one_record(fd, one);
     }
-    for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()).take(n) {
-        m.msg_hdr.msg_iov = iov;
-        m.msg_hdr.msg_iovlen = 1;
+    // Only the first `n` entries are written and handed to the kernel.
+    let mut iovs = [std::mem::MaybeUninit::<libc::iovec>::uninit(); RECORD_SEND_BATCH];
+    let mut msgs = [std::mem::MaybeUninit::<libc::mmsghdr>::uninit(); RECORD_SEND_BATCH];
+    for ((r, iov), m) in records[..n].iter().zip(iovs.iter_mut()).zip(msgs.iter_mut()) {
+        let iov = iov.write(libc::iovec {
+            iov_base: r.as_ptr() as *mut libc::c_void,
+            iov_len: r.len(),
+        });
+        // SAFETY: mmsghdr is a plain C struct for which all-zero bytes are
+        // a valid value (no name, no control data).
+        let mut hdr: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        hdr.msg_hdr.msg_iov = iov;
+        hdr.msg_hdr.msg_iovlen = 1;
+        m.write(hdr);
     }
-    // SAFETY: the first `n` headers are initialised, each naming one
-    // iovec of `iovs` (not moved since) that points into a slice of
-    // `records` borrowed for the call; the kernel only reads the
-    // buffers and writes each header's `msg_len`.
-    unsafe { send_prepared(fd, msgs.as_mut_ptr(), n, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) }
+    // SAFETY: the first `n` headers are initialised (written above), each
+    // naming one iovec of `iovs` (not moved since) that points into a
+    // slice of `records` borrowed for the call; the kernel only reads the
+    // buffers and writes each header's `msg_len`, and looks at no entry
+    // past the first `n`.
+    unsafe {
+        send_prepared(
+            fd,
+            msgs.as_mut_ptr().cast::<libc::mmsghdr>(),
+            n,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    }
+}
+
+/// send(2) of one record without waiting, again when a signal interrupts
+/// it: `Ok(1)` once the kernel took it (a record goes whole or not at all).
+fn send_one_record(fd: RawFd, record: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `record` is readable for its length, borrowed for the
+        // call; the kernel only reads it.
+        let sent = unsafe {
+            libc::send(
+                fd,
+                record.as_ptr().cast(),
+                record.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if sent >= 0 {
+            return Ok(1);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// Records one [`recv_records`] call takes at most.
