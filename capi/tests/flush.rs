@@ -666,6 +666,8 @@ impl TwoDaemons {
             let _ = c.wait();
         }
         let _ = std::fs::remove_file(format!("/tmp/{}", self.ports[i]));
+        // and our daemon's record socket beside it (a SIGKILL leaves it)
+        let _ = std::fs::remove_file(format!("/tmp/{}.seq", self.ports[i]));
     }
 
     fn name(&self, i: usize) -> String {

@@ -49,7 +49,11 @@ fn ready_is_sent_once_the_daemon_listens_and_stopping_at_exit() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut cleanup = Cleanup {
         child: None,
-        paths: vec![dir.clone(), PathBuf::from(format!("/tmp/{port}"))],
+        paths: vec![
+            dir.clone(),
+            PathBuf::from(format!("/tmp/{port}")),
+            PathBuf::from(format!("/tmp/{port}.seq")),
+        ],
     };
     let conf = dir.join("spread.conf");
     std::fs::write(

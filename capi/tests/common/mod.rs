@@ -303,6 +303,8 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(format!("/tmp/{}", self.port));
+        // and our daemon's record socket beside it (a SIGKILL leaves it)
+        let _ = std::fs::remove_file(format!("/tmp/{}.seq", self.port));
         let _ = std::fs::remove_file(format!("/tmp/{}.seq", self.port));
     }
 }

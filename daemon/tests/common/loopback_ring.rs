@@ -294,6 +294,8 @@ impl Drop for LoopbackRing {
         for i in 0..self.children.len() {
             self.kill(i);
             let _ = std::fs::remove_file(format!("/tmp/{}", self.ports[i]));
+            // and our daemon's record socket beside it (a SIGKILL leaves it)
+            let _ = std::fs::remove_file(format!("/tmp/{}.seq", self.ports[i]));
         }
         if std::thread::panicking() {
             eprintln!("{}", self.logs());

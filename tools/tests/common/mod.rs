@@ -189,6 +189,8 @@ impl Daemon {
             let _ = c.wait();
         }
         let _ = std::fs::remove_file(format!("/tmp/{}", self.port));
+        // and our daemon's record socket beside it (a SIGKILL leaves it)
+        let _ = std::fs::remove_file(format!("/tmp/{}.seq", self.port));
     }
 
     /// Stop it with SIGTERM (so it can say goodbye in its log); SIGKILL
@@ -207,6 +209,8 @@ impl Daemon {
             let _ = c.wait();
         }
         let _ = std::fs::remove_file(format!("/tmp/{}", self.port));
+        // and our daemon's record socket beside it (a SIGKILL leaves it)
+        let _ = std::fs::remove_file(format!("/tmp/{}.seq", self.port));
     }
 }
 

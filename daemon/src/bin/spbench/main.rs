@@ -551,6 +551,8 @@ impl Drop for Spawned {
         let _ = self.0.kill();
         let _ = self.0.wait();
         let _ = std::fs::remove_file(format!("/tmp/{}", self.1));
+        // and our daemon's record socket beside it (a SIGKILL leaves it)
+        let _ = std::fs::remove_file(format!("/tmp/{}.seq", self.1));
     }
 }
 
