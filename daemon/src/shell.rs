@@ -243,12 +243,14 @@ impl Shell {
                         Some((l, path))
                     }
                     // Our library then uses the stream socket.
-                    Err(e) if e.kind() == io::ErrorKind::Unsupported => {
-                        info!(target: "spread::session", "no record socket {}: {e}", path.display());
-                        None
-                    }
+                    // A kernel that cannot grant the buffer is no fault.
                     Err(e) => {
-                        warn!(target: "spread::session", "no record socket {}: {e}", path.display());
+                        let level = if e.kind() == io::ErrorKind::Unsupported {
+                            log::Level::Info
+                        } else {
+                            log::Level::Warn
+                        };
+                        log::log!(target: "spread::session", level, "no record socket {}: {e}", path.display());
                         None
                     }
                 }

@@ -70,7 +70,7 @@ impl Stream {
         slices: &mut [IoSliceMut<'_>],
         flags: libc::c_int,
     ) -> Result<(usize, bool), Closed> {
-        loop {
+        let n = self.read_one_record(|| {
             // SAFETY: msghdr is a plain C struct for which zero bytes are
             // valid (no name, no control data).
             let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -79,24 +79,10 @@ impl Stream {
             // SAFETY: `IoSliceMut` is ABI-compatible with `iovec` on Unix
             // (as documented); each describes writable memory it borrows for
             // this call, and `msg` names no other memory.
-            let n = unsafe { libc::recvmsg(self.raw_fd(), &mut msg, flags | libc::MSG_TRUNC) };
-            match syscall_result(n) {
-                // No unit of the protocol is empty: 0 is the end.
-                Ok(0) => return Err(Closed),
-                Ok(n) => {
-                    let got = slices.iter().map(|s| s.len()).sum::<usize>();
-                    return Ok((n, n > got));
-                }
-                Err(e) if transient(&e) => std::thread::yield_now(),
-                // A daemon that closed with unread bytes of ours leaves this
-                // error in front of what it sent last; the read clears it.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
-                Err(e) => {
-                    log::debug!("read failed on mailbox {}: {e}", self.raw_fd());
-                    return Err(Closed);
-                }
-            }
-        }
+            unsafe { libc::recvmsg(self.raw_fd(), &mut msg, flags | libc::MSG_TRUNC) }
+        })?;
+        let got = slices.iter().map(|s| s.len()).sum::<usize>();
+        Ok((n, n > got))
     }
 
     /// recv(2) of one record into `buf`, which need not be initialised
@@ -106,15 +92,28 @@ impl Stream {
     /// it was longer than `buf` (the rest is lost). Retries as
     /// [`Stream::recv_record`] does; the end of the session is `Closed`.
     pub fn recv_record_uninit(&self, buf: &mut [MaybeUninit<u8>]) -> Result<(usize, bool), Closed> {
-        loop {
+        let n = self.read_one_record(|| {
             // SAFETY: `buf` is writable memory of `buf.len()` bytes borrowed
             // for this call (the kernel only writes it, so it may be
             // uninitialised); the descriptor is this stream's open socket.
-            let n = unsafe { libc::recv(self.raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
-            match syscall_result(n) {
+            unsafe { libc::recv(self.raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) }
+        })?;
+        Ok((n, n > buf.len()))
+    }
+
+    /// `read` (one record-reading system call) until it gives a record's
+    /// length: retried when interrupted or on a socket the program made
+    /// non-blocking; the end of the session is `Closed`.
+    #[inline]
+    fn read_one_record(&self, mut read: impl FnMut() -> libc::ssize_t) -> Result<usize, Closed> {
+        loop {
+            match syscall_result(read()) {
+                // No unit of the protocol is empty: 0 is the end.
                 Ok(0) => return Err(Closed),
-                Ok(n) => return Ok((n, n > buf.len())),
+                Ok(n) => return Ok(n),
                 Err(e) if transient(&e) => std::thread::yield_now(),
+                // A daemon that closed with unread bytes of ours leaves this
+                // error in front of what it sent last; the read clears it.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
                 Err(e) => {
                     log::debug!("read failed on mailbox {}: {e}", self.raw_fd());
