@@ -70,22 +70,32 @@ impl Ring {
 
     /// `spmonitor --status --json`: exit code and the parsed object.
     fn status(&self) -> (i32, Value) {
-        let out = Command::new(env!("CARGO_BIN_EXE_spmonitor"))
-            .arg("-c")
-            .arg(self.conf())
-            .args([
-                "-n",
-                "d1",
-                "-p",
-                &free_udp_port().to_string(),
-                "--status",
-                "--json",
-                "--wait",
-                "3",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run spmonitor");
+        // The free port may be taken between the probe and spmonitor's
+        // bind (another daemon of the run): then again with another one.
+        let mut tries = 0;
+        let out = loop {
+            let out = Command::new(env!("CARGO_BIN_EXE_spmonitor"))
+                .arg("-c")
+                .arg(self.conf())
+                .args([
+                    "-n",
+                    "d1",
+                    "-p",
+                    &free_udp_port().to_string(),
+                    "--status",
+                    "--json",
+                    "--wait",
+                    "3",
+                ])
+                .stdin(Stdio::null())
+                .output()
+                .expect("run spmonitor");
+            tries += 1;
+            let taken = String::from_utf8_lossy(&out.stderr).contains("Address already in use");
+            if !taken || tries == 5 {
+                break out;
+            }
+        };
         let text = String::from_utf8_lossy(&out.stdout);
         let v: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
             panic!(
