@@ -377,6 +377,8 @@ pub struct Session {
     pub peer: Peer,
     /// The socket's descriptor number (the original puts it in invented names).
     pub fd: i32,
+    /// The engine moves it on through its connect deadlines, which must
+    /// see a session leave [`Phase::AwaitConnect`].
     pub phase: Phase,
     pub version: Version,
     pub wants_membership: bool,

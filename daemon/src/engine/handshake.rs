@@ -1,7 +1,9 @@
 //! The client handshake: the connect request, the auth exchange, the
 //! session's private name, accept or reject.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use log::{debug, info};
 use spread_wire::client::{code, AuthMethodList, GroupName, SessionReply, Version};
@@ -10,6 +12,53 @@ use crate::clock::Clock;
 use crate::session::{ConnId, Phase, Session};
 
 use super::Engine;
+
+/// The deadlines of the sessions still waiting for their connect request,
+/// in order, so the next one is found without visiting every session (a
+/// daemon may serve 10,000 of them, and the shell asks at each turn).
+///
+/// Holds `(deadline, conn)` exactly for the sessions in
+/// [`Phase::AwaitConnect`]: armed at the accept, disarmed by
+/// [`ConnectDeadlines::set_phase`], through which the engine moves every
+/// session out of that phase (the handshake going on, the session dropped).
+#[derive(Default)]
+pub(super) struct ConnectDeadlines(BTreeSet<(Instant, ConnId)>);
+
+impl ConnectDeadlines {
+    /// A session just accepted.
+    pub(super) fn arm(&mut self, session: &Session) {
+        if let Phase::AwaitConnect { deadline } = session.phase {
+            self.0.insert((deadline, session.conn));
+        }
+    }
+
+    /// Moves `session` to `phase`, forgetting its deadline as it leaves
+    /// the connect phase.
+    pub(super) fn set_phase(&mut self, session: &mut Session, phase: Phase) {
+        if let Phase::AwaitConnect { deadline } = session.phase {
+            self.0.remove(&(deadline, session.conn));
+        }
+        session.phase = phase;
+    }
+
+    /// The earliest deadline.
+    pub(super) fn next(&self) -> Option<Instant> {
+        self.0.first().map(|&(deadline, _)| deadline)
+    }
+
+    /// Takes the earliest deadline if it is due at `now`.
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<(Instant, ConnId)> {
+        match self.0.first() {
+            Some(&(deadline, _)) if deadline <= now => self.0.pop_first(),
+            _ => None,
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn iter(&self) -> impl Iterator<Item = &(Instant, ConnId)> {
+        self.0.iter()
+    }
+}
 
 impl Engine {
     pub(super) fn process_input(&mut self, conn: ConnId, now: Clock) {
@@ -84,7 +133,7 @@ impl Engine {
         }
         let session = self.sessions.get_mut(&conn).expect("present");
         session.queue_unit(Arc::new(list));
-        session.phase = Phase::AwaitAuth;
+        self.connect_deadlines.set_phase(session, Phase::AwaitAuth);
         self.wake(conn);
         true
     }
@@ -133,7 +182,7 @@ impl Engine {
             private_group: session.private_group,
         };
         session.queue_unit(Arc::new(reply.emit(session.version.expects_patch_in_accept())));
-        session.phase = Phase::Operational;
+        self.connect_deadlines.set_phase(session, Phase::Operational);
         debug!(target: "spread::session", "session {} connected (connection {conn}, {:?}, membership {})",
             session.private_group, session.peer, if session.wants_membership { "on" } else { "off" });
         self.wake(conn);

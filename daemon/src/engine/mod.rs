@@ -112,6 +112,8 @@ pub enum Output {
 pub struct Engine {
     cfg: EngineConfig,
     sessions: FastMap<ConnId, Session>,
+    /// When each session still in its connect phase times out.
+    connect_deadlines: handshake::ConnectDeadlines,
     /// Sessions by private group name, reserved from the connect request on.
     by_private: FastMap<GroupName, ConnId>,
     groups: Groups,
@@ -148,6 +150,7 @@ impl Engine {
         Engine {
             cfg,
             sessions: FastMap::default(),
+            connect_deadlines: Default::default(),
             by_private: FastMap::default(),
             groups: Groups::new(daemon_ids, daemon_rank, memb_id),
             memb_id,
@@ -313,7 +316,9 @@ impl Engine {
             return;
         }
         debug!(target: "spread::session", "accepted connection {conn} from {peer:?}");
-        self.sessions.insert(conn, Session::new(conn, peer, fd, now.mono));
+        let session = Session::new(conn, peer, fd, now.mono);
+        self.connect_deadlines.arm(&session);
+        self.sessions.insert(conn, session);
     }
 
     /// Bytes arrived from a client.
@@ -353,14 +358,11 @@ impl Engine {
                 ring.handle_timeout(now);
             }
         }
-        let expired: Vec<ConnId> = self
-            .sessions
-            .values()
-            .filter(|s| matches!(s.phase, Phase::AwaitConnect { deadline } if deadline <= now.mono))
-            .map(|s| s.conn)
-            .collect();
-        for conn in expired {
-            self.process_connect(conn);
+        while let Some((due, conn)) = self.connect_deadlines.pop_due(now.mono) {
+            let waiting = self.sessions.get(&conn).map(|s| s.phase);
+            if waiting == Some(Phase::AwaitConnect { deadline: due }) {
+                self.process_connect(conn);
+            }
         }
         self.expire_intake(now);
         self.run_sequencer(now);
@@ -371,15 +373,7 @@ impl Engine {
             Sequencer::Ring(ring) => ring.poll_timeout(),
             Sequencer::Local(_) => None,
         };
-        let sessions = self
-            .sessions
-            .values()
-            .filter_map(|s| match s.phase {
-                Phase::AwaitConnect { deadline } => Some(deadline),
-                _ => None,
-            })
-            .min();
-        [ring, sessions, self.next_intake_deadline()]
+        [ring, self.connect_deadlines.next(), self.next_intake_deadline()]
             .into_iter()
             .flatten()
             .min()

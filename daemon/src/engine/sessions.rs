@@ -177,7 +177,7 @@ impl Engine {
             pending.append(&mut last_words);
             last_words = pending;
         }
-        session.phase = Phase::Closed;
+        self.connect_deadlines.set_phase(&mut session, Phase::Closed);
         session.drop_output();
         self.forget_intake(conn);
         self.outputs.push_back(Output::Close {

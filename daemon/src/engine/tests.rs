@@ -518,3 +518,101 @@ fn only_accepted_sessions_are_counted() {
     pair.engines[0].handle_client_closed(7, now);
     assert_eq!(pair.engines[0].session_count(), 1);
 }
+
+/// The engine's ordered connect deadlines are exactly those of the
+/// sessions still waiting for their connect request, whichever way a
+/// session leaves that phase, so the next deadline is a real one and a
+/// silent client still goes at its own.
+#[test]
+fn connect_deadlines_are_those_of_the_sessions_still_connecting() {
+    use crate::session::Phase;
+    let base = Clock::new(Instant::now(), 1_700_000_000);
+    let cfg = EngineConfig::new("d1", Ipv4Addr::from(IDS[0]));
+    let mut pair = Pair {
+        engines: vec![Engine::new(cfg, base)],
+        base,
+        now: Duration::ZERO,
+        wire: VecDeque::new(),
+    };
+    let check = |e: &Engine| {
+        let mut waiting: Vec<(Instant, ConnId)> = e
+            .sessions
+            .values()
+            .filter_map(|s| match s.phase {
+                Phase::AwaitConnect { deadline } => Some((deadline, s.conn)),
+                _ => None,
+            })
+            .collect();
+        waiting.sort();
+        let kept: Vec<(Instant, ConnId)> = e.connect_deadlines.iter().copied().collect();
+        assert_eq!(kept, waiting, "the kept deadlines are the sessions' own");
+        assert_eq!(e.poll_timeout(), kept.first().map(|&(d, _)| d));
+        kept.into_iter().map(|(_, conn)| conn).collect::<Vec<_>>()
+    };
+    let ms = |n| base.mono + Duration::from_millis(n);
+    let accept = |pair: &mut Pair, at: u64, conn: ConnId| {
+        pair.now = Duration::from_millis(at);
+        let now = pair.clock();
+        pair.engines[0].handle_accept(conn, Peer::Unix, conn as i32, now);
+        now
+    };
+    // Through the whole handshake.
+    pair.connect(0, 1, "alice");
+    assert_eq!(check(&pair.engines[0]), Vec::<ConnId>::new());
+    assert_eq!(pair.engines[0].poll_timeout(), None);
+    // Silent.
+    accept(&mut pair, 100, 2);
+    // On to the auth exchange.
+    let now = accept(&mut pair, 200, 3);
+    let request = ConnectRequest::new(b"bob", true, 0).emit();
+    pair.engines[0].handle_client_data(3, &request, now);
+    // Closed before its request.
+    let now = accept(&mut pair, 300, 4);
+    pair.engines[0].handle_client_closed(4, now);
+    // A record that is not one connect request.
+    let now = accept(&mut pair, 400, 5);
+    pair.engines[0].reject_record(5, "test", now);
+    // A request cut short.
+    let now = accept(&mut pair, 500, 6);
+    pair.engines[0].handle_client_data(6, &[4, 4], now);
+    // Silent.
+    accept(&mut pair, 600, 7);
+    // A private name in use.
+    let now = accept(&mut pair, 700, 8);
+    let request = ConnectRequest::new(b"alice", true, 0).emit();
+    pair.engines[0].handle_client_data(8, &request, now);
+    // A library older than the auth exchange, accepted at once.
+    let now = accept(&mut pair, 800, 9);
+    let request = ConnectRequest {
+        version: spread_wire::client::Version::new(3, 15, 0),
+        ..ConnectRequest::new(b"carol", true, 0)
+    };
+    pair.engines[0].handle_client_data(9, &request.emit(), now);
+    assert!(pair.engines[0].sessions[&9].is_operational());
+    assert_eq!(check(&pair.engines[0]), vec![2, 7]);
+    assert_eq!(pair.engines[0].poll_timeout(), Some(ms(1100)));
+    while pair.engines[0].poll_output().is_some() {}
+
+    // Each silent one goes at its deadline, not before.
+    pair.engines[0].handle_timeout(Clock::after(base, Duration::from_millis(1099)));
+    assert_eq!(check(&pair.engines[0]), vec![2, 7]);
+    pair.engines[0].handle_timeout(Clock::after(base, Duration::from_millis(1100)));
+    assert_eq!(check(&pair.engines[0]), vec![7]);
+    assert!(pair.engines[0]
+        .poll_output()
+        .is_some_and(|o| matches!(o, super::Output::Close { conn: 2, .. })));
+    assert_eq!(pair.engines[0].poll_timeout(), Some(ms(1600)));
+    pair.engines[0].handle_timeout(Clock::after(base, Duration::from_millis(1600)));
+    assert_eq!(check(&pair.engines[0]), Vec::<ConnId>::new());
+    assert_eq!(pair.engines[0].poll_timeout(), None);
+    let left: Vec<ConnId> = {
+        let mut v: Vec<ConnId> = pair.engines[0].sessions.keys().copied().collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        left,
+        vec![1, 3, 9],
+        "the connected ones and the one in its auth exchange stay"
+    );
+}
