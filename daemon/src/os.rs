@@ -1,5 +1,5 @@
 //! The daemon's calls into the operating system that need `unsafe`: the
-//! clocks, the host's interfaces and name, signals, privilege drop, and
+//! clocks and a short timer, the host's interfaces and name, signals, privilege drop, and
 //! removing the Unix socket by directory descriptor. Everything else in the
 //! daemon crate is safe code (`deny(unsafe_code)` in lib.rs); each block here
 //! states the contract it relies on.
@@ -46,6 +46,90 @@ pub fn notify_signals_to(write_end: RawFd) {
     // instead of killing the daemon; no handler code runs.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// A timer of microsecond precision, for deadlines nearer than the
+/// millisecond timeout of `epoll_wait` can express (the token's reply
+/// hold lasts about 100 us; rounded up to a millisecond, a hold that runs
+/// out would cost the ring ten times that). A `timerfd` on the monotonic
+/// clock, which is the clock of `Instant` on Linux.
+pub struct ShortTimer {
+    fd: std::os::fd::OwnedFd,
+    armed: Option<Instant>,
+}
+
+impl ShortTimer {
+    pub fn new() -> io::Result<ShortTimer> {
+        // SAFETY: timerfd_create takes no pointers; a non-negative result
+        // is a new descriptor that nothing else owns.
+        let fd =
+            unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nobody else.
+        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        Ok(ShortTimer { fd, armed: None })
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Readable at `at` (at once if it is past); a no-op if already so armed.
+    pub fn arm(&mut self, at: Instant) -> io::Result<()> {
+        if self.armed == Some(at) {
+            return Ok(());
+        }
+        // Zero would disarm the timer: at least a nanosecond.
+        let wait = at
+            .saturating_duration_since(Instant::now())
+            .max(std::time::Duration::from_nanos(1));
+        self.set(libc::timespec {
+            tv_sec: wait.as_secs() as libc::time_t,
+            tv_nsec: wait.subsec_nanos() as libc::c_long,
+        })?;
+        self.armed = Some(at);
+        Ok(())
+    }
+
+    /// No wake-up for a deadline that went away.
+    pub fn disarm(&mut self) -> io::Result<()> {
+        if self.armed.take().is_some() {
+            self.set(libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// After it fired: reads the expiry count so it is no longer readable.
+    pub fn clear(&mut self) {
+        self.armed = None;
+        let mut count = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into `count`, a valid 8-byte buffer;
+        // the descriptor is non-blocking (EAGAIN if it did not fire).
+        unsafe {
+            libc::read(self.fd.as_raw_fd(), count.as_mut_ptr().cast(), count.len());
+        }
+    }
+
+    fn set(&self, value: libc::timespec) -> io::Result<()> {
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: value,
+        };
+        // SAFETY: `spec` is a valid itimerspec on this stack frame; a null
+        // old-value pointer is allowed.
+        if unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 }
 
@@ -574,7 +658,38 @@ pub fn recv_datagrams(
 
 #[cfg(test)]
 mod tests {
-    use super::clean_read_only_file_mappings;
+    use super::{clean_read_only_file_mappings, ShortTimer};
+    use std::time::{Duration, Instant};
+
+    /// Whether the timer's descriptor becomes readable within `within`.
+    fn fires(timer: &ShortTimer, within: Duration) -> bool {
+        let mut poll = mio::Poll::new().unwrap();
+        let fd = timer.raw_fd();
+        poll.registry()
+            .register(
+                &mut mio::unix::SourceFd(&fd),
+                mio::Token(0),
+                mio::Interest::READABLE,
+            )
+            .unwrap();
+        let mut events = mio::Events::with_capacity(4);
+        poll.poll(&mut events, Some(within)).unwrap();
+        !events.is_empty()
+    }
+
+    #[test]
+    fn the_short_timer_fires_once_armed_and_not_once_disarmed_or_cleared() {
+        let mut t = ShortTimer::new().unwrap();
+        t.arm(Instant::now() + Duration::from_micros(200)).unwrap();
+        assert!(fires(&t, Duration::from_secs(5)));
+        t.clear();
+        assert!(!fires(&t, Duration::from_millis(20)), "cleared: not readable");
+        t.arm(Instant::now() + Duration::from_millis(30)).unwrap();
+        t.disarm().unwrap();
+        assert!(!fires(&t, Duration::from_millis(100)), "disarmed");
+        t.arm(Instant::now() - Duration::from_millis(1)).unwrap();
+        assert!(fires(&t, Duration::from_secs(5)), "a past deadline fires at once");
+    }
 
     #[test]
     fn only_clean_read_only_file_mappings_are_released() {

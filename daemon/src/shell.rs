@@ -34,7 +34,8 @@ use crate::session::{ConnId, Peer};
 const SIGNAL: Token = Token(0);
 const UNIX_LISTENER: Token = Token(1);
 const RECORD_LISTENER: Token = Token(2);
-const FIRST_TCP_LISTENER: usize = 3;
+const SHORT_TIMER: Token = Token(3);
+const FIRST_TCP_LISTENER: usize = 4;
 const FIRST_UDP: usize = 32;
 const FIRST_CONN: usize = 64;
 /// Bytes read from one client per wakeup before others get a turn.
@@ -205,6 +206,9 @@ pub struct Shell {
     reload_requests: u32,
     /// Re-reads the configuration file on RELOAD or SIGHUP.
     reloader: Option<crate::reload::Reloader>,
+    /// Wakes the loop for a deadline under a millisecond away (none if the
+    /// kernel refused one: such deadlines then wait a millisecond).
+    short_timer: Option<os::ShortTimer>,
 }
 
 impl Shell {
@@ -214,6 +218,20 @@ impl Shell {
         poll.registry()
             .register(&mut signal_rx, SIGNAL, Interest::READABLE)?;
         os::notify_signals_to(signal_tx.as_raw_fd());
+        let short_timer = match os::ShortTimer::new() {
+            Ok(t) => {
+                poll.registry().register(
+                    &mut mio::unix::SourceFd(&t.raw_fd()),
+                    SHORT_TIMER,
+                    Interest::READABLE,
+                )?;
+                Some(t)
+            }
+            Err(e) => {
+                warn!("no timerfd ({e}): deadlines under a millisecond wait a millisecond");
+                None
+            }
+        };
 
         let mut tcp_listeners = Vec::new();
         for (i, addr) in listen.tcp.iter().enumerate() {
@@ -279,6 +297,7 @@ impl Shell {
             .and_then(|p| p.parent())
             .and_then(|d| std::fs::File::open(d).ok());
         Ok(Shell {
+            short_timer,
             unix_dir,
             poll,
             engine,
@@ -678,12 +697,11 @@ impl Shell {
                     Some(Duration::ZERO)
                 } else {
                     let monitor = self.monitor.as_ref().and_then(|(m, _)| m.poll_timeout());
+                    let deadline = [self.engine.poll_timeout(), monitor].into_iter().flatten().min();
                     // The clock is read only when a deadline needs it.
-                    [self.engine.poll_timeout(), monitor]
-                        .into_iter()
-                        .flatten()
-                        .min()
-                        .map(|t| t.saturating_duration_since(Instant::now()))
+                    let wait = deadline.map(|t| t.saturating_duration_since(Instant::now()));
+                    self.set_short_timer(deadline.zip(wait));
+                    wait
                 };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -706,6 +724,11 @@ impl Shell {
                             info!("signal received: shutting down");
                             self.shutdown();
                             return Ok(());
+                        }
+                    }
+                    SHORT_TIMER => {
+                        if let Some(t) = &mut self.short_timer {
+                            t.clear();
                         }
                     }
                     UNIX_LISTENER => self.accept_unix(now),
@@ -762,6 +785,23 @@ impl Shell {
             self.send_datagrams();
             self.flush_woken(now);
             self.resume_paused_reads(now);
+        }
+    }
+
+    /// Arms the short timer for a deadline (and the wait until it) under a
+    /// millisecond away, which `epoll_wait` would round up to one; disarms
+    /// it when the nearest deadline is further or gone.
+    fn set_short_timer(&mut self, next: Option<(Instant, Duration)>) {
+        let Some(timer) = &mut self.short_timer else {
+            return;
+        };
+        let result = match next {
+            Some((at, wait)) if wait < Duration::from_millis(1) => timer.arm(at),
+            _ => timer.disarm(),
+        };
+        if let Err(e) = result {
+            warn!("timerfd: {e}; deadlines under a millisecond wait a millisecond");
+            self.short_timer = None;
         }
     }
 
