@@ -22,10 +22,17 @@ pub(crate) enum RingTimer {
     Hurry,
     /// A postponed configuration reload, run once the ring is operational.
     Reload,
+    /// The longest a token is held for a local answer.
+    ReplyHold,
 }
 
 impl TimerKind for RingTimer {
-    const ALL: &'static [Self] = &[RingTimer::TokenLoss, RingTimer::Hurry, RingTimer::Reload];
+    const ALL: &'static [Self] = &[
+        RingTimer::TokenLoss,
+        RingTimer::Hurry,
+        RingTimer::Reload,
+        RingTimer::ReplyHold,
+    ];
 }
 
 /// The membership algorithm's timers.

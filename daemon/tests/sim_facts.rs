@@ -517,6 +517,10 @@ fn safe_delivery_visits(n: usize, sender: usize) -> Vec<usize> {
         ..NetParams::default()
     };
     let mut sim = Sim::new(n, 5, quiet);
+    // Visits are counted by the tokens they send; a reply hold sends the
+    // token of a visit after the visit's deliveries, which would count
+    // them one visit early.
+    sim.tweak = |p| p.reply_hold = Duration::ZERO;
     sim.trace = Some(Vec::new());
     for i in 0..n {
         sim.start(i);
@@ -598,4 +602,81 @@ fn safe_message_at_the_senders_predecessor_one_rotation_sooner_at_2_and_3() {
             sender + 1
         );
     }
+}
+
+/// Round trips of an AGREED request from d1 answered by a client of d2
+/// (each client sends `turnaround` after its daemon delivered), on a quiet
+/// 3-ring with one fixed delay per datagram; the reply hold on or off.
+fn request_reply_round_trips(
+    delay: Duration,
+    turnaround: Duration,
+    count: usize,
+    hold: bool,
+) -> (Vec<Duration>, Sim) {
+    let quiet = NetParams {
+        delay_min_ms: delay.as_secs_f64() * 1e3,
+        delay_max_ms: delay.as_secs_f64() * 1e3,
+        ..NetParams::default()
+    };
+    let mut sim = Sim::new(3, 5, quiet);
+    if !hold {
+        sim.tweak = |p| p.reply_hold = Duration::ZERO;
+    }
+    for i in 0..3 {
+        sim.start(i);
+    }
+    sim.run_until(secs(20.0));
+    assert!(all_in_one_ring(&sim));
+    let delivered = |sim: &Sim, node: usize, id| {
+        sim.current(node)
+            .unwrap()
+            .log
+            .iter()
+            .any(|r| matches!(r, simnet::Rec::Deliver { id: got, .. } if *got == id))
+    };
+    let step = Duration::from_micros(5);
+    let mut round_trips = Vec::new();
+    for _ in 0..count {
+        let start = sim.now;
+        let ping = sim.submit(0, PacketType::Agreed, 60).unwrap();
+        while !delivered(&sim, 1, ping) {
+            sim.run_for(step);
+        }
+        sim.run_for(turnaround);
+        let pong = sim.submit(1, PacketType::Agreed, 60).unwrap();
+        while !delivered(&sim, 0, pong) {
+            sim.run_for(step);
+        }
+        round_trips.push(sim.now - start);
+        sim.run_for(turnaround);
+    }
+    round_trips.sort();
+    (round_trips, sim)
+}
+
+/// The reply hold (spread-rs's own; the original never holds the token):
+/// d2 keeps the token that brought d1's request until its client's answer
+/// is in, and the answer leaves on it. In steady ping-pong a round trip is
+/// then one rotation and the turnarounds; without the hold the answer waits
+/// a rotation more. d3, whose holds nobody answers, stops holding after
+/// three (a probe now and then).
+#[test]
+fn an_answer_leaves_on_the_token_that_brought_the_request() {
+    let hop = Duration::from_micros(100);
+    let turnaround = Duration::from_micros(20);
+    let (held, sim) = request_reply_round_trips(hop, turnaround, 40, true);
+    let (passed, _) = request_reply_round_trips(hop, turnaround, 40, false);
+    let (held, passed) = (held[held.len() / 2], passed[passed.len() / 2]);
+    assert!(
+        held <= 3 * hop + 2 * turnaround,
+        "held: median round trip {held:?}"
+    );
+    assert!(passed >= 5 * hop, "not held: median round trip {passed:?}");
+    let d2 = sim.engine(1).unwrap().stats();
+    assert!(d2.reply_holds_answered >= 39, "d2's answered holds: {d2:?}");
+    let d3 = sim.engine(2).unwrap().stats();
+    assert!(
+        d3.reply_holds <= 4 && d3.reply_holds_answered == 0,
+        "d3 kept holding the token though nobody answers: {d3:?}"
+    );
 }

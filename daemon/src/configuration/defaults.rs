@@ -16,6 +16,11 @@ pub const MAX_HASH_TEXT: usize = 20000;
 pub const VERSION_MAJOR: u32 = 4;
 pub const VERSION_MINOR: u32 = 4;
 
+/// Longest reply hold of the token (extensions file `TokenReplyHold`): a
+/// local client's turnaround (the daemon writes, the client wakes, reads,
+/// answers, the daemon wakes) takes some tens of microseconds on one host.
+pub const DEFAULT_TOKEN_REPLY_HOLD: std::time::Duration = std::time::Duration::from_micros(100);
+
 pub const DEFAULT_MAX_SESSION_MESSAGES: usize = 1000;
 /// Largest client message body the original accepts: 100 packets of
 /// 1472 - 32 bytes each.

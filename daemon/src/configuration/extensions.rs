@@ -21,7 +21,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::defaults::{
-    DEFAULT_MAX_MESSAGE_BODY, DEFAULT_MAX_SESSIONS, MAX_MESSAGE_BODY_LIMIT, MAX_SESSIONS_LIMIT,
+    DEFAULT_MAX_MESSAGE_BODY, DEFAULT_MAX_SESSIONS, DEFAULT_TOKEN_REPLY_HOLD, MAX_MESSAGE_BODY_LIMIT,
+    MAX_SESSIONS_LIMIT,
 };
 use super::ConfigError;
 
@@ -419,6 +420,13 @@ extensions! {
     /// behind. A receiver that reads nothing for a second never holds the
     /// senders back, either way.
     "ReceiverBackPressure" => receiver_back_pressure: bool = true;
+    /// Longest time, in microseconds, a daemon keeps the token when other
+    /// daemons' messages have just come in and it has nothing to send, so
+    /// that a local client's answer leaves on this visit instead of a
+    /// rotation later. It stops holding while its clients do not answer
+    /// (a probe now and then). 0: never hold, as the original. Other
+    /// daemons see only a token passed on a little later.
+    "TokenReplyHold" => token_reply_hold: u32 = DEFAULT_TOKEN_REPLY_HOLD.as_micros() as u32, check between(0, 10_000);
 }
 
 #[cfg(test)]
@@ -441,6 +449,13 @@ mod tests {
         let e = Extensions::parse("ReceiverBackPressure = false", "x.toml").unwrap();
         assert!(!e.receiver_back_pressure);
         assert!(err_of("ReceiverBackPressure = 0").contains("ReceiverBackPressure must be true or false"));
+        assert_eq!(
+            Extensions::parse("TokenReplyHold = 0", "x.toml")
+                .unwrap()
+                .token_reply_hold,
+            0
+        );
+        assert!(err_of("TokenReplyHold = 20000").contains("TokenReplyHold must be between 0 and 10000"));
         assert_eq!(Extensions::parse("", "x.toml").unwrap(), Extensions::default());
     }
 
@@ -448,7 +463,7 @@ mod tests {
     fn errors_name_file_line_and_column() {
         assert_eq!(
             err_of("\nMaxSesions = 3\n"),
-            "x.toml:2:1: unknown key 'MaxSesions' (known keys: MaxMessageBodyLength, MaxSessions, ReceiverBackPressure)"
+            "x.toml:2:1: unknown key 'MaxSesions' (known keys: MaxMessageBodyLength, MaxSessions, ReceiverBackPressure, TokenReplyHold)"
         );
         assert_eq!(
             err_of("MaxMessageBodyLength = 1000"),

@@ -71,6 +71,7 @@ impl RingParams {
             accelerated_ring: config.flow.accelerated_ring_set && config.flow.accelerated_ring,
             accelerated_window: config.flow.accelerated_window as i32,
         };
+        params.reply_hold = std::time::Duration::from_micros(u64::from(config.extensions.token_reply_hold));
         params
     }
 }

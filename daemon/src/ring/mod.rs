@@ -37,6 +37,7 @@ mod flow_control;
 mod monitor;
 mod protocol;
 mod reload;
+mod reply_hold;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -97,6 +98,8 @@ pub struct RingParams {
     pub conf_hash: u32,
     pub timeouts: Timeouts,
     pub flow: FlowParams,
+    /// Longest reply hold of the token (see `reply_hold`); zero: never.
+    pub reply_hold: Duration,
 }
 
 impl RingParams {
@@ -110,6 +113,7 @@ impl RingParams {
             conf_hash,
             timeouts: Timeouts::defaults(wide),
             flow: FlowParams::default(),
+            reply_hold: crate::configuration::DEFAULT_TOKEN_REPLY_HOLD,
         }
     }
 }
@@ -241,6 +245,8 @@ pub(crate) struct HeldToken {
     pub fc_in: i32,
     /// The retransmission requests it carries.
     pub rtr: Vec<spread_wire::daemon::RingRtr>,
+    /// Held for a local answer (any daemon), not on an idle ring (leader).
+    pub for_reply: bool,
 }
 
 /// Statistics for tests and the monitor.
@@ -270,6 +276,9 @@ pub struct RingStats {
     pub messages_delivered: u64,
     /// Packets and tokens ignored because of the monitor's partition.
     pub dropped_by_partition: u64,
+    /// Token visits held for a local answer, and how many got one.
+    pub reply_holds: u64,
+    pub reply_holds_answered: u64,
 }
 
 /// How often the ring says it dropped datagrams (one line per window, with
@@ -300,8 +309,10 @@ pub struct RingEngine {
     pub(crate) op_visits: u32,
     /// The last token this daemon passed on (header only, as re-sent).
     pub(crate) last_token: TokenHeader,
-    /// Leader: the token it holds and has not sent yet (see [`HeldToken`]).
+    /// The token held and not sent yet (see [`HeldToken`]): by the leader
+    /// of an idle ring, or by any daemon for a local answer.
     pub(crate) held: Option<HeldToken>,
+    pub(crate) reply_hold: reply_hold::ReplyHold,
     pub(crate) down: [SendQueue; 2],
     pub(crate) active_down: usize,
     pub(crate) up: HashMap<usize, Vec<Vec<u8>>>,
@@ -352,6 +363,7 @@ impl RingEngine {
             op_visits: 0,
             last_token: TokenHeader::default(),
             held: None,
+            reply_hold: reply_hold::ReplyHold::new(params.reply_hold),
             down: [SendQueue::default(), SendQueue::default()],
             active_down: 0,
             up: HashMap::new(),
@@ -386,8 +398,12 @@ impl RingEngine {
             packet_type: msg.packet_type.bits(),
             pieces,
         });
-        if q.messages.len() == 1 && self.is_token_held() {
-            self.ask_for_token(now);
+        if q.messages.len() == 1 {
+            if self.held.as_ref().is_some_and(|h| h.for_reply) {
+                self.end_reply_hold(now, true);
+            } else if self.is_token_held() {
+                self.ask_for_token(now);
+            }
         }
     }
 
@@ -564,6 +580,7 @@ impl RingEngine {
             Timer::TokenLoss => self.token_loss(now),
             Timer::Hurry => self.token_hurry(now),
             Timer::Reload => self.run_pending_reload(now),
+            Timer::ReplyHold => self.end_reply_hold(now, false),
         }
     }
 
@@ -582,6 +599,7 @@ impl RingEngine {
         while let Some(e) = self.memb.poll_event() {
             match e {
                 MembershipEvent::TokenLost => {
+                    self.drop_reply_hold();
                     self.threshold = DeliveryThreshold::Blocked;
                     self.disarm(Timer::TokenLoss);
                     self.disarm(Timer::Hurry);
@@ -590,6 +608,7 @@ impl RingEngine {
                     self.last_token.aru = 0;
                 }
                 MembershipEvent::FormSent => {
+                    self.drop_reply_hold();
                     let form = self.site().timeouts.form;
                     self.arm(now, Timer::TokenLoss, form);
                     self.disarm(Timer::Hurry);

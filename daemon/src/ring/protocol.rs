@@ -132,6 +132,9 @@ impl RingEngine {
             }),
         );
         self.stats.packets_received += 1;
+        if h.proc_id != self.my_id() {
+            self.reply_hold.others_packet();
+        }
         if self.fc.params.accelerated_ring
             && h.token_round > self.received_token_rounds
             && h.transmitter == self.prev_proc
@@ -235,6 +238,7 @@ impl RingEngine {
             }
         }
         self.stats.tokens_handled += 1;
+        let news = self.reply_hold.take_news();
         // The token's aru as it came (for `successor_stable`).
         let arrived = (token.aru, token.seq);
         if self.store.highest_seq < token.seq {
@@ -306,17 +310,34 @@ impl RingEngine {
         let bytes = wire::emit_token(&token, &new_rtr);
         token.rtr_len = (bytes.len() - wire::HEADER_LEN) as u16;
         self.held = None;
-        if !(leader && self.is_token_held()) {
-            let copies = if wire::retrans(token.kind) > 1 { 3 } else { 1 };
-            for _ in 0..copies {
-                self.send_token_next(bytes.clone());
-            }
-        } else {
+        self.disarm(Timer::ReplyHold);
+        let idle_hold = leader && self.is_token_held();
+        // Held for a local answer only when the answer could leave on it:
+        // nothing of mine waits or is missing, nobody hurries the token.
+        let reply_hold = !idle_hold
+            && !in_evs
+            && self.memb.state() == State::Op
+            && num_sent == 0
+            && wire::retrans(token.kind) == 0
+            && self.down[self.active_down].messages.is_empty()
+            && self.store.my_aru == self.store.highest_seq
+            && self.reply_hold.wanted(news);
+        if idle_hold || reply_hold {
             self.held = Some(super::HeldToken {
                 token,
                 fc_in: i32::from(fc_in),
                 rtr: new_rtr,
+                for_reply: reply_hold,
             });
+            if reply_hold {
+                self.stats.reply_holds += 1;
+                self.arm(now, Timer::ReplyHold, self.reply_hold.limit);
+            }
+        } else {
+            let copies = if wire::retrans(token.kind) > 1 { 3 } else { 1 };
+            for _ in 0..copies {
+                self.send_token_next(bytes.clone());
+            }
         }
         self.token_rounds += 1;
         if leader {
@@ -913,6 +934,7 @@ impl RingEngine {
             || self.memb.state() != State::Op
             || self.store.my_aru != self.store.highest_seq
         {
+            self.held = Some(held);
             return false;
         }
         let mut token = held.token;
@@ -941,7 +963,9 @@ impl RingEngine {
         let bytes = wire::emit_token(&token, &held.rtr);
         token.rtr_len = (bytes.len() - wire::HEADER_LEN) as u16;
         self.send_token_next(bytes);
-        self.arm(now, Timer::Hurry, self.site().timeouts.hurry);
+        if self.i_am_leader() {
+            self.arm(now, Timer::Hurry, self.site().timeouts.hurry);
+        }
         self.arm(now, Timer::TokenLoss, self.site().timeouts.token);
         self.flush_bcast();
         // Someone wants to send: no hold until everyone had a turn.
@@ -950,6 +974,40 @@ impl RingEngine {
         self.deliver_agreed();
         self.deliver_reliable(self.store.highest_seq - num_sent + 1, num_sent);
         true
+    }
+
+    /// Ends a hold for a local answer: `answered`, a local message came
+    /// and leaves on the held token if it still can; otherwise (or when
+    /// the hold ran out) the token leaves as it was built, as if the
+    /// network had taken that much longer to carry it.
+    pub(crate) fn end_reply_hold(&mut self, now: Clock, answered: bool) {
+        if !self.held.as_ref().is_some_and(|h| h.for_reply) {
+            return;
+        }
+        self.disarm(Timer::ReplyHold);
+        if answered {
+            self.reply_hold.answered();
+            if self.send_on_held_token(now) {
+                self.stats.reply_holds_answered += 1;
+                return;
+            }
+        } else {
+            self.reply_hold.missed();
+        }
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        if held.token == self.last_token {
+            self.send_token_next(wire::emit_token(&held.token, &held.rtr));
+        }
+    }
+
+    /// The ring is lost or re-forming: a token held for an answer is void.
+    pub(crate) fn drop_reply_hold(&mut self) {
+        if self.held.as_ref().is_some_and(|h| h.for_reply) {
+            self.held = None;
+            self.disarm(Timer::ReplyHold);
+        }
     }
 
     /// Sends the last token again (at the leader: with RETRANS raised, and
