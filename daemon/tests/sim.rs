@@ -126,15 +126,16 @@ fn evs_sweep() {
     let seeds: Vec<u64> = (first..first + n).collect();
     let fingerprints = std::env::var_os("SIM_FINGERPRINTS").is_some();
     let threads = 2;
-    // (failures, [configurations, shrinking transitions, deliveries, crashes])
-    type Outcome = (Vec<(u64, Vec<Violation>)>, [u64; 4]);
+    // (failures, [configurations, shrinking transitions, deliveries, crashes,
+    // reply holds of the daemons up at the end, of which answered])
+    type Outcome = (Vec<(u64, Vec<Violation>)>, [u64; 6]);
     let (failures, stats): Outcome = std::thread::scope(|s| {
         let hs: Vec<_> = seeds
             .chunks(seeds.len().div_ceil(threads).max(1))
             .map(|chunk| {
                 s.spawn(move || {
                     let mut fails = Vec::new();
-                    let mut st = [0u64; 4];
+                    let mut st = [0u64; 6];
                     for &seed in chunk {
                         let sim = run(seed);
                         if fingerprints {
@@ -159,6 +160,10 @@ fn evs_sweep() {
                             }
                             st[3] += u64::from(!inc.alive);
                         }
+                        for ring in (0..sim.nodes.len()).filter_map(|i| sim.engine(i)) {
+                            st[4] += ring.stats().reply_holds;
+                            st[5] += ring.stats().reply_holds_answered;
+                        }
                         let errs = check(&sim);
                         if !errs.is_empty() {
                             fails.push((seed, errs));
@@ -168,7 +173,7 @@ fn evs_sweep() {
                 })
             })
             .collect();
-        let mut all = (Vec::new(), [0u64; 4]);
+        let mut all = (Vec::new(), [0u64; 6]);
         for h in hs {
             let (f, st) = h.join().unwrap();
             all.0.extend(f);
@@ -182,9 +187,15 @@ fn evs_sweep() {
         "installed {} configurations ({} with daemons left behind), {} deliveries, {} crashes",
         stats[0], stats[1], stats[2], stats[3]
     );
+    eprintln!("{} reply holds of the token, {} answered", stats[4], stats[5]);
     assert!(
         stats[1] > 0 && stats[3] > 0,
         "the sweep exercised no partitions or crashes"
+    );
+    // A few in a thousand seeds: the workload does not answer on purpose.
+    assert!(
+        n < 500 || stats[5] > 0,
+        "the sweep exercised no answered reply hold"
     );
     eprintln!("{} seeds, {} failed", n, failures.len());
     for (seed, errs) in &failures {
