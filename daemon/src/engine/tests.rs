@@ -31,6 +31,17 @@ struct Pair {
 }
 
 impl Pair {
+    /// One engine alone in its configuration (`cfg`), on a fresh clock.
+    fn alone(cfg: EngineConfig) -> Pair {
+        let base = Clock::new(Instant::now(), 1_700_000_000);
+        Pair {
+            engines: vec![Engine::new(cfg, base)],
+            base,
+            now: Duration::ZERO,
+            wire: VecDeque::new(),
+        }
+    }
+
     fn new() -> Pair {
         let base = Clock::new(Instant::now(), 1_700_000_000);
         let engines = (0..2)
@@ -337,15 +348,10 @@ fn data_message(me: GroupName, group: &str, size: usize) -> Vec<u8> {
 /// that consumes, a reader that does not.
 #[test]
 fn a_consuming_receiver_pauses_the_senders_and_a_silent_one_only_for_a_second() {
-    let base = Clock::new(Instant::now(), 1_700_000_000);
     let cfg = EngineConfig::new("d1", Ipv4Addr::from(IDS[0]));
     let (high, low, cut) = (500, 250, cfg.max_session_messages);
-    let mut pair = Pair {
-        engines: vec![Engine::new(cfg, base)],
-        base,
-        now: Duration::ZERO,
-        wire: VecDeque::new(),
-    };
+    let mut pair = Pair::alone(cfg);
+    let base = pair.base;
     let sender = pair.connect(0, 1, "sender");
     let live = pair.connect(0, 2, "live");
     let silent = pair.connect(0, 3, "silent");
@@ -438,16 +444,10 @@ fn a_consuming_receiver_pauses_the_senders_and_a_silent_one_only_for_a_second() 
 /// and is cut at MaxSessionMessages.
 #[test]
 fn without_receiver_back_pressure_a_slow_reader_is_cut_and_never_pauses_the_sender() {
-    let base = Clock::new(Instant::now(), 1_700_000_000);
     let mut cfg = EngineConfig::new("d1", Ipv4Addr::from(IDS[0]));
     cfg.receiver_back_pressure = false;
     let cut = cfg.max_session_messages;
-    let mut pair = Pair {
-        engines: vec![Engine::new(cfg, base)],
-        base,
-        now: Duration::ZERO,
-        wire: VecDeque::new(),
-    };
+    let mut pair = Pair::alone(cfg);
     let sender = pair.connect(0, 1, "sender");
     let slow = pair.connect(0, 2, "slow");
     pair.join(0, 2, slow, "g");
@@ -498,14 +498,8 @@ fn the_queue_toward_the_ring_pauses_the_senders_at_its_water_mark() {
 /// while connecting.
 #[test]
 fn only_accepted_sessions_are_counted() {
-    let base = Clock::new(Instant::now(), 1_700_000_000);
     let cfg = EngineConfig::new("d1", Ipv4Addr::from(IDS[0]));
-    let mut pair = Pair {
-        engines: vec![Engine::new(cfg, base)],
-        base,
-        now: Duration::ZERO,
-        wire: VecDeque::new(),
-    };
+    let mut pair = Pair::alone(cfg);
     let now = pair.clock();
     pair.engines[0].handle_accept(7, Peer::Unix, 7, now);
     assert_eq!(
@@ -526,14 +520,9 @@ fn only_accepted_sessions_are_counted() {
 #[test]
 fn connect_deadlines_are_those_of_the_sessions_still_connecting() {
     use crate::session::Phase;
-    let base = Clock::new(Instant::now(), 1_700_000_000);
     let cfg = EngineConfig::new("d1", Ipv4Addr::from(IDS[0]));
-    let mut pair = Pair {
-        engines: vec![Engine::new(cfg, base)],
-        base,
-        now: Duration::ZERO,
-        wire: VecDeque::new(),
-    };
+    let mut pair = Pair::alone(cfg);
+    let base = pair.base;
     let check = |e: &Engine| {
         let mut waiting: Vec<(Instant, ConnId)> = e
             .sessions
