@@ -77,15 +77,14 @@ impl ShortTimer {
         self.fd.as_raw_fd()
     }
 
-    /// Readable at `at` (at once if it is past); a no-op if already so armed.
-    pub fn arm(&mut self, at: Instant) -> io::Result<()> {
+    /// Readable at `at`, `wait` from now (the caller has just read the
+    /// clock; zero: at once); a no-op if already so armed.
+    pub fn arm(&mut self, at: Instant, wait: std::time::Duration) -> io::Result<()> {
         if self.armed == Some(at) {
             return Ok(());
         }
         // Zero would disarm the timer: at least a nanosecond.
-        let wait = at
-            .saturating_duration_since(Instant::now())
-            .max(std::time::Duration::from_nanos(1));
+        let wait = wait.max(std::time::Duration::from_nanos(1));
         self.set(libc::timespec {
             tv_sec: wait.as_secs() as libc::time_t,
             tv_nsec: wait.subsec_nanos() as libc::c_long,
@@ -680,14 +679,16 @@ mod tests {
     #[test]
     fn the_short_timer_fires_once_armed_and_not_once_disarmed_or_cleared() {
         let mut t = ShortTimer::new().unwrap();
-        t.arm(Instant::now() + Duration::from_micros(200)).unwrap();
+        let arm_in = |t: &mut ShortTimer, wait: Duration| t.arm(Instant::now() + wait, wait).unwrap();
+        arm_in(&mut t, Duration::from_micros(200));
         assert!(fires(&t, Duration::from_secs(5)));
         t.clear();
         assert!(!fires(&t, Duration::from_millis(20)), "cleared: not readable");
-        t.arm(Instant::now() + Duration::from_millis(30)).unwrap();
+        arm_in(&mut t, Duration::from_millis(30));
         t.disarm().unwrap();
         assert!(!fires(&t, Duration::from_millis(100)), "disarmed");
-        t.arm(Instant::now() - Duration::from_millis(1)).unwrap();
+        t.arm(Instant::now() - Duration::from_millis(1), Duration::ZERO)
+            .unwrap();
         assert!(fires(&t, Duration::from_secs(5)), "a past deadline fires at once");
     }
 

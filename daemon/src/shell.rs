@@ -796,7 +796,7 @@ impl Shell {
             return;
         };
         let result = match next {
-            Some((at, wait)) if wait < Duration::from_millis(1) => timer.arm(at),
+            Some((at, wait)) if wait < Duration::from_millis(1) => timer.arm(at, wait),
             _ => timer.disarm(),
         };
         if let Err(e) = result {

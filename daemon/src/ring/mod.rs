@@ -399,7 +399,7 @@ impl RingEngine {
             pieces,
         });
         if q.messages.len() == 1 {
-            if self.held.as_ref().is_some_and(|h| h.for_reply) {
+            if self.is_reply_held() {
                 self.end_reply_hold(now, true);
             } else if self.is_token_held() {
                 self.ask_for_token(now);

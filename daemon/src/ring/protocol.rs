@@ -981,7 +981,7 @@ impl RingEngine {
     /// the hold ran out) the token leaves as it was built, as if the
     /// network had taken that much longer to carry it.
     pub(crate) fn end_reply_hold(&mut self, now: Clock, answered: bool) {
-        if !self.held.as_ref().is_some_and(|h| h.for_reply) {
+        if !self.is_reply_held() {
             return;
         }
         self.disarm(Timer::ReplyHold);
@@ -1002,9 +1002,14 @@ impl RingEngine {
         }
     }
 
+    /// Whether a token is held for a local answer.
+    pub(crate) fn is_reply_held(&self) -> bool {
+        self.held.as_ref().is_some_and(|h| h.for_reply)
+    }
+
     /// The ring is lost or re-forming: a token held for an answer is void.
     pub(crate) fn drop_reply_hold(&mut self) {
-        if self.held.as_ref().is_some_and(|h| h.for_reply) {
+        if self.is_reply_held() {
             self.held = None;
             self.disarm(Timer::ReplyHold);
         }
