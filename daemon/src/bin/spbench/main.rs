@@ -14,6 +14,7 @@
 
 #![deny(unsafe_code)]
 
+mod legs;
 mod notices;
 mod ring;
 
@@ -102,6 +103,11 @@ struct Args {
     /// Ring benchmark: skip the UDP floors.
     #[arg(long)]
     no_floor: bool,
+    /// Ring benchmark: a line appended to every daemon's spread.conf
+    /// (repeatable; both sides read the same file, so only the original's
+    /// grammar), e.g. "AcceleratedRing = true".
+    #[arg(long = "conf-line")]
+    conf_lines: Vec<String>,
     /// Only the round trip: `--rounds` pings of each `--sizes` with `--service`
     /// between the daemon and the first receiver (p50, p90, p99, max).
     #[arg(long)]
@@ -244,6 +250,9 @@ fn throughput(
     }
     let received = Arc::new(AtomicU64::new(0));
     let seen = received.clone();
+    // The sender sleeps while its window is full (a spinning sender takes
+    // a core from the daemons it measures); each own copy wakes it.
+    let sending = std::thread::current();
     let own = std::thread::spawn(move || -> std::io::Result<()> {
         let mut buf = Vec::new();
         let mut n = 0;
@@ -252,8 +261,10 @@ fn throughput(
             if t & 0x3f != 0 {
                 n += 1;
                 seen.fetch_add(1, Ordering::Release);
+                sending.unpark();
             }
         }
+        sending.unpark();
         Ok(())
     });
     let remote: Vec<_> = others
@@ -277,7 +288,10 @@ fn throughput(
     let start = Instant::now();
     for sent in 0..count as u64 {
         while sent - received.load(Ordering::Acquire) >= window {
-            std::thread::yield_now();
+            if own.is_finished() {
+                break;
+            }
+            std::thread::park();
         }
         client.stream.write_all(&message)?;
     }
@@ -748,6 +762,7 @@ fn ring_benchmark(args: &Args) -> std::process::ExitCode {
         rounds: args.rounds,
         window: args.window,
         floor: !args.no_floor,
+        conf_lines: args.conf_lines.clone(),
     })
 }
 

@@ -26,7 +26,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -296,7 +296,13 @@ struct Ring {
 }
 
 impl Ring {
-    fn start(net: &Net, binary: &Path, port: u16, dir: &Path) -> std::io::Result<Ring> {
+    fn start(
+        net: &Net,
+        binary: &Path,
+        port: u16,
+        dir: &Path,
+        conf_lines: &[String],
+    ) -> std::io::Result<Ring> {
         let mut conf = format!("Spread_Segment {}:{port} {{\n", net.broadcast());
         for i in 0..net.count {
             conf.push_str(&format!("  d{} {}\n", i + 1, net.ip(i)));
@@ -304,6 +310,10 @@ impl Ring {
         // Started as root, both daemons chroot and change user: here into
         // their private /tmp, staying root.
         conf.push_str("}\nDaemonUser = root\nDaemonGroup = root\nRuntimeDir = /tmp\n");
+        for line in conf_lines {
+            conf.push_str(line);
+            conf.push('\n');
+        }
         let mut ring = Ring {
             ids: Vec::new(),
             addrs: Vec::new(),
@@ -521,6 +531,8 @@ pub struct Options {
     pub rounds: usize,
     pub window: u64,
     pub floor: bool,
+    /// Lines appended to every daemon's spread.conf (the original's grammar).
+    pub conf_lines: Vec<String>,
 }
 
 /// Indices of the receivers' daemons: spread over d2..dN, farthest last.
@@ -540,7 +552,7 @@ fn run_ring(net: &Net, binary: &Path, opts: &Options, work: &Path) -> Figures {
     let dir = work.join(format!("run{run}"));
     let n = net.count;
     let t0 = Instant::now();
-    let mut ring = match Ring::start(net, binary, port, &dir) {
+    let mut ring = match Ring::start(net, binary, port, &dir, &opts.conf_lines) {
         Ok(r) => r,
         Err(e) => {
             f.errors.push(format!("start: {e}"));
@@ -649,14 +661,28 @@ fn run_ring(net: &Net, binary: &Path, opts: &Options, work: &Path) -> Figures {
     f
 }
 
+/// The figures without Spread of one ring size (msgs/s; p50, p99 in us).
+#[derive(Default)]
+struct Floors {
+    broadcast: Option<f64>,
+    legs: Option<f64>,
+    round_trip: Option<(f64, f64)>,
+    errors: Vec<String>,
+}
+
 /// Floors without Spread on `net`: UDP broadcast goodput of 1,000-byte
-/// datagrams from d1's namespace at the slowest of `rx`, and the UDP round
-/// trip d1 <-> rx[0] (p50, p99 in us).
-fn floors(net: &Net, rx: &[usize], opts: &Options) -> (Option<f64>, Option<(f64, f64)>, Vec<String>) {
+/// datagrams from d1's namespace at the slowest of `rx`, the same with the
+/// client legs, and the UDP round trip d1 <-> rx[0].
+fn floors(net: &Net, rx: &[usize], opts: &Options) -> Floors {
     let mut errors = Vec::new();
     let exe = match std::env::current_exe() {
         Ok(e) => e,
-        Err(e) => return (None, None, vec![format!("floor: {e}")]),
+        Err(e) => {
+            return Floors {
+                errors: vec![format!("floor: {e}")],
+                ..Floors::default()
+            }
+        }
     };
     let in_ns = |i: usize, args: &[String]| {
         let mut c = Command::new("ip");
@@ -696,17 +722,10 @@ fn floors(net: &Net, rx: &[usize], opts: &Options) -> (Option<f64>, Option<(f64,
     let mut ids = Vec::new();
     let started = (|| -> std::io::Result<()> {
         for &i in rx {
-            let mut child = in_ns(i, &role("recv", port.to_string(), secs)).spawn()?;
-            let mut line = String::new();
-            let stdout = child.stdout.take().expect("piped");
-            let mut reader = BufReader::new(stdout);
-            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-            held().children.push((id, child));
-            reader.read_line(&mut line)?;
-            if line.trim() != "READY" {
-                return Err(std::io::Error::other(format!("UDP receiver said {line:?}")));
-            }
-            ids.push((id, reader));
+            ids.push(start_ready(
+                &mut in_ns(i, &role("recv", port.to_string(), secs)),
+                "UDP receiver",
+            )?);
         }
         Ok(())
     })();
@@ -719,24 +738,7 @@ fn floors(net: &Net, rx: &[usize], opts: &Options) -> (Option<f64>, Option<(f64,
             if let Err(e) = send {
                 errors.push(format!("UDP floor sender: {e}"));
             }
-            let mut rates = Vec::new();
-            for (id, mut reader) in ids.drain(..) {
-                let mut line = String::new();
-                let _ = reader.read_line(&mut line);
-                if let Some(mut c) = take_held(id) {
-                    let _ = c.wait();
-                }
-                match line.split_whitespace().collect::<Vec<_>>()[..] {
-                    [count, secs] => match (count.parse::<f64>(), secs.parse::<f64>()) {
-                        (Ok(c), Ok(s)) if s > 0.0 => rates.push(c / s),
-                        _ => errors.push(format!("UDP receiver said {line:?}")),
-                    },
-                    _ => errors.push(format!("UDP receiver said {line:?}")),
-                }
-            }
-            if rates.len() == rx.len() {
-                broadcast = rates.into_iter().reduce(f64::min);
-            }
+            broadcast = slowest_rate(ids.drain(..), "UDP receiver", &mut errors);
         }
     }
     // Round trip.
@@ -764,7 +766,120 @@ fn floors(net: &Net, rx: &[usize], opts: &Options) -> (Option<f64>, Option<(f64,
             }
         }
     }
-    (broadcast, rt, errors)
+    let legs = legs_floor(net, rx, opts, &mut errors);
+    Floors {
+        broadcast,
+        legs,
+        round_trip: rt,
+        errors,
+    }
+}
+
+/// Starts `command` (its stdout piped), holds it, and waits for its READY
+/// line; its id and the rest of its output.
+fn start_ready(command: &mut Command, what: &str) -> std::io::Result<(u32, BufReader<ChildStdout>)> {
+    let mut child = command.spawn()?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut reader = BufReader::new(stdout);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    held().children.push((id, child));
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    if line.trim() != "READY" {
+        return Err(std::io::Error::other(format!("{what} said {line:?}")));
+    }
+    Ok((id, reader))
+}
+
+/// The lowest `count seconds` rate the started receivers print (each is
+/// waited for); None when any of them gave none.
+fn slowest_rate(
+    receivers: impl Iterator<Item = (u32, BufReader<ChildStdout>)>,
+    what: &str,
+    errors: &mut Vec<String>,
+) -> Option<f64> {
+    let mut rates = Vec::new();
+    let mut expected = 0;
+    for (id, mut reader) in receivers {
+        expected += 1;
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        if let Some(mut c) = take_held(id) {
+            let _ = c.wait();
+        }
+        match line.split_whitespace().collect::<Vec<_>>()[..] {
+            [count, secs] => match (count.parse::<f64>(), secs.parse::<f64>()) {
+                (Ok(c), Ok(s)) if s > 0.0 => rates.push(c / s),
+                _ => errors.push(format!("{what} said {line:?}")),
+            },
+            _ => errors.push(format!("{what} said {line:?}")),
+        }
+    }
+    if rates.len() == expected {
+        rates.into_iter().reduce(f64::min)
+    } else {
+        None
+    }
+}
+
+/// The client-legs floor (see [`super::legs`]) on `net`: the goodput at the
+/// slowest of `rx`'s clients.
+fn legs_floor(net: &Net, rx: &[usize], opts: &Options, errors: &mut Vec<String>) -> Option<f64> {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(format!("client-legs floor: {e}"));
+            return None;
+        }
+    };
+    let secs = 1.5;
+    let in_ns = |i: usize, role: &str, addr: String| {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &net.ns(i)])
+            .arg(&exe)
+            .args(["--floor-role", role, "--floor-addr", &addr])
+            .arg("--floor-secs")
+            .arg(secs.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        c
+    };
+    let (tcp, udp) = (4910, 4911);
+    let (mut relays, mut clients) = (Vec::new(), Vec::new());
+    let started = (|| -> std::io::Result<()> {
+        for &i in rx {
+            let relay = start_ready(
+                &mut in_ns(i, "legs-relay", format!("{tcp}/{udp}")),
+                "receiving relay",
+            )?;
+            relays.push(relay.0);
+            let addr = format!("{}:{tcp}", net.ip(i));
+            clients.push(start_ready(&mut in_ns(i, "legs-recv", addr), "receiving client")?);
+        }
+        let sender_relay = format!("{tcp}/{}:{udp}", net.broadcast());
+        relays.push(start_ready(&mut in_ns(0, "legs-relay", sender_relay), "sending relay")?.0);
+        let sender = format!("{}:{tcp}/{}", net.ip(0), opts.window);
+        let status = in_ns(0, "legs-send", sender).stdout(Stdio::null()).status()?;
+        if !status.success() {
+            return Err(std::io::Error::other(format!("sending client: {status}")));
+        }
+        Ok(())
+    })();
+    let rate = match started {
+        Ok(()) => slowest_rate(clients.into_iter(), "client-legs receiver", errors),
+        Err(e) => {
+            errors.push(format!("client-legs floor: {e}"));
+            None
+        }
+    };
+    for id in relays {
+        if let Some(mut relay) = take_held(id) {
+            let _ = relay.kill();
+            let _ = relay.wait();
+        }
+    }
+    rate
 }
 
 /// The floor processes (run inside a namespace by [`floors`]).
@@ -854,6 +969,9 @@ fn floor_role_inner(role: &str, addr: &str, secs: f64, rounds: usize) -> std::io
             let p = |q: usize| super::us(samples[(samples.len() * q / 100).min(samples.len() - 1)]);
             writeln!(out, "{:.1} {:.1}", p(50), p(99))?;
         }
+        "legs-relay" => super::legs::relay(addr, secs, &mut out)?,
+        "legs-send" => super::legs::send(addr, secs, &mut out)?,
+        "legs-recv" => super::legs::receive(addr, secs, &mut out)?,
         other => return Err(std::io::Error::other(format!("unknown floor role {other}"))),
     }
     Ok(())
@@ -909,6 +1027,9 @@ pub fn run(opts: &Options) -> ExitCode {
         "spbench ring: 1 KB messages, {} per throughput run, {} round trips, window {}; {} pair(s); load {load_before}",
         opts.count, opts.rounds, opts.window, opts.pairs
     );
+    for line in &opts.conf_lines {
+        println!("spbench ring: every spread.conf ends with: {line}");
+    }
     let mut failed = false;
     let mut table: Vec<(String, Vec<String>)> = Vec::new();
     for &n in &opts.sizes {
@@ -954,12 +1075,12 @@ pub fn run(opts: &Options) -> ExitCode {
                 per_side[s].push(f);
             }
         }
-        let (floor_rate, floor_rt, floor_errors) = if opts.floor {
+        let floor = if opts.floor {
             floors(&net, &rx, opts)
         } else {
-            (None, None, Vec::new())
+            Floors::default()
         };
-        for e in floor_errors {
+        for e in &floor.errors {
             eprintln!("spbench: {n} daemons floor: {e}");
         }
         drop(net);
@@ -1010,26 +1131,37 @@ pub fn run(opts: &Options) -> ExitCode {
             table.push((format!("  {label}"), cells));
         }
         if opts.floor {
-            let of = |v: Option<f64>| match (v, floor_rate) {
-                (Some(v), Some(fl)) => format!(" ({:.2} of it)", v / fl),
-                _ => String::new(),
+            let share_of = |floor_rate: Option<f64>| -> String {
+                let of = |v: Option<f64>| match (v, floor_rate) {
+                    (Some(v), Some(fl)) => format!(" ({:.2} of it)", v / fl),
+                    _ => String::new(),
+                };
+                let agreed: Vec<String> = per_side
+                    .iter()
+                    .zip(&opts.sides)
+                    .map(|(runs, (name, _))| {
+                        format!(
+                            "{name} AGREED{}",
+                            of(median(runs.iter().filter_map(|f| f.agreed).collect()))
+                        )
+                    })
+                    .collect();
+                agreed.join(", ")
             };
-            let agreed: Vec<String> = per_side
-                .iter()
-                .zip(&opts.sides)
-                .map(|(runs, (name, _))| {
-                    format!(
-                        "{name} AGREED{}",
-                        of(median(runs.iter().filter_map(|f| f.agreed).collect()))
-                    )
-                })
-                .collect();
             table.push((
                 format!(
                     "  floor: UDP broadcast 1,000 B d1 -> {}, datagrams/s: {}; {}",
                     rx_names.join("+"),
-                    cell(floor_rate, 0),
-                    agreed.join(", ")
+                    cell(floor.broadcast, 0),
+                    share_of(floor.broadcast)
+                ),
+                Vec::new(),
+            ));
+            table.push((
+                format!(
+                    "  floor: the same with the client legs (TCP in, own copy, TCP out), msgs/s: {}; {}",
+                    cell(floor.legs, 0),
+                    share_of(floor.legs)
                 ),
                 Vec::new(),
             ));
@@ -1037,8 +1169,8 @@ pub fn run(opts: &Options) -> ExitCode {
                 format!(
                     "  floor: UDP round trip 1,000 B d1 <-> {}, p50 / p99 us: {} / {}",
                     rx_names[0],
-                    cell(floor_rt.map(|v| v.0), 1),
-                    cell(floor_rt.map(|v| v.1), 1)
+                    cell(floor.round_trip.map(|v| v.0), 1),
+                    cell(floor.round_trip.map(|v| v.1), 1)
                 ),
                 Vec::new(),
             ));
